@@ -1,0 +1,305 @@
+"""The candle engine: accepted ticks in, exact OHLCV candles at every stored timeframe out.
+
+Only the 5 s candle is touched per tick; larger stored timeframes are rolled up from
+closed 5 s candles and merged with the open one when read, which keeps the per-tick cost
+flat however many timeframes are stored. The engine does no I/O: callers ``add`` ticks
+and periodically ``collect`` the candles that changed (closed ones flagged ``final``).
+
+Contract (each point pinned by ``tests/core/test_engine.py``):
+a/b/c bucketing by exchange time via ``TradingDay``; d out-of-session ticks rejected;
+e ticks before the open 5 s bucket are late; f open/close by (exchange time, arrival);
+g volume from rises of the cumulative day volume; h repeats are not ticks; j no filler
+candles; k each candle counts its ticks.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from typing import Callable, Iterable, Mapping
+
+from market.core.sessions import Session, SessionBook, TradingDay
+from market.core.timeframes import BASE, Timeframe
+from market.core.types import Candle, CandleUpdate, Reject, Tick
+
+_NEG_INF = float("-inf")
+
+
+class _Rollup:
+    """Closed 5 s candles of one larger timeframe's open bucket."""
+
+    __slots__ = ("tf", "code", "start", "end", "o", "h", "l", "c", "v", "n")
+
+    def __init__(self, tf: Timeframe) -> None:
+        self.tf = tf
+        self.code = tf.code
+        self.start = 0
+        self.end = 0
+        self.o = self.h = self.l = self.c = self.v = 0.0
+        self.n = 0
+
+    def candle(self) -> Candle:
+        return Candle(self.start, self.o, self.h, self.l, self.c, self.v, self.n)
+
+
+class _SymbolState:
+    __slots__ = (
+        "symbol", "session", "day",
+        "start", "end", "o", "h", "l", "c", "v", "n", "ot", "ct",
+        "rollups", "vol_label", "vol_max", "last_key", "dirty",
+    )
+
+    def __init__(self, symbol: str, session: Session, rollups: list[_Rollup]) -> None:
+        self.symbol = symbol
+        self.session = session
+        self.day: TradingDay | None = None
+        # The open 5 s bucket [start, end); -inf until the first tick.
+        self.start: float = _NEG_INF
+        self.end: float = _NEG_INF
+        self.o = self.h = self.l = self.c = self.v = 0.0
+        self.n = 0
+        self.ot = self.ct = 0.0  # exchange times of the open and close ticks
+        self.rollups = rollups
+        self.vol_label: int | None = None  # trading day the volume state belongs to
+        self.vol_max = 0.0  # running maximum of the cumulative day volume
+        self.last_key: tuple[float, ...] | None = None
+        self.dirty = False
+
+    def base_candle(self) -> Candle:
+        return Candle(int(self.start), self.o, self.h, self.l, self.c, self.v, self.n)
+
+
+class CandleEngine:
+    """Aggregates ticks of registered symbols into the stored timeframes."""
+
+    def __init__(
+        self,
+        timeframes: Iterable[Timeframe],
+        sessions: SessionBook,
+        *,
+        max_ahead: float | None = None,
+        clock: Callable[[], float] = _time.time,
+    ) -> None:
+        tfs = sorted(set(timeframes))
+        if not tfs or tfs[0] != BASE:
+            raise ValueError("the engine's timeframes must include 5s")
+        self.timeframes: tuple[Timeframe, ...] = tuple(tfs)
+        self._larger = tuple(tfs[1:])
+        self._sessions = sessions
+        self._max_ahead = max_ahead
+        self._clock = clock
+        # Ticks beyond this are checked against a fresh clock reading; the clock only
+        # moves forward, so a stale horizon is conservative and saves a call per tick.
+        self._horizon = float("inf") if max_ahead is None else float("-inf")
+        self._states: dict[str, _SymbolState] = {}
+        self._day_volume_seed: dict[str, tuple[int, float]] = {}
+        self._closed: list[CandleUpdate] = []
+        self._dirty: list[_SymbolState] = []
+        self.accepted = 0
+        self.rejected: dict[str, int] = {}
+
+    # -- symbols -----------------------------------------------------------------
+    def register(self, symbol: str, exchange: str) -> None:
+        if symbol not in self._states:
+            session = self._sessions.for_exchange(exchange)
+            self._states[symbol] = _SymbolState(
+                symbol, session, [_Rollup(tf) for tf in self._larger]
+            )
+
+    def knows(self, symbol: str) -> bool:
+        return symbol in self._states
+
+    def resume(
+        self,
+        symbol: str,
+        last: Mapping[Timeframe, Candle],
+        *,
+        day_volume: tuple[int, float] | None = None,
+    ) -> None:
+        """Continue from stored candles after a restart without reopening them.
+
+        ``last`` holds the newest stored candle per timeframe. The newest 5 s candle counts
+        as closed: ticks before its end are late. Larger candles whose bucket is still
+        open continue from their stored state. ``day_volume`` is ``(day label, volume
+        already stored that day)``, the baseline of contract g.
+        """
+        st = self._states[symbol]
+        if day_volume is not None:
+            self._day_volume_seed[symbol] = day_volume
+        base = last.get(BASE)
+        if base is None:
+            return
+        day = st.session.day_of(base.time)
+        start, end = day.bucket(BASE, base.time)
+        st.day = day
+        st.start = st.end = end  # nothing open yet; anything earlier is late
+        for r in st.rollups:
+            stored = last.get(r.tf)
+            r_start, r_end = day.bucket(r.tf, base.time)
+            r.start, r.end = r_start, r_end
+            if stored is not None and stored.time == r_start:
+                r.o, r.h, r.l, r.c = stored.open, stored.high, stored.low, stored.close
+                r.v, r.n = stored.volume, stored.ticks
+            else:
+                r.n = 0
+
+    # -- ticks -------------------------------------------------------------------
+    def _reject(self, reason: Reject) -> Reject:
+        self.rejected[reason.value] = self.rejected.get(reason.value, 0) + 1
+        return reason
+
+    def add(self, tick: Tick) -> Reject | None:
+        """Fold one tick in; returns the reason when it is not accepted. Never raises."""
+        st = self._states.get(tick.symbol)
+        if st is None:
+            return self._reject(Reject.UNKNOWN_SYMBOL)
+        t = tick.time
+        p = tick.price
+        dv = tick.day_volume
+        if dv is not None:
+            key: tuple[float, ...] | None = (p, dv, tick.last_traded_time or 0.0)
+        elif tick.size is None:
+            key = (p, t)
+        else:
+            key = None  # per-trade prints: identical trades are real trades
+        if key is not None and key == st.last_key:
+            return self._reject(Reject.REPEAT)
+        if t < st.start:
+            # Say why precisely: a pre-open print is out of session, not late.
+            if not st.session.day_of(t).contains(t):
+                return self._reject(Reject.OUT_OF_SESSION)
+            return self._reject(Reject.LATE)
+        if t > self._horizon:
+            self._horizon = self._clock() + self._max_ahead  # type: ignore[operator]
+            if t > self._horizon:
+                return self._reject(Reject.FUTURE)
+        if t >= st.end and not self._roll(st, t):
+            return self._reject(Reject.OUT_OF_SESSION)
+
+        # Volume (contract g).
+        add = 0.0
+        if dv is not None:
+            label = st.day.label  # type: ignore[union-attr]
+            if st.vol_label != label:
+                seed = self._day_volume_seed.get(st.symbol)
+                if seed is not None and seed[0] == label:
+                    st.vol_max = seed[1]
+                elif st.vol_label is None:
+                    st.vol_max = dv
+                else:
+                    st.vol_max = 0.0
+                st.vol_label = label
+            if dv > st.vol_max:
+                add = dv - st.vol_max
+                st.vol_max = dv
+        elif tick.size is not None:
+            add = tick.size
+
+        if st.n == 0:
+            st.o = st.h = st.l = st.c = p
+            st.ot = st.ct = t
+            st.v = add
+            st.n = 1
+        else:
+            if t < st.ot:
+                st.o = p
+                st.ot = t
+            if t >= st.ct:
+                st.c = p
+                st.ct = t
+            if p > st.h:
+                st.h = p
+            elif p < st.l:
+                st.l = p
+            st.v += add
+            st.n += 1
+        st.last_key = key
+        if not st.dirty:
+            st.dirty = True
+            self._dirty.append(st)
+        self.accepted += 1
+        return None
+
+    def _roll(self, st: _SymbolState, t: float) -> bool:
+        """Close the open 5 s bucket and open the one holding ``t``; False if out of session."""
+        day = st.day
+        if day is None or not day.contains(t):
+            day = st.session.day_of(t)
+            if not day.contains(t):
+                return False
+        start, end = day.bucket(BASE, t)
+        symbol = st.symbol
+        if st.n:
+            closed = st.base_candle()
+            self._closed.append(CandleUpdate(symbol, BASE.code, closed, True))
+            for r in st.rollups:
+                if r.n == 0:
+                    r.o, r.h, r.l, r.c, r.v, r.n = (
+                        closed.open, closed.high, closed.low, closed.close, closed.volume, closed.ticks,
+                    )
+                else:
+                    if closed.high > r.h:
+                        r.h = closed.high
+                    if closed.low < r.l:
+                        r.l = closed.low
+                    r.c = closed.close
+                    r.v += closed.volume
+                    r.n += closed.ticks
+            st.n = 0
+        for r in st.rollups:
+            if not (r.start <= start < r.end) or day is not st.day:
+                if r.n:
+                    self._closed.append(CandleUpdate(symbol, r.code, r.candle(), True))
+                r.start, r.end = day.bucket(r.tf, t)
+                r.n = 0
+        st.day = day
+        st.start = start
+        st.end = end
+        if not st.dirty:
+            st.dirty = True
+            self._dirty.append(st)
+        return True
+
+    # -- output ------------------------------------------------------------------
+    def _current(self, st: _SymbolState) -> list[CandleUpdate]:
+        out: list[CandleUpdate] = []
+        if st.n:
+            out.append(CandleUpdate(st.symbol, BASE.code, st.base_candle(), False))
+        for r in st.rollups:
+            c = self._merged(st, r)
+            if c is not None:
+                out.append(CandleUpdate(st.symbol, r.code, c, False))
+        return out
+
+    @staticmethod
+    def _merged(st: _SymbolState, r: _Rollup) -> Candle | None:
+        if r.n == 0:
+            if st.n == 0:
+                return None
+            return Candle(r.start, st.o, st.h, st.l, st.c, st.v, st.n)
+        if st.n == 0:
+            return r.candle()
+        return Candle(
+            r.start, r.o, max(r.h, st.h), min(r.l, st.l), st.c, r.v + st.v, r.n + st.n
+        )
+
+    def collect(self) -> list[CandleUpdate]:
+        """Candles changed since the last call: closed ones (final) then the open ones."""
+        out = self._closed
+        self._closed = []
+        for st in self._dirty:
+            st.dirty = False
+            out.extend(self._current(st))
+        self._dirty = []
+        return out
+
+    def current(self, symbol: str, timeframe: Timeframe) -> Candle | None:
+        """The open candle of ``symbol`` at a stored ``timeframe``, if it has one."""
+        st = self._states.get(symbol)
+        if st is None:
+            return None
+        if timeframe == BASE:
+            return st.base_candle() if st.n else None
+        for r in st.rollups:
+            if r.tf == timeframe:
+                return self._merged(st, r)
+        raise ValueError(f"{timeframe} is not stored by this engine")

@@ -1,0 +1,96 @@
+"""``manage.py runfeed``: run a feed into the database and the channel layer.
+
+With ``--serve`` the same process also serves the site through daphne (the embedded
+default: one command, SQLite and the in-process layer). Without it, run daphne workers
+separately (production).
+"""
+
+from __future__ import annotations
+
+# daphne installs Twisted's asyncio reactor on import; it must come before Twisted.
+import daphne.server  # noqa: F401  isort:skip
+
+import asyncio
+import logging
+import signal
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from market.conf import market
+from market.feeds import FEEDS
+from market.runner import run_feed
+
+logger = logging.getLogger("market.feed")
+
+
+class Command(BaseCommand):
+    help = "Run a market feed: ticks -> candles -> database -> browsers."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--source", choices=sorted(FEEDS), help="feed (default: MARKET FEED setting)")
+        parser.add_argument("--file", help="replay: JSON Lines file (plain or .gz)")
+        parser.add_argument("--speed", type=float, default=0.0, help="replay: 0 = as fast as possible, 1 = real time")
+        parser.add_argument("--serve", action="store_true", help="also serve the site (daphne) in this process")
+        parser.add_argument("--host", default="127.0.0.1", help="--serve: interface (default 127.0.0.1)")
+        parser.add_argument("--port", type=int, default=8000, help="--serve: port (default 8000)")
+        parser.add_argument("--no-migrate", action="store_true", help="do not apply migrations first")
+
+    def handle(self, *args, **opts) -> None:
+        source = opts["source"] or market().feed
+        options = {}
+        if source == "replay":
+            if not opts["file"]:
+                raise CommandError("--source replay needs --file")
+            options = {"file": opts["file"], "speed": opts["speed"]}
+        if not opts["no_migrate"]:
+            call_command("migrate", interactive=False, verbosity=0)
+        if opts["serve"]:
+            self._serve(source, options, opts["host"], opts["port"])
+        else:
+            pipeline = asyncio.run(self._run_until_signal(source, options))
+            if pipeline.pending:
+                raise CommandError(f"{pipeline.pending} candles could not be written")
+
+    async def _run_until_signal(self, source: str, options: dict):
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            return await run_feed(source, stop, **options)
+        except FileNotFoundError as exc:
+            raise CommandError(str(exc)) from None
+
+    def _serve(self, source: str, options: dict, host: str, port: int) -> None:
+        from channels.routing import get_default_application
+        from daphne.endpoints import build_endpoint_description_strings
+        from twisted.internet import defer, reactor
+
+        stop = asyncio.Event()
+        tasks: list[asyncio.Task] = []
+
+        def start_feed() -> None:
+            task = asyncio.ensure_future(run_feed(source, stop, **options))
+            task.add_done_callback(_feed_done)
+            tasks.append(task)
+
+        def _feed_done(task: asyncio.Task) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                logger.error("feed stopped with an error: %r", task.exception())
+
+        def stop_feed():
+            stop.set()
+            if tasks and not tasks[0].done():
+                return defer.Deferred.fromFuture(tasks[0])
+            return None
+
+        server = daphne.server.Server(
+            application=get_default_application(),
+            endpoints=build_endpoint_description_strings(host=host, port=port),
+            signal_handlers=True,
+            ready_callable=lambda: reactor.callWhenRunning(start_feed),
+        )
+        reactor.addSystemEventTrigger("before", "shutdown", stop_feed)
+        self.stdout.write(f"TickChart on http://{host}:{port}/ (feed: {source}); Ctrl-C to stop")
+        server.run()

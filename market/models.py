@@ -1,0 +1,57 @@
+"""What TickChart stores: instruments (``Symbol``) and their candles (``Candle``)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Symbol(models.Model):
+    class Kind(models.TextChoices):
+        EQUITY = "equity"
+        INDEX = "index"
+        FUTURE = "future"
+        OPTION = "option"
+        CURRENCY = "currency"
+        CRYPTO = "crypto"
+        OTHER = "other"
+
+    ticker = models.CharField(max_length=64, unique=True, help_text="Broker ticker, e.g. NSE:SBIN-EQ")
+    name = models.CharField(max_length=200, blank=True)
+    exchange = models.CharField(max_length=16, db_index=True, help_text="Selects the trading session")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.EQUITY)
+    tick_size = models.DecimalField(max_digits=12, decimal_places=6, default="0.05")
+    lot_size = models.PositiveIntegerField(default=1)
+    active = models.BooleanField(default=True, db_index=True, help_text="Streamed by runfeed")
+    source = models.CharField(max_length=16, default="simulated", help_text="Feed that supplies it")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["ticker"]
+
+    def __str__(self) -> str:
+        return self.ticker
+
+
+class Candle(models.Model):
+    """One OHLCV bucket; ``time`` is the bucket start in epoch seconds UTC."""
+
+    id = models.BigAutoField(primary_key=True)
+    symbol = models.ForeignKey(Symbol, on_delete=models.CASCADE, related_name="candles")
+    timeframe = models.CharField(max_length=4)
+    time = models.BigIntegerField()
+    open = models.FloatField()
+    high = models.FloatField()
+    low = models.FloatField()
+    close = models.FloatField()
+    volume = models.FloatField(default=0)
+    ticks = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # Also the index of newest-first range reads (scanned backwards).
+            models.UniqueConstraint(fields=["symbol", "timeframe", "time"], name="candle_symbol_tf_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol_id} {self.timeframe} {self.time}"

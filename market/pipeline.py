@@ -1,0 +1,127 @@
+"""Feed → engine → batched writes → group messages, with counters and a summary line.
+
+No Django here: storing and publishing are injected coroutines, so the flow (what is
+written when, what happens when the database or the layer fails) is testable alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Awaitable, Callable
+
+from market.core import fyers_messages
+from market.core.engine import CandleEngine
+from market.core.types import CandleUpdate, Reject, Tick
+
+logger = logging.getLogger("market.feed")
+
+Store = Callable[[list[CandleUpdate]], Awaitable[int]]
+Publish = Callable[[list[CandleUpdate]], Awaitable[int]]
+
+
+class Pipeline:
+    def __init__(
+        self, engine: CandleEngine, *, store: Store, publish: Publish, source: str, live: bool = True
+    ) -> None:
+        self.engine = engine
+        self.live = live
+        self._store = store
+        self._publish = publish
+        self.source = source
+        self.messages = 0
+        self.not_ticks = 0           # control and depth messages
+        self.parse_rejects: dict[str, int] = {}
+        self.written = 0
+        self.published = 0
+        self.store_failures = 0
+        self.publish_failures = 0
+        self.last_tick_time: float | None = None
+        self._pending: dict[tuple[str, str, int], CandleUpdate] = {}
+        self._flush_lock = asyncio.Lock()
+        self.started = time.monotonic()
+
+    # -- input -----------------------------------------------------------------------
+    def parse(self, message: Any) -> Tick | Reject | None:
+        """A Fyers-shaped message to a tick; bad input is counted, never raised."""
+        self.messages += 1
+        try:
+            result = fyers_messages.parse(message)
+        except Exception:  # noqa: BLE001 - a parser bug must not stop the feed
+            logger.exception("parser failed on a message")
+            result = Reject.MALFORMED
+        if result is None:
+            self.not_ticks += 1
+        elif isinstance(result, Reject):
+            self.reject(result.value)
+        return result
+
+    def reject(self, reason: str) -> None:
+        self.parse_rejects[reason] = self.parse_rejects.get(reason, 0) + 1
+
+    def add(self, tick: Tick) -> Reject | None:
+        result = self.engine.add(tick)
+        if result is None:
+            self.last_tick_time = tick.time
+        return result
+
+    # -- output ----------------------------------------------------------------------
+    async def flush(self) -> int:
+        """Write what changed, then publish it. A failed write keeps the candles for the next try."""
+        async with self._flush_lock:
+            for u in self.engine.collect():
+                self._pending[(u.symbol, u.timeframe, u.candle.time)] = u
+            if not self._pending:
+                return 0
+            updates = list(self._pending.values())
+            try:
+                written = await self._store(updates)
+            except Exception as exc:  # noqa: BLE001 - database down: keep and retry
+                self.store_failures += 1
+                logger.error("writing %d candles failed (%s); kept for the next flush", len(updates), exc)
+                return 0
+            self._pending.clear()
+            self.written += written
+            try:
+                self.published += await self._publish(updates)
+            except Exception as exc:  # noqa: BLE001 - layer down: candles are stored, browsers resync
+                self.publish_failures += 1
+                logger.error("publishing %d candles failed: %s", len(updates), exc)
+            return written
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def run_flusher(self, interval: float, stop: asyncio.Event, *, summary_every: float = 10.0) -> None:
+        last_summary = time.monotonic()
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            except asyncio.TimeoutError:
+                pass
+            await self.flush()
+            if time.monotonic() - last_summary >= summary_every:
+                logger.info(self.summary())
+                last_summary = time.monotonic()
+
+    # -- reporting -------------------------------------------------------------------
+    def rejected(self) -> dict[str, int]:
+        merged = dict(self.parse_rejects)
+        for reason, n in self.engine.rejected.items():
+            merged[reason] = merged.get(reason, 0) + n
+        return dict(sorted(merged.items()))
+
+    def summary(self) -> str:
+        rejected = self.rejected()
+        reasons = " ".join(f"{k}={v}" for k, v in rejected.items()) or "none"
+        lag = "-"
+        if self.live and self.last_tick_time is not None:
+            lag = f"{time.time() - self.last_tick_time:.1f}s"
+        return (
+            f"feed={self.source} accepted={self.engine.accepted} rejected={sum(rejected.values())} "
+            f"({reasons}) not_ticks={self.not_ticks} candles_written={self.written} "
+            f"published={self.published} pending={self.pending} lag={lag} "
+            f"store_failures={self.store_failures} publish_failures={self.publish_failures}"
+        )

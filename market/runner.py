@@ -1,0 +1,114 @@
+"""Wires a feed to the engine, the database and the channel layer (used by ``runfeed``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+
+from market import selectors, services
+from market.broadcast import candles_publish
+from market.conf import market
+from market.core.engine import CandleEngine
+from market.core.sessions import Session
+from market.core.types import CandleUpdate
+from market.feeds import load_feed
+from market.models import Symbol
+from market.pipeline import Pipeline
+
+logger = logging.getLogger("market.feed")
+
+
+def _resume_state(symbol: Symbol) -> tuple[dict, tuple[int, float] | None]:
+    last = selectors.candle_latest_stored(symbol=symbol)
+    day_volume = None
+    base = min(last) if last else None
+    if base is not None:
+        session: Session = market().sessions.for_exchange(symbol.exchange)
+        label = session.day_of(last[base].time).label
+        volume = selectors.candle_day_volume(symbol=symbol, label=label)
+        if volume is not None:
+            day_volume = (label, volume)
+    return last, day_volume
+
+
+class FeedContext:
+    """What a feed may do besides handing ticks to the pipeline: know and add symbols."""
+
+    def __init__(self, pipeline: Pipeline, source: str, symbol_ids: dict[str, int]) -> None:
+        self.pipeline = pipeline
+        self.engine = pipeline.engine
+        self.source = source
+        self.symbol_ids = symbol_ids  # ticker -> primary key, shared with the store
+
+    def _track_sync(self, symbol: Symbol) -> tuple[Symbol, dict, tuple[int, float] | None]:
+        return (symbol, *_resume_state(symbol))
+
+    async def track(self, symbols: list[Symbol]) -> dict[str, Any]:
+        """Register symbols with the engine, resuming from their stored candles."""
+        last_by_ticker: dict[str, Any] = {}
+        for symbol in symbols:
+            _, last, day_volume = await database_sync_to_async(self._track_sync)(symbol)
+            self.symbol_ids[symbol.ticker] = symbol.pk
+            self.engine.register(symbol.ticker, symbol.exchange)
+            self.engine.resume(symbol.ticker, last, day_volume=day_volume)
+            last_by_ticker[symbol.ticker] = last
+        return last_by_ticker
+
+    async def register(self, *, ticker: str, exchange: str, kind: str, name: str = "") -> bool:
+        """Add a symbol first seen in the feed; False (and counted) if it cannot be stored."""
+        try:
+            symbol, created = await database_sync_to_async(services.symbol_register)(
+                ticker=ticker, exchange=exchange, kind=kind, name=name, source=self.source
+            )
+        except Exception as exc:  # noqa: BLE001 - e.g. ticker too long for the column
+            logger.warning("cannot register symbol %r: %s", ticker[:80], exc)
+            return False
+        if created:  # nothing stored yet: nothing to resume from
+            self.symbol_ids[symbol.ticker] = symbol.pk
+            self.engine.register(symbol.ticker, symbol.exchange)
+        else:
+            await self.track([symbol])
+        return True
+
+
+def build_pipeline(source: str, *, live: bool, ids: dict[str, int]) -> Pipeline:
+    conf = market()
+    engine = CandleEngine(
+        conf.plan.stored, conf.sessions, max_ahead=conf.max_ahead_seconds if live else None
+    )
+    layer = get_channel_layer()
+
+    async def store(updates: list[CandleUpdate]) -> int:
+        return await database_sync_to_async(services.candle_upsert_many)(updates=updates, symbol_ids=ids)
+
+    async def publish(updates: list[CandleUpdate]) -> int:
+        return await candles_publish(layer, updates) if layer is not None else 0
+
+    return Pipeline(engine, store=store, publish=publish, source=source, live=live)
+
+
+async def run_feed(source: str, stop: asyncio.Event, **options: Any) -> Pipeline:
+    """Run ``source`` until it ends or ``stop`` is set; always flushes before returning."""
+    feed_cls = load_feed(source)
+    ids: dict[str, int] = {}
+    pipeline = build_pipeline(source, live=feed_cls.live, ids=ids)
+    ctx = FeedContext(pipeline, source, ids)
+    feed = feed_cls(ctx, **options)
+    flusher = asyncio.create_task(pipeline.run_flusher(market().flush_interval, stop))
+    logger.info("feed %s starting", source)
+    try:
+        await feed.run(stop)
+    finally:
+        stop.set()
+        await flusher
+        for _ in range(3):
+            await pipeline.flush()
+            if not pipeline.pending:
+                break
+            await asyncio.sleep(1)
+        logger.info("feed %s stopped: %s", source, pipeline.summary())
+    return pipeline

@@ -1,0 +1,112 @@
+"""HTTP edges: the chart page and the JSON API. Validation here, reads in selectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import render
+
+from market import selectors
+from market.conf import market
+from market.core.timeframes import CODES, Timeframe, TimeframeError
+from market.validation import is_ticker
+
+DEFAULT_TF = "1m"
+_MAX_EPOCH = 10**10
+
+
+class BadRequest(ValueError):
+    pass
+
+
+def _json(payload: Any, status: int = 200) -> HttpResponse:
+    return HttpResponse(orjson.dumps(payload), status=status, content_type="application/json")
+
+
+def _int_param(params: QueryDict, name: str, *, low: int, high: int) -> int | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}")
+    return value
+
+
+def _timeframe(code: str | None) -> Timeframe:
+    try:
+        return Timeframe.parse(code or DEFAULT_TF)
+    except TimeframeError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def api_candles(request: HttpRequest) -> HttpResponse:
+    """``GET /api/candles?symbol=&tf=[&from=][&to=][&limit=]``: ascending candles."""
+    conf = market()
+    try:
+        ticker = request.GET.get("symbol", "").strip()
+        if not ticker:
+            raise BadRequest("symbol is required")
+        if not is_ticker(ticker):
+            raise BadRequest("symbol must be a ticker such as NSE:SBIN-EQ")
+        tf = _timeframe(request.GET.get("tf"))
+        start = _int_param(request.GET, "from", low=0, high=_MAX_EPOCH)
+        end = _int_param(request.GET, "to", low=0, high=_MAX_EPOCH)
+        limit = _int_param(request.GET, "limit", low=1, high=conf.max_limit)
+        if start is not None and end is not None and start > end:
+            raise BadRequest("from must not be after to")
+    except BadRequest as exc:
+        return _json({"error": str(exc)}, status=400)
+    symbol = selectors.symbol_get(ticker=ticker)
+    if symbol is None:
+        return _json({"error": f"unknown symbol {ticker}"}, status=404)
+    candles = selectors.candle_list(symbol=symbol, tf=tf, start=start, end=end, limit=limit)
+    return _json({
+        "symbol": symbol.ticker,
+        "tf": tf.code,
+        "candles": [selectors.candle_as_dict(c) for c in candles],
+    })
+
+
+def api_symbols(request: HttpRequest) -> HttpResponse:
+    """``GET /api/symbols?q=``: search and autocomplete."""
+    query = "".join(ch for ch in request.GET.get("q", "")[:64] if ch.isprintable())
+    return _json({"symbols": selectors.symbol_search(query=query)})
+
+
+def chart(request: HttpRequest, ticker: str | None = None) -> HttpResponse:
+    """The chart page, with its history rendered in (no second round trip)."""
+    conf = market()
+    symbols = selectors.symbol_list(active=True)
+    if ticker is None:
+        if not symbols:
+            return render(request, "market/empty.html", status=200)
+        symbol = symbols[0]
+    else:
+        symbol = selectors.symbol_get(ticker=ticker) if is_ticker(ticker) else None
+        if symbol is None:
+            raise Http404("unknown symbol")
+    try:
+        tf = _timeframe(request.GET.get("tf"))
+    except BadRequest:
+        tf = Timeframe.parse(DEFAULT_TF)
+    candles = selectors.candle_list(symbol=symbol, tf=tf)
+    config = {
+        "symbol": symbol.ticker,
+        "name": symbol.name,
+        "exchange": symbol.exchange,
+        "tz": conf.sessions.tz_name(symbol.exchange),
+        "tf": tf.code,
+        "timeframes": list(CODES),
+        "symbols": [{"ticker": s.ticker, "name": s.name} for s in symbols],
+        "candles": [selectors.candle_as_dict(c) for c in candles],
+        "ws_path": "/ws/market/",
+        "api_candles": "/api/candles",
+        "api_symbols": "/api/symbols",
+    }
+    return render(request, "market/chart.html", {"chart_config": config, "symbol": symbol, "tf": tf.code})

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Install everything from nothing, then run the whole test suite twice:
+#   1. embedded   - SQLite and the in-process channel layer (what a laptop has)
+#   2. services   - the same suite on real PostgreSQL and Redis (required when CI=true)
+# Extra arguments go to pytest, e.g.  bash scripts/test.sh -x -k consumer
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+
+# Front-end packages from the lock file, to check the vendored copy against them.
+if command -v npm >/dev/null 2>&1; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# The browser tests use Debian's Chromium (never a downloaded browser build).
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+echo "== embedded: SQLite + in-process channel layer"
+env -u DATABASE_URL -u REDIS_URL .venv/bin/python -m pytest "$@"
+
+TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tickchart}
+TEST_REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/0}
+reachable() {
+  .venv/bin/python - "$1" "$2" <<'PY'
+import socket, sys
+from urllib.parse import urlparse
+u = urlparse(sys.argv[1])
+try:
+    socket.create_connection((u.hostname, u.port or int(sys.argv[2])), timeout=2).close()
+except OSError:
+    sys.exit(1)
+PY
+}
+if [ "${CI:-}" = "true" ] || { reachable "$TEST_DATABASE_URL" 5432 && reachable "$TEST_REDIS_URL" 6379; }; then
+  echo "== services: PostgreSQL + Redis"
+  DATABASE_URL=$TEST_DATABASE_URL REDIS_URL=$TEST_REDIS_URL .venv/bin/python -m pytest -m "not e2e" "$@"
+else
+  echo "== services run skipped: PostgreSQL or Redis not reachable (CI=true makes this an error)"
+fi

@@ -1,0 +1,77 @@
+"""Shared fixtures. The suite runs twice in CI: embedded (SQLite, in-process layer) and
+with DATABASE_URL/REDIS_URL pointing at the real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlparse
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
+
+
+def reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def need_service(name: str, url: str, default_port: int) -> None:
+    """Skip on a laptop without the service; fail under CI, where it must be tested."""
+    if reachable(url, default_port):
+        return
+    message = f"{name} is not reachable at {url}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: the real service must be tested)")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    need_service("Redis", REDIS_URL, 6379)
+    return REDIS_URL
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    for var, port in (("DATABASE_URL", 5432), ("REDIS_URL", 6379)):
+        url = os.environ.get(var)
+        if url and not reachable(url, port):
+            pytest.exit(f"{var} is set but {url} is not reachable", returncode=3)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_market_conf():
+    from market.conf import market
+
+    market.cache_clear()
+    yield
+    market.cache_clear()
+
+
+@pytest.fixture
+def make_symbol(db):
+    from market.models import Symbol
+
+    def make(ticker: str = "NSE:SBIN-EQ", exchange: str = "NSE", **extra) -> Symbol:
+        extra.setdefault("name", ticker)
+        return Symbol.objects.create(ticker=ticker, exchange=exchange, **extra)
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _close_worker_thread_connections():
+    """Async code reads the database on asgiref's worker thread; close that thread's
+    connection after each test so PostgreSQL can drop the test database at the end."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)

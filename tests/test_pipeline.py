@@ -1,0 +1,93 @@
+"""What the pipeline does when the database or the channel layer fails: nothing is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from channels.db import database_sync_to_async
+from channels_redis.pubsub import RedisPubSubChannelLayer
+
+from market import services
+from market.broadcast import candles_publish
+from market.core.engine import CandleEngine
+from market.core.sessions import SessionBook
+from market.core.timeframes import TimeframePlan
+from market.core.types import CandleUpdate, Tick
+from market.models import Candle
+from market.pipeline import Pipeline
+
+T0 = 1_795_000_000
+
+
+def engine() -> CandleEngine:
+    e = CandleEngine(TimeframePlan.build(["5s", "1m"]).stored, SessionBook())
+    e.register("DEMO:X", "DEMO")
+    return e
+
+
+async def test_failed_write_keeps_candles_and_the_next_flush_writes_them(caplog):
+    written: list[list[CandleUpdate]] = []
+    published: list[list[CandleUpdate]] = []
+    attempts = 0
+
+    async def store(updates):
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise ConnectionError("database is down")
+        written.append(updates)
+        return len(updates)
+
+    async def publish(updates):
+        published.append(updates)
+        return len(updates)
+
+    p = Pipeline(engine(), store=store, publish=publish, source="test")
+    p.add(Tick("DEMO:X", T0, 10.0, None, None, 1.0))
+    with caplog.at_level(logging.ERROR, logger="market.feed"):
+        assert await p.flush() == 0
+    assert "kept for the next flush" in caplog.text
+    assert p.pending == 2 and p.store_failures == 1 and not published  # nothing published unstored
+    p.add(Tick("DEMO:X", T0 + 1, 11.0, None, None, 2.0))
+    assert await p.flush() == 2
+    (batch,) = written
+    assert {(u.timeframe, u.candle.close, u.candle.volume, u.candle.ticks) for u in batch} == {
+        ("5s", 11.0, 3.0, 2), ("1m", 11.0, 3.0, 2)
+    }
+    assert p.pending == 0 and len(published) == 1
+
+
+async def test_a_failing_parser_input_never_raises():
+    async def noop(updates):
+        return len(updates)
+
+    p = Pipeline(engine(), store=noop, publish=noop, source="test")
+    for bad in (None, 42, "x", [], {"type": "sf"}, {"type": "sf", "symbol": "DEMO:X", "ltp": float("inf")}):
+        p.parse(bad)
+    assert p.messages == 6
+    assert sum(p.parse_rejects.values()) == 6
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_dead_redis_layer_loses_no_candle(make_symbol, caplog):
+    """A real pub/sub layer pointed at a closed port: publishing fails, the write stands."""
+    symbol = await database_sync_to_async(make_symbol)("DEMO:X", "DEMO")
+    layer = RedisPubSubChannelLayer(hosts=[{"address": "redis://127.0.0.1:1/0", "socket_connect_timeout": 0.5}])
+
+    async def store(updates):
+        return await database_sync_to_async(services.candle_upsert_many)(
+            updates=updates, symbol_ids={"DEMO:X": symbol.pk})
+
+    async def publish(updates):
+        return await asyncio.wait_for(candles_publish(layer, updates), timeout=5)
+
+    p = Pipeline(engine(), store=store, publish=publish, source="test")
+    p.add(Tick("DEMO:X", T0, 10.0, None, None, 1.0))
+    with caplog.at_level(logging.ERROR, logger="market.feed"):
+        assert await p.flush() == 2
+    assert p.publish_failures == 1 and p.pending == 0
+    assert "publishing 2 candles failed" in caplog.text
+    count = await database_sync_to_async(Candle.objects.filter(symbol=symbol).count)()
+    assert count == 2

@@ -1,0 +1,192 @@
+"""TickChart settings: everything comes from the environment, with documented defaults.
+
+Two ways to run (README, "Configuration"):
+- embedded default: no DATABASE_URL, no REDIS_URL -> SQLite (WAL) and the in-process
+  channel layer; one process serves the page and runs the simulated feed.
+- production: DATABASE_URL=postgres://..., REDIS_URL=redis://..., DJANGO_DEBUG=0 and a
+  SECRET_KEY; daphne workers and one `manage.py runfeed` meet on Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item for item in (env(name, default) or "").replace(",", " ").split() if item]
+
+
+# ---- Core -------------------------------------------------------------------------
+DEBUG = env_bool("DJANGO_DEBUG", True)
+SECRET_KEY = env("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY is required when DJANGO_DEBUG is off")
+    SECRET_KEY = "insecure-development-key-only-for-debug"
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost 127.0.0.1 [::1]" if DEBUG else "")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "market",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "tickchart.urls"
+ASGI_APPLICATION = "tickchart.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# ---- Database ---------------------------------------------------------------------
+# DATABASE_URL switches to PostgreSQL (or anything dj-database-url reads); without it,
+# SQLite in WAL mode at TICKCHART_DB_PATH (default var/tickchart.sqlite3).
+DATABASE_URL = env("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
+else:
+    _db_path = Path(env("TICKCHART_DB_PATH", str(BASE_DIR / "var" / "tickchart.sqlite3")))
+    _db_path.parent.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": _db_path,
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# ---- Channel layer ----------------------------------------------------------------
+# REDIS_URL selects channels-redis' pub/sub layer (one PUBLISH per group message; see
+# README "Channel layer"); without it the in-process layer, valid only in one process.
+REDIS_URL = env("REDIS_URL")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {
+                # redis-py 8 defaults socket_timeout to 5 s, which kills idle subscribers
+                # blocked in a 5 s read; and caps async pools at 100 connections.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 10_000}],
+                "prefix": env("TICKCHART_CHANNEL_PREFIX", "tickchart"),
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            # The default 1-day group expiry would silently drop a chart left open longer.
+            "CONFIG": {"group_expiry": 10 * 365 * 86400, "capacity": 1000},
+        }
+    }
+
+# ---- Auth, i18n, static -----------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+# In DEBUG whitenoise serves straight from the finders; in production run collectstatic.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
+    CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# ---- Logging ----------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+}
+
+# ---- TickChart --------------------------------------------------------------------
+# Resolved and validated by market.conf; every key documented in README "Configuration".
+_sessions_env = env("TICKCHART_SESSIONS")
+MARKET = {
+    # Timeframes kept in the database; the other codes are derived on read.
+    "STORED_TIMEFRAMES": env_list("TICKCHART_TIMEFRAMES", "5s 1m 5m 15m 1h 1d"),
+    # Exchange sessions (JSON); exchanges not listed trade round the clock in UTC.
+    "SESSIONS": json.loads(_sessions_env) if _sessions_env else None,
+    # Feed used by `runfeed` without --source: simulated | replay.
+    "FEED": env("TICKCHART_FEED", "simulated"),
+    # Simulated feed: ticks per second per symbol and hours back-filled on first run.
+    "SIM_RATE": float(env("TICKCHART_SIM_RATE", "4") or 4),
+    "SIM_BACKFILL_HOURS": float(env("TICKCHART_SIM_BACKFILL_HOURS", "3") or 3),
+    # How often runfeed writes changed candles and publishes them (seconds).
+    "FLUSH_INTERVAL": float(env("TICKCHART_FLUSH_INTERVAL", "0.5") or 0.5),
+    # Candles a page or a subscription gets when it asks for "the newest".
+    "HISTORY_LIMIT": int(env("TICKCHART_HISTORY_LIMIT", "1000") or 1000),
+    "MAX_LIMIT": 10_000,
+    # Live sources reject ticks this far ahead of the wall clock (contract e).
+    "MAX_AHEAD_SECONDS": 300,
+}
