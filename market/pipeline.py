@@ -61,7 +61,12 @@ class Pipeline:
         self.parse_rejects[reason] = self.parse_rejects.get(reason, 0) + 1
 
     def add(self, tick: Tick) -> Reject | None:
-        result = self.engine.add(tick)
+        try:
+            result = self.engine.add(tick)
+        except Exception:  # noqa: BLE001 - a tick from a buggy source must not stop the feed
+            logger.exception("engine rejected a malformed tick")
+            self.reject(Reject.MALFORMED.value)
+            return Reject.MALFORMED
         if result is None:
             self.last_tick_time = tick.time
         return result

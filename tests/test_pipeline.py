@@ -91,3 +91,14 @@ async def test_dead_redis_layer_loses_no_candle(make_symbol, caplog):
     assert "publishing 2 candles failed" in caplog.text
     count = await database_sync_to_async(Candle.objects.filter(symbol=symbol).count)()
     assert count == 2
+
+
+async def test_a_tick_the_engine_cannot_handle_is_counted_not_raised():
+    async def noop(updates):
+        return len(updates)
+
+    p = Pipeline(engine(), store=noop, publish=noop, source="test")
+    assert p.add(Tick("DEMO:X", float("nan"), 10.0)) is not None
+    assert p.add(Tick("DEMO:X", T0, 10.0)) is None
+    assert p.engine.accepted == 1
+    assert sum(p.rejected().values()) == 1

@@ -22,6 +22,9 @@ from market.core.timeframes import BASE, Timeframe
 from market.core.types import Candle, CandleUpdate, Reject, Tick
 
 _NEG_INF = float("-inf")
+_INF = float("inf")
+_MIN_TIME = 0.0
+_MAX_TIME = 10_000_000_000.0  # year 2286: anything later is a unit error (ms, µs)
 
 
 class _Rollup:
@@ -163,6 +166,10 @@ class CandleEngine:
             key = None  # per-trade prints: identical trades are real trades
         if key is not None and key == st.last_key:
             return self._reject(Reject.REPEAT)
+        if not _MIN_TIME < t < _MAX_TIME:  # also false for NaN; parsers check, other sources may not
+            return self._reject(Reject.NO_TIME)
+        if not 0.0 < p < _INF:
+            return self._reject(Reject.BAD_PRICE)
         if t < st.start:
             # Say why precisely: a pre-open print is out of session, not late.
             if not st.session.day_of(t).contains(t):

@@ -12,8 +12,8 @@ Payloads, as decoded by fyers-apiv3 3.2.0 in full mode (``SymbolUpdate``)::
     depth  "dp": five levels of bid/ask, no time: not a tick.
     control: {"type": "cn"|"ful"|"lit"|"sub"|"unsub"|"cp"|"cr", "code", "message", "s"}
 
-Times are epoch seconds UTC with 1 s resolution. Lite mode carries no time or volume
-and is rejected as malformed for candle building.
+Times are epoch seconds UTC with 1 s resolution. Lite mode carries no time or volume,
+so its messages are rejected (``no_time``) for candle building.
 """
 
 from __future__ import annotations
@@ -51,16 +51,17 @@ def parse(message: Any) -> Tick | Reject | None:
     if type(message) is not dict:
         return Reject.MALFORMED
     kind = message.get("type")
-    try:
-        if kind not in TICK_TYPES:
+    if kind != "sf" and kind != "if":
+        try:
             return None if kind in NON_TICK_TYPES else Reject.MALFORMED
-    except TypeError:  # an unhashable "type" (list, dict): must not raise out of parse
-        return Reject.MALFORMED
+        except TypeError:  # an unhashable "type" (list, dict): must not raise out of parse
+            return Reject.MALFORMED
     symbol = message.get("symbol")
     if type(symbol) is not str or not symbol:
         return Reject.NO_SYMBOL
-    # Fast paths for the types the SDK sends (float prices, int times and volumes) are
-    # inlined; anything else goes through ``_number``. Same verdicts either way.
+    # The SDK sends float prices and int times and volumes: those are checked inline and
+    # kept as they are (ints compare and add exactly); anything else goes through
+    # ``_number``. The verdicts are the same either way.
     price = message.get("ltp")
     if type(price) is not float:
         price = _number(price)
@@ -69,26 +70,21 @@ def parse(message: Any) -> Tick | Reject | None:
     if not 0.0 < price < _INF:  # also false for NaN
         return Reject.BAD_PRICE
     t = message.get("exch_feed_time")
-    if type(t) is int and _MIN_EPOCH <= t < _MAX_EPOCH:
-        t = float(t)
-    else:
+    if type(t) is not int:
         t = _number(t)
-        if t is None or not _MIN_EPOCH <= t < _MAX_EPOCH:
+        if t is None:
             return Reject.NO_TIME
+    if not _MIN_EPOCH <= t < _MAX_EPOCH:
+        return Reject.NO_TIME
     if kind == "if":
         return Tick(symbol, t, price)
     volume = message.get("vol_traded_today")
-    if volume is not None:
-        if type(volume) is int and 0 <= volume < _MAX_INT_FLOAT:
-            volume = float(volume)
-        else:
-            volume = _number(volume)
-            if volume is None or volume < 0.0:
-                return Reject.BAD_VOLUME
+    if volume is not None and (type(volume) is not int or not 0 <= volume < _MAX_INT_FLOAT):
+        volume = _number(volume)
+        if volume is None or volume < 0.0:
+            return Reject.BAD_VOLUME
     ltt = message.get("last_traded_time")
-    if type(ltt) is int and _MIN_EPOCH <= ltt < _MAX_EPOCH:
-        ltt = float(ltt)
-    else:
+    if type(ltt) is not int or not _MIN_EPOCH <= ltt < _MAX_EPOCH:
         ltt = _number(ltt)
     return Tick(symbol, t, price, volume, ltt)
 
