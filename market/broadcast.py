@@ -69,3 +69,21 @@ async def candles_publish(layer: Any, updates: Iterable[CandleUpdate]) -> int:
         await layer.group_send(group, event)
         sent += 1
     return sent
+
+
+STATUS_GROUP = "feed.status"
+STATUS_EVENT = "feed.status"
+
+
+def status_frame(*, source: str, state: str, detail: str, heartbeat: float) -> str:
+    return orjson.dumps(
+        {"type": "status", "source": source, "state": state, "detail": detail, "heartbeat": heartbeat}
+    ).decode()
+
+
+async def status_publish(layer: Any, *, source: str, state: str, detail: str, heartbeat: float) -> None:
+    """Every browser hears each feed's state (live, stale, reconnecting, …) and heartbeat."""
+    await layer.group_send(STATUS_GROUP, {
+        "type": STATUS_EVENT,
+        "text": status_frame(source=source, state=state, detail=detail, heartbeat=heartbeat),
+    })

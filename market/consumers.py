@@ -7,6 +7,8 @@ Protocol (JSON text frames)::
     server: {"type": "snapshot", "symbol", "tf", "candles": [...]}
             {"type": "candle", "symbol", "tf", "candle": {...}}
             {"type": "error", "message": "..."}
+            {"type": "status", "source", "state", "detail", "heartbeat"}   (on connect, on change,
+                and every few seconds: live | stale | reconnecting | market_closed | token_expired | stopped)
 
 A subscription joins the group before reading its snapshot, so nothing published in
 between is lost; live candles older than what was already sent are dropped, so nothing
@@ -24,7 +26,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from market import selectors
-from market.broadcast import EVENT_TYPE, candle_frame, group_name
+from market.broadcast import EVENT_TYPE, STATUS_EVENT, STATUS_GROUP, candle_frame, group_name, status_frame
 from market.conf import market
 from market.core.derive import DerivedTracker
 from market.core.timeframes import Timeframe, TimeframeError
@@ -82,18 +84,25 @@ class MarketConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
         await self.accept()
+        await self.channel_layer.group_add(STATUS_GROUP, self.channel_name)
+        for row in await database_sync_to_async(selectors.feed_state_list)():
+            await self.send(text_data=status_frame(**row))
 
     async def disconnect(self, code: int) -> None:
-        for group in {s.group for s in getattr(self, "subscriptions", {}).values()}:
+        groups = {s.group for s in getattr(self, "subscriptions", {}).values()} | {STATUS_GROUP}
+        for group in groups:
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        # Relaying candles needs no database: skip Channels' per-message
-        # aclose_old_connections() thread hop, about half the CPU of a busy fan-out.
-        if message["type"] == EVENT_TYPE:
+        # Relaying needs no database: skip Channels' per-message aclose_old_connections()
+        # thread hop, about half the CPU of a busy fan-out.
+        kind = message["type"]
+        if kind == EVENT_TYPE:
             await self.candle_update(message)
-            return
-        await super().dispatch(message)
+        elif kind == STATUS_EVENT:
+            await self.send(text_data=message["text"])
+        else:
+            await super().dispatch(message)
 
     # -- client messages -----------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

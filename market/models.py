@@ -55,3 +55,24 @@ class Candle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol_id} {self.timeframe} {self.time}"
+
+
+class FeedState(models.Model):
+    """The last word of each feed process: its state and a heartbeat, for browsers and /readyz."""
+
+    class State(models.TextChoices):
+        STARTING = "starting"
+        LIVE = "live"
+        STALE = "stale"
+        RECONNECTING = "reconnecting"
+        MARKET_CLOSED = "market_closed"
+        TOKEN_EXPIRED = "token_expired"
+        STOPPED = "stopped"
+
+    source = models.CharField(max_length=32, primary_key=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.STARTING)
+    detail = models.CharField(max_length=200, blank=True)
+    heartbeat = models.FloatField(help_text="epoch seconds of the feed's last heartbeat")
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.state}"

@@ -19,14 +19,27 @@ logger = logging.getLogger("market.feed")
 
 Store = Callable[[list[CandleUpdate]], Awaitable[int]]
 Publish = Callable[[list[CandleUpdate]], Awaitable[int]]
+Report = Callable[[str, str, float], Awaitable[None]]  # (state, detail, heartbeat)
+
+HEARTBEAT_SECONDS = 5.0
+
+
+async def _no_report(state: str, detail: str, heartbeat: float) -> None:
+    return None
 
 
 class Pipeline:
     def __init__(
-        self, engine: CandleEngine, *, store: Store, publish: Publish, source: str, live: bool = True
+        self, engine: CandleEngine, *, store: Store, publish: Publish, source: str, live: bool = True,
+        report: Report = _no_report,
     ) -> None:
         self.engine = engine
         self.live = live
+        self._report = report
+        self.state = "starting"
+        self.detail = ""
+        self._state_changed = True
+        self._last_report = 0.0
         self._store = store
         self._publish = publish
         self.source = source
@@ -95,6 +108,26 @@ class Pipeline:
                 logger.error("publishing %d candles failed: %s", len(updates), exc)
             return written
 
+    def set_status(self, state: str, detail: str = "") -> None:
+        """Feeds say how they are (live, reconnecting, token_expired, …); reported at the next flush."""
+        if (state, detail) != (self.state, self.detail):
+            if state != self.state:
+                logger.info("feed %s is %s%s", self.source, state, f": {detail}" if detail else "")
+            self.state, self.detail = state, detail
+            self._state_changed = True
+
+    async def report_status(self, *, force: bool = False) -> None:
+        """Persist and broadcast the state when it changed, and a heartbeat every few seconds."""
+        now = time.time()
+        if not (force or self._state_changed or now - self._last_report >= HEARTBEAT_SECONDS):
+            return
+        self._state_changed = False
+        self._last_report = now
+        try:
+            await self._report(self.state, self.detail, now)
+        except Exception as exc:  # noqa: BLE001 - status is advisory; candles matter more
+            logger.warning("reporting feed status failed: %s", exc)
+
     @property
     def pending(self) -> int:
         return len(self._pending)
@@ -107,6 +140,7 @@ class Pipeline:
             except asyncio.TimeoutError:
                 pass
             await self.flush()
+            await self.report_status()
             if time.monotonic() - last_summary >= summary_every:
                 logger.info(self.summary())
                 last_summary = time.monotonic()

@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from market import selectors, services
-from market.broadcast import candles_publish
+from market.broadcast import candles_publish, status_publish
 from market.conf import market
 from market.core.engine import CandleEngine
 from market.core.sessions import Session
@@ -37,6 +37,10 @@ def _resume_state(symbol: Symbol) -> tuple[dict, tuple[int, float] | None]:
 
 class FeedContext:
     """What a feed may do besides handing ticks to the pipeline: know and add symbols."""
+
+    def set_status(self, state: str, detail: str = "") -> None:
+        """live | stale | reconnecting | market_closed | token_expired: shown to every browser."""
+        self.pipeline.set_status(state, detail)
 
     def __init__(self, pipeline: Pipeline, source: str, symbol_ids: dict[str, int]) -> None:
         self.pipeline = pipeline
@@ -88,7 +92,13 @@ def build_pipeline(source: str, *, live: bool, ids: dict[str, int]) -> Pipeline:
     async def publish(updates: list[CandleUpdate]) -> int:
         return await candles_publish(layer, updates) if layer is not None else 0
 
-    return Pipeline(engine, store=store, publish=publish, source=source, live=live)
+    async def report(state: str, detail: str, heartbeat: float) -> None:
+        await database_sync_to_async(services.feed_state_save)(
+            source=source, state=state, detail=detail, heartbeat=heartbeat)
+        if layer is not None:
+            await status_publish(layer, source=source, state=state, detail=detail, heartbeat=heartbeat)
+
+    return Pipeline(engine, store=store, publish=publish, source=source, live=live, report=report)
 
 
 async def run_feed(source: str, stop: asyncio.Event, **options: Any) -> Pipeline:
@@ -105,10 +115,12 @@ async def run_feed(source: str, stop: asyncio.Event, **options: Any) -> Pipeline
     finally:
         stop.set()
         await flusher
+        pipeline.set_status("stopped")
         for _ in range(3):
             await pipeline.flush()
             if not pipeline.pending:
                 break
             await asyncio.sleep(1)
+        await pipeline.report_status(force=True)
         logger.info("feed %s stopped: %s", source, pipeline.summary())
     return pipeline

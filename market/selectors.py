@@ -10,7 +10,7 @@ from market.conf import market
 from market.core.derive import aggregate
 from market.core.timeframes import BASE, Timeframe
 from market.core.types import Candle as CandleValue
-from market.models import Candle, Symbol
+from market.models import Candle, FeedState, Symbol
 
 _COLUMNS = ("time", "open", "high", "low", "close", "volume", "ticks")
 
@@ -123,3 +123,7 @@ def candle_day_volume(*, symbol: Symbol, label: int) -> float | None:
 def candle_as_dict(c: CandleValue) -> dict[str, Any]:
     return {"time": c.time, "open": c.open, "high": c.high, "low": c.low,
             "close": c.close, "volume": c.volume, "ticks": c.ticks}
+
+
+def feed_state_list() -> list[dict[str, Any]]:
+    return list(FeedState.objects.values("source", "state", "detail", "heartbeat"))

@@ -8,7 +8,7 @@ from django.db import connection, transaction
 
 from market.core.simulator import SimSymbol
 from market.core.types import CandleUpdate
-from market.models import Candle, Symbol
+from market.models import Candle, FeedState, Symbol
 
 UPSERT_BATCH = 2000
 _UPSERT_SQL = (
@@ -67,3 +67,9 @@ def candle_upsert_many(*, updates: Iterable[CandleUpdate], symbol_ids: Mapping[s
         for i in range(0, len(rows), UPSERT_BATCH):
             cursor.executemany(_UPSERT_SQL, rows[i : i + UPSERT_BATCH])
     return len(rows)
+
+
+def feed_state_save(*, source: str, state: str, detail: str, heartbeat: float) -> None:
+    FeedState.objects.update_or_create(
+        source=source, defaults={"state": state, "detail": detail[:200], "heartbeat": heartbeat}
+    )

@@ -121,4 +121,5 @@ class SessionBook:
 DEFAULT_SESSIONS: dict[str, dict[str, str]] = {
     "NSE": {"tz": "Asia/Kolkata", "open": "09:15", "close": "15:30"},
     "BSE": {"tz": "Asia/Kolkata", "open": "09:15", "close": "15:30"},
+    "US": {"tz": "America/New_York", "open": "09:30", "close": "16:00"},
 }

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 FEEDS = {
     "simulated": "market.feeds.simulated.SimulatedFeed",
     "replay": "market.feeds.replay.ReplayFeed",
+    "fyers": "market.feeds.fyers.FyersFeed",
+    "finnhub": "market.feeds.finnhub.FinnhubFeed",
 }
 
 

@@ -51,6 +51,7 @@ class ReplayFeed(Feed):
         raw = open(self.path, "rb")
         stream = gzip.GzipFile(fileobj=raw) if raw.read(2) == b"\x1f\x8b" else raw
         raw.seek(0)
+        self.ctx.set_status("live", f"replaying {self.path.name}")
         first_time: float | None = None
         wall_start = time.monotonic()
         started = time.monotonic()
