@@ -23,6 +23,7 @@ class MarketConf:
     history_limit: int
     max_limit: int
     max_ahead_seconds: float
+    max_updates_per_second: float
 
 
 @lru_cache(maxsize=1)
@@ -33,6 +34,8 @@ def market() -> MarketConf:
         sessions = SessionBook.from_config(raw.get("SESSIONS") or DEFAULT_SESSIONS)
     except (TimeframeError, ValueError) as exc:
         raise ImproperlyConfigured(f"MARKET: {exc}") from exc
+    if raw["MAX_UPDATES_PER_SECOND"] <= 0:
+        raise ImproperlyConfigured("MARKET MAX_UPDATES_PER_SECOND must be positive")
     if raw["FLUSH_INTERVAL"] <= 0 or raw["FLUSH_INTERVAL"] > 1:
         raise ImproperlyConfigured("MARKET FLUSH_INTERVAL must be in (0, 1] seconds")
     return MarketConf(
@@ -45,4 +48,5 @@ def market() -> MarketConf:
         history_limit=raw["HISTORY_LIMIT"],
         max_limit=raw["MAX_LIMIT"],
         max_ahead_seconds=raw["MAX_AHEAD_SECONDS"],
+        max_updates_per_second=raw["MAX_UPDATES_PER_SECOND"],
     )

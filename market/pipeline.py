@@ -12,6 +12,7 @@ import time
 from typing import Any, Awaitable, Callable
 
 from market.core import fyers_messages
+from market.core.conflate import Conflator
 from market.core.engine import CandleEngine
 from market.core.types import CandleUpdate, Reject, Tick
 
@@ -31,8 +32,9 @@ async def _no_report(state: str, detail: str, heartbeat: float) -> None:
 class Pipeline:
     def __init__(
         self, engine: CandleEngine, *, store: Store, publish: Publish, source: str, live: bool = True,
-        report: Report = _no_report,
+        report: Report = _no_report, conflator: Conflator | None = None,
     ) -> None:
+        self._conflator = conflator
         self.engine = engine
         self.live = live
         self._report = report
@@ -90,22 +92,26 @@ class Pipeline:
         async with self._flush_lock:
             for u in self.engine.collect():
                 self._pending[(u.symbol, u.timeframe, u.candle.time)] = u
-            if not self._pending:
-                return 0
-            updates = list(self._pending.values())
-            try:
-                written = await self._store(updates)
-            except Exception as exc:  # noqa: BLE001 - database down: keep and retry
-                self.store_failures += 1
-                logger.error("writing %d candles failed (%s); kept for the next flush", len(updates), exc)
-                return 0
-            self._pending.clear()
-            self.written += written
-            try:
-                self.published += await self._publish(updates)
-            except Exception as exc:  # noqa: BLE001 - layer down: candles are stored, browsers resync
-                self.publish_failures += 1
-                logger.error("publishing %d candles failed: %s", len(updates), exc)
+            written = 0
+            updates: list[CandleUpdate] = []
+            if self._pending:
+                updates = list(self._pending.values())
+                try:
+                    written = await self._store(updates)
+                except Exception as exc:  # noqa: BLE001 - database down: keep and retry
+                    self.store_failures += 1
+                    logger.error("writing %d candles failed (%s); kept for the next flush", len(updates), exc)
+                    return 0
+                self._pending.clear()
+                self.written += written
+            if self._conflator is not None:
+                updates = self._conflator.offer(updates, time.monotonic())
+            if updates:
+                try:
+                    self.published += await self._publish(updates)
+                except Exception as exc:  # noqa: BLE001 - layer down: candles are stored, browsers resync
+                    self.publish_failures += 1
+                    logger.error("publishing %d candles failed: %s", len(updates), exc)
             return written
 
     def set_status(self, state: str, detail: str = "") -> None:

@@ -12,11 +12,13 @@ from channels.layers import get_channel_layer
 from market import selectors, services
 from market.broadcast import candles_publish, status_publish
 from market.conf import market
+from market.core.conflate import Conflator
 from market.core.engine import CandleEngine
 from market.core.sessions import Session
 from market.core.types import CandleUpdate
 from market.feeds import load_feed
 from market.models import Symbol
+from market.locks import WriterLock
 from market.pipeline import Pipeline
 
 logger = logging.getLogger("market.feed")
@@ -98,29 +100,40 @@ def build_pipeline(source: str, *, live: bool, ids: dict[str, int]) -> Pipeline:
         if layer is not None:
             await status_publish(layer, source=source, state=state, detail=detail, heartbeat=heartbeat)
 
-    return Pipeline(engine, store=store, publish=publish, source=source, live=live, report=report)
+    return Pipeline(engine, store=store, publish=publish, source=source, live=live, report=report,
+                    conflator=Conflator(conf.max_updates_per_second))
 
 
-async def run_feed(source: str, stop: asyncio.Event, **options: Any) -> Pipeline:
-    """Run ``source`` until it ends or ``stop`` is set; always flushes before returning."""
+async def run_feed(source: str, stop: asyncio.Event, *, standby: bool = False, **options: Any) -> Pipeline:
+    """Run ``source`` until it ends or ``stop`` is set; always flushes before returning.
+
+    Holds the source's writer lock throughout: a second runfeed for the same source
+    raises ``WriterLockBusy`` or, with ``standby``, waits to take over.
+    """
     feed_cls = load_feed(source)
     ids: dict[str, int] = {}
     pipeline = build_pipeline(source, live=feed_cls.live, ids=ids)
-    ctx = FeedContext(pipeline, source, ids)
-    feed = feed_cls(ctx, **options)
-    flusher = asyncio.create_task(pipeline.run_flusher(market().flush_interval, stop))
-    logger.info("feed %s starting", source)
+    lock = WriterLock(source)
+    if not await lock.acquire(standby=standby, stop=stop):
+        return pipeline  # stopped while waiting as a standby
     try:
-        await feed.run(stop)
+        ctx = FeedContext(pipeline, source, ids)
+        feed = feed_cls(ctx, **options)
+        flusher = asyncio.create_task(pipeline.run_flusher(market().flush_interval, stop))
+        logger.info("feed %s starting", source)
+        try:
+            await feed.run(stop)
+        finally:
+            stop.set()
+            await flusher
+            pipeline.set_status("stopped")
+            for _ in range(3):
+                await pipeline.flush()
+                if not pipeline.pending:
+                    break
+                await asyncio.sleep(1)
+            await pipeline.report_status(force=True)
+            logger.info("feed %s stopped: %s", source, pipeline.summary())
     finally:
-        stop.set()
-        await flusher
-        pipeline.set_status("stopped")
-        for _ in range(3):
-            await pipeline.flush()
-            if not pipeline.pending:
-                break
-            await asyncio.sleep(1)
-        await pipeline.report_status(force=True)
-        logger.info("feed %s stopped: %s", source, pipeline.summary())
+        await asyncio.to_thread(lock.release)
     return pipeline

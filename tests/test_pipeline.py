@@ -102,3 +102,26 @@ async def test_a_tick_the_engine_cannot_handle_is_counted_not_raised():
     assert p.add(Tick("DEMO:X", T0, 10.0)) is None
     assert p.engine.accepted == 1
     assert sum(p.rejected().values()) == 1
+
+
+async def test_conflated_updates_are_sent_at_a_later_flush_even_without_new_ticks():
+    published: list[list[CandleUpdate]] = []
+
+    async def store(updates):
+        return len(updates)
+
+    async def publish(updates):
+        published.append(list(updates))
+        return len(updates)
+
+    from market.core.conflate import Conflator
+
+    p = Pipeline(engine(), store=store, publish=publish, source="test", conflator=Conflator(5))
+    p.add(Tick("DEMO:X", T0, 10.0, None, None, 1.0))
+    await p.flush()
+    p.add(Tick("DEMO:X", T0 + 1, 11.0, None, None, 1.0))
+    await p.flush()  # within 0.2 s of the last send: held
+    assert [u.candle.close for u in published[-1]] == [10.0, 10.0]
+    await asyncio.sleep(0.25)
+    await p.flush()  # nothing new, but the held state is now due
+    assert sorted((u.timeframe, u.candle.close) for u in published[-1]) == [("1m", 11.0), ("5s", 11.0)]

@@ -189,4 +189,62 @@ MARKET = {
     "MAX_LIMIT": 10_000,
     # Live sources reject ticks this far ahead of the wall clock (contract e).
     "MAX_AHEAD_SECONDS": 300,
+    # Conflation: updates per second per (symbol, timeframe) stream; finals always go.
+    "MAX_UPDATES_PER_SECOND": float(env("TICKCHART_MAX_UPDATES_PER_SECOND", "4") or 4),
+}
+
+# ---- Finnhub feed (`runfeed --source finnhub`; docs/finnhub.md) -------------------------
+# The API key comes from the environment only; it is never logged (the feed redacts it).
+FINNHUB = {
+    "API_KEY": env("FINNHUB_API_KEY"),
+    # Tests point this at a loopback server speaking Finnhub's protocol.
+    "WS_URL": env("FINNHUB_WS_URL", "wss://ws.finnhub.io"),
+    # Finnhub's free plan: 50 symbols per connection. Symbols past it are named in the log
+    # and in the feed status every browser sees; never dropped silently.
+    "MAX_SYMBOLS": int(env("FINNHUB_MAX_SYMBOLS", "50") or 50),
+    # Exchange prefix -> asset class for "PREFIX:..." symbols; plain tickers are US stocks.
+    "PREFIX_KINDS": None,  # None: market.core.finnhub_messages.DEFAULT_PREFIX_KINDS
+    "STOCK_EXCHANGE": "US",
+    # Trade condition codes whose prints are dropped (counted as excluded_condition).
+    "EXCLUDED_CONDITIONS": env_list("FINNHUB_EXCLUDED_CONDITIONS", ""),
+    # Reconnect backoff (seconds, doubled per failure up to the maximum).
+    "BACKOFF_MIN": float(env("FINNHUB_BACKOFF_MIN", "1") or 1),
+    "BACKOFF_MAX": float(env("FINNHUB_BACKOFF_MAX", "60") or 60),
+    # How often the feed re-reads which symbols to stream (admin / add_symbols changes).
+    "REFRESH_SECONDS": float(env("FINNHUB_REFRESH_SECONDS", "30") or 30),
+}
+
+# ---- Market Pulse (/pulse/, `runpulse`; docs/pulse.md) ----------------------------------
+# Defaults are the ancestor's (SEEDS S1): 1m/5m/15m windows, high_vol above the 80th
+# percentile of recent volatility, 30 s cooldown per symbol and event type.
+PULSE = {
+    # Watched universe: empty = every active symbol.
+    "SYMBOLS": env_list("PULSE_SYMBOLS", ""),
+    "PUBLISH_INTERVAL": float(env("PULSE_PUBLISH_INTERVAL", "1") or 1),
+    "VOL_WINDOW": 900,                 # seconds of 1m closes in the volatility and slope
+    "REGIME_PERCENTILE": 80.0,
+    "REGIME_LOOKBACK": 240,            # volatility samples (one per closed minute)
+    "REGIME_MIN_SAMPLES": 20,
+    "COOLDOWN": float(env("PULSE_COOLDOWN", "30") or 30),
+    # Per asset class: move_1m / move_5m are absolute returns; vol_spike is the ratio of
+    # the 15m volatility to the median of the symbol's recent volatility.
+    "THRESHOLDS": {
+        "equity": {"move_1m": 0.005, "move_5m": 0.01, "vol_spike": 2.5},
+        "index": {"move_1m": 0.003, "move_5m": 0.007, "vol_spike": 2.5},
+        "currency": {"move_1m": 0.001, "move_5m": 0.0025, "vol_spike": 2.5},
+        "crypto": {"move_1m": 0.01, "move_5m": 0.02, "vol_spike": 2.5},
+        "default": {"move_1m": 0.005, "move_5m": 0.01, "vol_spike": 2.5},
+    },
+    # Correlation card: base symbol (empty: the first watched), time bucket, look-back in
+    # buckets (shorter while the base is in the high_vol regime), rows shown.
+    "CORR_BASE": env("PULSE_CORR_BASE", "") or "",
+    "CORR_BUCKET": int(env("PULSE_CORR_BUCKET", "60") or 60),
+    "CORR_LOOKBACK": 60,
+    "CORR_LOOKBACK_HIGH_VOL": 30,
+    "CORR_MIN_POINTS": 5,
+    "CORR_TOP": 10,
+    # Stress events shown on /pulse/ after a refresh.
+    "RECENT_EVENTS": 50,
+    # Optional alert delivery: POST each stress event as JSON to this URL.
+    "WEBHOOK_URL": env("PULSE_WEBHOOK_URL", "") or "",
 }

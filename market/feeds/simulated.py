@@ -56,6 +56,7 @@ class SimulatedFeed(Feed):
                         filled, (now - start) / 3600, len(last))
         if t == start:  # nothing to back-fill: start the clock now
             list(walk.ticks_until(now, t_start=now))
+        await pipeline.flush()  # history stored before anyone is told the feed is live
         self.ctx.set_status("live", "simulated market")
         while not stop.is_set():
             try:

@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from market.conf import market
 from market.feeds import FEEDS
+from market.locks import WriterLockBusy
 from market.runner import run_feed
 
 logger = logging.getLogger("market.feed")
@@ -35,6 +36,8 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1", help="--serve: interface (default 127.0.0.1)")
         parser.add_argument("--port", type=int, default=8000, help="--serve: port (default 8000)")
         parser.add_argument("--no-migrate", action="store_true", help="do not apply migrations first")
+        parser.add_argument("--standby", action="store_true",
+                            help="if another runfeed writes this source, wait and take over when it exits")
 
     def handle(self, *args, **opts) -> None:
         source = opts["source"] or market().feed
@@ -43,6 +46,7 @@ class Command(BaseCommand):
             if not opts["file"]:
                 raise CommandError("--source replay needs --file")
             options = {"file": opts["file"], "speed": opts["speed"]}
+        options["standby"] = opts["standby"]
         if not opts["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
         if opts["serve"]:
@@ -59,7 +63,7 @@ class Command(BaseCommand):
             loop.add_signal_handler(sig, stop.set)
         try:
             return await run_feed(source, stop, **options)
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, WriterLockBusy) as exc:
             raise CommandError(str(exc)) from None
 
     def _serve(self, source: str, options: dict, host: str, port: int) -> None:
