@@ -24,6 +24,7 @@ class MarketConf:
     max_limit: int
     max_ahead_seconds: float
     max_updates_per_second: float
+    ready_max_feed_age: float
 
 
 @lru_cache(maxsize=1)
@@ -49,4 +50,5 @@ def market() -> MarketConf:
         max_limit=raw["MAX_LIMIT"],
         max_ahead_seconds=raw["MAX_AHEAD_SECONDS"],
         max_updates_per_second=raw["MAX_UPDATES_PER_SECOND"],
+        ready_max_feed_age=raw.get("READY_MAX_FEED_AGE", 0.0),
     )

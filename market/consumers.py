@@ -31,6 +31,7 @@ from market.conf import market
 from market.core.derive import DerivedTracker
 from market.core.timeframes import Timeframe, TimeframeError
 from market.core.types import Candle
+from market.metrics import WS_CLIENTS, WS_DELIVERIES, WS_ERRORS, WS_SUBSCRIPTIONS
 from market.validation import MAX_TICKER_LENGTH, is_ticker
 
 logger = logging.getLogger(__name__)
@@ -84,11 +85,17 @@ class MarketConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
         await self.accept()
+        self.counted = True
+        WS_CLIENTS.inc()
         await self.channel_layer.group_add(STATUS_GROUP, self.channel_name)
         for row in await database_sync_to_async(selectors.feed_state_list)():
             await self.send(text_data=status_frame(**row))
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            WS_CLIENTS.dec()
+            WS_SUBSCRIPTIONS.dec(len(self.subscriptions))
+            self.counted = False
         groups = {s.group for s in getattr(self, "subscriptions", {}).values()} | {STATUS_GROUP}
         for group in groups:
             await self.channel_layer.group_discard(group, self.channel_name)
@@ -133,6 +140,7 @@ class MarketConsumer(AsyncWebsocketConsumer):
             await self._error("server error; try again shortly")
 
     async def _error(self, message: str, request: dict[str, Any] | None = None) -> None:
+        WS_ERRORS.inc()
         payload: dict[str, Any] = {"type": "error", "message": message}
         if request is not None:
             for key in ("symbol", "tf"):
@@ -177,6 +185,8 @@ class MarketConsumer(AsyncWebsocketConsumer):
         rows = [c.as_dict() for c in candles]
         if rows:
             sub.mark(rows[-1])
+        if key not in self.subscriptions:
+            WS_SUBSCRIPTIONS.inc()
         self.subscriptions[key] = sub
         await self.send(text_data=orjson.dumps(
             {"type": "snapshot", "symbol": ticker, "tf": tf.code, "candles": rows}
@@ -187,6 +197,7 @@ class MarketConsumer(AsyncWebsocketConsumer):
         sub = self.subscriptions.pop((ticker, tf.code), None)
         if sub is None:
             raise ProtocolError(f"not subscribed to {ticker} {tf.code}")
+        WS_SUBSCRIPTIONS.dec()
         if not any(s.group == sub.group for s in self.subscriptions.values()):
             await self.channel_layer.group_discard(sub.group, self.channel_name)
 
@@ -201,6 +212,7 @@ class MarketConsumer(AsyncWebsocketConsumer):
                     continue
                 sub.mark(event["candle"])
                 await self.send(text_data=event["text"])
+                WS_DELIVERIES.inc()
             elif market().plan.base_for(sub.tf).code == base_code:
                 derived = sub.tracker.update(Candle.from_dict(event["candle"]))
                 if derived is None:
@@ -210,3 +222,4 @@ class MarketConsumer(AsyncWebsocketConsumer):
                     continue
                 sub.mark(candle)
                 await self.send(text_data=candle_frame(ticker, sub.tf.code, candle))
+                WS_DELIVERIES.inc()

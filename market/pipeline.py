@@ -53,6 +53,7 @@ class Pipeline:
         self.store_failures = 0
         self.publish_failures = 0
         self.last_tick_time: float | None = None
+        self.last_write_seconds = 0.0
         self._pending: dict[tuple[str, str, int], CandleUpdate] = {}
         self._flush_lock = asyncio.Lock()
         self.started = time.monotonic()
@@ -96,6 +97,7 @@ class Pipeline:
             updates: list[CandleUpdate] = []
             if self._pending:
                 updates = list(self._pending.values())
+                started = time.monotonic()
                 try:
                     written = await self._store(updates)
                 except Exception as exc:  # noqa: BLE001 - database down: keep and retry
@@ -104,6 +106,7 @@ class Pipeline:
                     return 0
                 self._pending.clear()
                 self.written += written
+                self.last_write_seconds = time.monotonic() - started
             if self._conflator is not None:
                 updates = self._conflator.offer(updates, time.monotonic())
             if updates:

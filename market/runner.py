@@ -19,6 +19,7 @@ from market.core.types import CandleUpdate
 from market.feeds import load_feed
 from market.models import Symbol
 from market.locks import WriterLock
+from market.metrics import serve_pipeline_metrics
 from market.pipeline import Pipeline
 
 logger = logging.getLogger("market.feed")
@@ -104,7 +105,9 @@ def build_pipeline(source: str, *, live: bool, ids: dict[str, int]) -> Pipeline:
                     conflator=Conflator(conf.max_updates_per_second))
 
 
-async def run_feed(source: str, stop: asyncio.Event, *, standby: bool = False, **options: Any) -> Pipeline:
+async def run_feed(
+    source: str, stop: asyncio.Event, *, standby: bool = False, metrics_port: int | None = None, **options: Any
+) -> Pipeline:
     """Run ``source`` until it ends or ``stop`` is set; always flushes before returning.
 
     Holds the source's writer lock throughout: a second runfeed for the same source
@@ -113,6 +116,8 @@ async def run_feed(source: str, stop: asyncio.Event, *, standby: bool = False, *
     feed_cls = load_feed(source)
     ids: dict[str, int] = {}
     pipeline = build_pipeline(source, live=feed_cls.live, ids=ids)
+    if metrics_port:
+        serve_pipeline_metrics(pipeline, metrics_port)
     lock = WriterLock(source)
     if not await lock.acquire(standby=standby, stop=stop):
         return pipeline  # stopped while waiting as a standby

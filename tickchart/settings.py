@@ -191,6 +191,8 @@ MARKET = {
     "MAX_AHEAD_SECONDS": 300,
     # Conflation: updates per second per (symbol, timeframe) stream; finals always go.
     "MAX_UPDATES_PER_SECOND": float(env("TICKCHART_MAX_UPDATES_PER_SECOND", "4") or 4),
+    # /readyz fails when no feed heartbeat is this recent (seconds); 0 = report only.
+    "READY_MAX_FEED_AGE": float(env("TICKCHART_READY_MAX_FEED_AGE", "0") or 0),
 }
 
 # ---- Finnhub feed (`runfeed --source finnhub`; docs/finnhub.md) -------------------------

@@ -36,6 +36,8 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1", help="--serve: interface (default 127.0.0.1)")
         parser.add_argument("--port", type=int, default=8000, help="--serve: port (default 8000)")
         parser.add_argument("--no-migrate", action="store_true", help="do not apply migrations first")
+        parser.add_argument("--metrics-port", type=int, default=None,
+                            help="serve this process's Prometheus metrics on 127.0.0.1:PORT")
         parser.add_argument("--standby", action="store_true",
                             help="if another runfeed writes this source, wait and take over when it exits")
 
@@ -47,6 +49,7 @@ class Command(BaseCommand):
                 raise CommandError("--source replay needs --file")
             options = {"file": opts["file"], "speed": opts["speed"]}
         options["standby"] = opts["standby"]
+        options["metrics_port"] = opts["metrics_port"]
         if not opts["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
         if opts["serve"]:

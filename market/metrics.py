@@ -1,0 +1,62 @@
+"""Prometheus metrics. Web processes count sockets and deliveries; runfeed exposes its
+pipeline counters (read at scrape time, so the tick path pays nothing) on --metrics-port."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from market.pipeline import Pipeline
+
+WS_CLIENTS = Gauge("tickchart_ws_clients", "Connected WebSocket clients in this process")
+WS_SUBSCRIPTIONS = Gauge("tickchart_ws_subscriptions", "Active (symbol, timeframe) subscriptions in this process")
+WS_DELIVERIES = Counter("tickchart_ws_deliveries_total", "Candle frames sent to browsers by this process")
+WS_ERRORS = Counter("tickchart_ws_client_errors_total", "Error replies to bad client messages")
+
+
+class PipelineCollector(Collector):
+    """The feed's counters, read from the running pipeline when Prometheus scrapes."""
+
+    def __init__(self, pipeline: "Pipeline") -> None:
+        self.pipeline = pipeline
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        p = self.pipeline
+        ticks = CounterMetricFamily("tickchart_feed_ticks", "Messages by outcome", labels=["source", "outcome"])
+        ticks.add_metric([p.source, "accepted"], p.engine.accepted)
+        for reason, n in p.rejected().items():
+            ticks.add_metric([p.source, reason], n)
+        ticks.add_metric([p.source, "not_tick"], p.not_ticks)
+        yield ticks
+        yield _counter("tickchart_candles_written", "Candle rows upserted", p.source, p.written)
+        yield _counter("tickchart_candles_published", "Candle messages published", p.source, p.published)
+        yield _counter("tickchart_store_failures", "Failed candle writes", p.source, p.store_failures)
+        yield _counter("tickchart_publish_failures", "Failed publishes", p.source, p.publish_failures)
+        yield _gauge("tickchart_pending_candles", "Candles waiting to be written", p.source, p.pending)
+        yield _gauge("tickchart_write_lag_seconds", "Duration of the last candle write", p.source, p.last_write_seconds)
+        lag = time.time() - p.last_tick_time if (p.live and p.last_tick_time) else 0.0
+        yield _gauge("tickchart_tick_lag_seconds", "Wall clock minus the last tick's exchange time", p.source, lag)
+
+
+def _counter(name: str, doc: str, source: str, value: float) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, doc, labels=["source"])
+    family.add_metric([source], value)
+    return family
+
+
+def _gauge(name: str, doc: str, source: str, value: float) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc, labels=["source"])
+    family.add_metric([source], value)
+    return family
+
+
+def serve_pipeline_metrics(pipeline: "Pipeline", port: int, host: str = "127.0.0.1") -> None:
+    from prometheus_client import start_http_server
+
+    REGISTRY.register(PipelineCollector(pipeline))
+    start_http_server(port, addr=host)

@@ -1,0 +1,93 @@
+"""Operations endpoints and metrics."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from channels.layers import channel_layers
+from channels.testing import WebsocketCommunicator
+from django.test import override_settings
+from prometheus_client import CollectorRegistry, generate_latest
+
+from market import services
+from market.core.engine import CandleEngine
+from market.core.sessions import SessionBook
+from market.core.timeframes import TimeframePlan
+from market.core.types import Tick
+from market.metrics import PipelineCollector
+from market.pipeline import Pipeline
+
+
+def test_healthz_needs_nothing(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readyz_checks_database_layer_and_reports_feed_heartbeats(client):
+    services.feed_state_save(source="simulated", state="live", detail="", heartbeat=time.time() - 3)
+    body = client.get("/readyz").json()
+    assert body["status"] == "ok"
+    assert body["checks"]["database"] == "ok" and body["checks"]["channel_layer"] == "ok"
+    feed = body["checks"]["feeds"]["simulated"]
+    assert feed["state"] == "live" and 2 <= feed["heartbeat_age"] < 30
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readyz_is_503_when_the_channel_layer_is_down(client):
+    dead = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                        "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:1/0", "socket_connect_timeout": 0.3}]}}}
+    with override_settings(CHANNEL_LAYERS=dead):
+        channel_layers.backends.clear()
+        try:
+            response = client.get("/readyz")
+        finally:
+            channel_layers.backends.clear()
+    assert response.status_code == 503
+    assert response.json()["checks"]["channel_layer"].startswith("error")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readyz_can_require_a_live_feed(client, settings):
+    settings.MARKET = {**settings.MARKET, "READY_MAX_FEED_AGE": 10}
+    services.feed_state_save(source="simulated", state="live", detail="", heartbeat=time.time() - 60)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "no live feed heartbeat within 10s" in response.json()["checks"]["feed"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_metrics_count_connected_clients():
+    from tickchart.asgi import application
+
+    def clients() -> float:
+        text = generate_latest().decode()
+        return float(next(line.split()[-1] for line in text.splitlines() if line.startswith("tickchart_ws_clients ")))
+
+    before = clients()
+    comm = WebsocketCommunicator(application, "/ws/market/", headers=[(b"origin", b"http://localhost")])
+    await comm.connect()
+    assert clients() == before + 1
+    await comm.disconnect()
+    assert clients() == before
+
+
+async def test_pipeline_collector_exposes_ticks_by_outcome():
+    async def noop(updates):
+        return len(updates)
+
+    engine = CandleEngine(TimeframePlan.build(["5s"]).stored, SessionBook())
+    engine.register("X", "DEMO")
+    p = Pipeline(engine, store=noop, publish=noop, source="simulated")
+    p.add(Tick("X", 1_795_000_000, 1.0))
+    p.add(Tick("X", 1_795_000_000, 1.0))  # repeat
+    p.add(Tick("UNKNOWN", 1_795_000_000, 1.0))
+    await p.flush()
+    registry = CollectorRegistry()
+    registry.register(PipelineCollector(p))
+    text = generate_latest(registry).decode()
+    assert 'tickchart_feed_ticks_total{outcome="accepted",source="simulated"} 1.0' in text
+    assert 'tickchart_feed_ticks_total{outcome="repeat",source="simulated"} 1.0' in text
+    assert 'tickchart_feed_ticks_total{outcome="unknown_symbol",source="simulated"} 1.0' in text
+    assert 'tickchart_candles_written_total{source="simulated"} 1.0' in text
