@@ -18,6 +18,7 @@ from market.core.sessions import Session
 from market.core.types import CandleUpdate
 from market.feeds import load_feed
 from market.models import Symbol
+from market.core.shards import Shard
 from market.locks import WriterLock
 from market.metrics import serve_pipeline_metrics
 from market.pipeline import Pipeline
@@ -45,11 +46,18 @@ class FeedContext:
         """live | stale | reconnecting | market_closed | token_expired: shown to every browser."""
         self.pipeline.set_status(state, detail)
 
-    def __init__(self, pipeline: Pipeline, source: str, symbol_ids: dict[str, int]) -> None:
+    def __init__(
+        self, pipeline: Pipeline, source: str, symbol_ids: dict[str, int], shard: Shard | None = None
+    ) -> None:
         self.pipeline = pipeline
         self.engine = pipeline.engine
         self.source = source
         self.symbol_ids = symbol_ids  # ticker -> primary key, shared with the store
+        self.shard = shard
+
+    def owns(self, ticker: str) -> bool:
+        """Whether this process writes ``ticker`` (always, unless symbols are sharded)."""
+        return self.shard is None or self.shard.owns(ticker)
 
     def _track_sync(self, symbol: Symbol) -> tuple[Symbol, dict, tuple[int, float] | None]:
         return (symbol, *_resume_state(symbol))
@@ -58,6 +66,8 @@ class FeedContext:
         """Register symbols with the engine, resuming from their stored candles."""
         last_by_ticker: dict[str, Any] = {}
         for symbol in symbols:
+            if not self.owns(symbol.ticker):
+                continue  # another runfeed of this source owns it
             _, last, day_volume = await database_sync_to_async(self._track_sync)(symbol)
             self.symbol_ids[symbol.ticker] = symbol.pk
             self.engine.register(symbol.ticker, symbol.exchange)
@@ -67,6 +77,8 @@ class FeedContext:
 
     async def register(self, *, ticker: str, exchange: str, kind: str, name: str = "") -> bool:
         """Add a symbol first seen in the feed; False (and counted) if it cannot be stored."""
+        if not self.owns(ticker):
+            return False
         try:
             symbol, created = await database_sync_to_async(services.symbol_register)(
                 ticker=ticker, exchange=exchange, kind=kind, name=name, source=self.source
@@ -106,7 +118,8 @@ def build_pipeline(source: str, *, live: bool, ids: dict[str, int]) -> Pipeline:
 
 
 async def run_feed(
-    source: str, stop: asyncio.Event, *, standby: bool = False, metrics_port: int | None = None, **options: Any
+    source: str, stop: asyncio.Event, *, standby: bool = False, metrics_port: int | None = None,
+    shard: Shard | None = None, **options: Any,
 ) -> Pipeline:
     """Run ``source`` until it ends or ``stop`` is set; always flushes before returning.
 
@@ -118,11 +131,11 @@ async def run_feed(
     pipeline = build_pipeline(source, live=feed_cls.live, ids=ids)
     if metrics_port:
         serve_pipeline_metrics(pipeline, metrics_port)
-    lock = WriterLock(source)
+    lock = WriterLock(source if shard is None else f"{source}.{shard}")
     if not await lock.acquire(standby=standby, stop=stop):
         return pipeline  # stopped while waiting as a standby
     try:
-        ctx = FeedContext(pipeline, source, ids)
+        ctx = FeedContext(pipeline, source, ids, shard)
         feed = feed_cls(ctx, **options)
         flusher = asyncio.create_task(pipeline.run_flusher(market().flush_interval, stop))
         logger.info("feed %s starting", source)

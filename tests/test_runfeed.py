@@ -97,3 +97,20 @@ def test_runfeed_stops_cleanly_on_sigterm_and_flushes(tmp_path):
     text = "".join(out) + rest
     assert proc.returncode == 0, text
     assert "feed simulated stopped:" in text and "pending=0" in text
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_two_shards_of_one_source_write_disjoint_symbol_sets():
+    from market.core.shards import Shard
+
+    with market_settings(SIM_BACKFILL_HOURS=0.01, FLUSH_INTERVAL=0.2):
+        market.cache_clear()
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(run_feed("simulated", stop, shard=Shard(k, 2))) for k in range(2)]
+        await asyncio.sleep(1.5)
+        stop.set()
+        a, b = await asyncio.gather(*tasks)
+    demo = {"DEMO:ALPHA", "DEMO:BETA", "DEMO:GAMMA", "DEMO:INDEX"}
+    owned = [{t for t in demo if p.engine.knows(t)} for p in (a, b)]
+    assert owned[0] and owned[1] and not owned[0] & owned[1] and owned[0] | owned[1] == demo
+    assert a.written > 0 and b.written > 0

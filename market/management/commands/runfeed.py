@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from market.conf import market
 from market.feeds import FEEDS
+from market.core.shards import Shard
 from market.locks import WriterLockBusy
 from market.runner import run_feed
 
@@ -38,6 +39,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-migrate", action="store_true", help="do not apply migrations first")
         parser.add_argument("--metrics-port", type=int, default=None,
                             help="serve this process's Prometheus metrics on 127.0.0.1:PORT")
+        parser.add_argument("--shard", help="K/N: write only this process's share of the symbols")
         parser.add_argument("--standby", action="store_true",
                             help="if another runfeed writes this source, wait and take over when it exits")
 
@@ -50,6 +52,11 @@ class Command(BaseCommand):
             options = {"file": opts["file"], "speed": opts["speed"]}
         options["standby"] = opts["standby"]
         options["metrics_port"] = opts["metrics_port"]
+        if opts["shard"]:
+            try:
+                options["shard"] = Shard.parse(opts["shard"])
+            except ValueError as exc:
+                raise CommandError(str(exc)) from None
         if not opts["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
         if opts["serve"]:
