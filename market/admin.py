@@ -8,7 +8,7 @@ class SymbolAdmin(admin.ModelAdmin):
     list_display = ("ticker", "name", "exchange", "kind", "active", "source", "tick_size", "lot_size")
     list_filter = ("active", "exchange", "kind", "source")
     list_editable = ("active",)
-    search_fields = ("ticker", "name")
+    search_fields = ("ticker", "name", "isin", "fytoken")
     actions = ("activate", "deactivate")
 
     @admin.action(description="Activate selected symbols")

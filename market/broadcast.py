@@ -40,7 +40,7 @@ def candle_frame(symbol: str, timeframe: str, candle: dict[str, Any]) -> str:
     return orjson.dumps({"type": "candle", "symbol": symbol, "tf": timeframe, "candle": candle}).decode()
 
 
-def candle_events(updates: Iterable[CandleUpdate]) -> list[tuple[str, dict[str, Any]]]:
+def candle_events(updates: Iterable[CandleUpdate], *, revised: bool = False) -> list[tuple[str, dict[str, Any]]]:
     """``(group, event)`` pairs, keeping only the newest state of each candle."""
     latest: dict[tuple[str, str, int], CandleUpdate] = {}
     for u in updates:
@@ -56,16 +56,19 @@ def candle_events(updates: Iterable[CandleUpdate]) -> list[tuple[str, dict[str, 
                 "tf": u.timeframe,
                 "candle": candle,
                 "final": u.final,
+                # A correction (gap repair, reconciliation): delivered even if older than
+                # what a browser already has, so an open chart replaces the bar.
+                "revised": revised,
                 "text": candle_frame(u.symbol, u.timeframe, candle),
             },
         ))
     return out
 
 
-async def candles_publish(layer: Any, updates: Iterable[CandleUpdate]) -> int:
+async def candles_publish(layer: Any, updates: Iterable[CandleUpdate], *, revised: bool = False) -> int:
     """Send the updates to their groups; a layer failure is logged by the caller."""
     sent = 0
-    for group, event in candle_events(updates):
+    for group, event in candle_events(updates, revised=revised):
         await layer.group_send(group, event)
         sent += 1
     return sent

@@ -208,9 +208,13 @@ class MarketConsumer(AsyncWebsocketConsumer):
             if sub.ticker != ticker:
                 continue
             if sub.tracker is None:
-                if sub.tf.code != base_code or sub.is_stale(event["candle"]):
+                if sub.tf.code != base_code:
                     continue
-                sub.mark(event["candle"])
+                if sub.is_stale(event["candle"]):
+                    if not event.get("revised"):
+                        continue
+                else:
+                    sub.mark(event["candle"])
                 await self.send(text_data=event["text"])
                 WS_DELIVERIES.inc()
             elif market().plan.base_for(sub.tf).code == base_code:

@@ -59,7 +59,7 @@ class WriterLock:
     def _try_file(self) -> bool:
         name = str(connections[self._alias].settings_dict["NAME"])
         if name == ":memory:" or "mode=memory" in name:  # tests: one process, lock in tmp
-            digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+            digest = hashlib.sha256(f"{name}.{os.getpid()}".encode()).hexdigest()[:12]
             path = Path(tempfile.gettempdir()) / f"tickchart-{digest}.{self.name}.writer.lock"
         else:
             db = Path(name)

@@ -23,6 +23,11 @@ class Symbol(models.Model):
     lot_size = models.PositiveIntegerField(default=1)
     active = models.BooleanField(default=True, db_index=True, help_text="Streamed by runfeed")
     source = models.CharField(max_length=16, default="simulated", help_text="Feed that supplies it")
+    # Broker reference data (Fyers symbol master; import_symbols fills them).
+    isin = models.CharField(max_length=12, blank=True)
+    fytoken = models.CharField(max_length=24, blank=True, help_text="Fyers token of the instrument")
+    trading_session = models.CharField(max_length=64, blank=True,
+                                       help_text="Exchange session as the broker lists it, e.g. 0915-1530")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -76,3 +81,27 @@ class FeedState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source}: {self.state}"
+
+
+class PulseEvent(models.Model):
+    """A Market Pulse stress event (sharp move, volatility spike), kept so a refresh shows it."""
+
+    class Kind(models.TextChoices):
+        MOVE_1M = "move_1m"
+        MOVE_5M = "move_5m"
+        VOL_SPIKE = "vol_spike"
+
+    id = models.BigAutoField(primary_key=True)
+    symbol = models.CharField(max_length=64, help_text="Ticker (kept as text: events outlive symbols)")
+    asset_class = models.CharField(max_length=16)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    time = models.FloatField(db_index=True, help_text="epoch seconds when it was detected")
+    value = models.FloatField(help_text="the return, or the volatility ratio of a spike")
+    threshold = models.FloatField()
+    message = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["-time"]
+
+    def __str__(self) -> str:
+        return self.message

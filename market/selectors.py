@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import heapq
+import re
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Q, Sum
 
 from market.conf import market
@@ -29,34 +32,128 @@ def symbol_list(*, active: bool | None = True, source: str | None = None) -> lis
 
 
 def symbol_search(*, query: str, limit: int = 20) -> list[dict[str, Any]]:
-    """Active symbols first; a ticker that starts with the query before one that contains it."""
-    query = query.strip()
-    qs = Symbol.objects.all()
-    if query:
-        qs = qs.filter(Q(ticker__icontains=query) | Q(name__icontains=query))
-    rows = list(qs.values("ticker", "name", "exchange", "kind", "active")[: limit * 5])
-    q = query.upper()
+    """Ranked autocomplete over the symbol table: the database narrows, Python scores.
 
-    def rank(row: dict[str, Any]) -> tuple[int, int, str]:
-        ticker = row["ticker"].upper()
-        bare = ticker.partition(":")[2] or ticker
-        starts = 0 if bare.startswith(q) or ticker.startswith(q) else 1
-        return (0 if row["active"] else 1, starts, ticker)
+    Tiers, best first: the bare ticker (``SBIN`` of ``NSE:SBIN-EQ``) equals the query;
+    starts with it; the full ticker starts with it; a word of the name starts with it;
+    the ticker or the name contains it; the query is the initials of the name's words
+    (``sbi`` for State Bank of India); the query is a subsequence of the bare ticker
+    (``rlnc``); the bare ticker's start is one or two edits away (``relainc``, a
+    transposition). Inside a tier active symbols come first, then shorter tickers.
+    Candidates come from ``LIKE`` filters in the database: substrings, plus
+    for queries of three or more characters the symbols whose bare ticker or name starts
+    with the query's first letter. An empty query lists active symbols.
+    """
+    raw = " ".join(query.split())
+    if not raw:
+        rows = Symbol.objects.filter(active=True).order_by("ticker")
+        return list(rows.values("ticker", "name", "exchange", "kind", "active")[:limit])
+    q = raw.upper()
+    compact = q.replace(" ", "")
+    cond = Q(ticker__icontains=raw) | Q(name__icontains=raw)
+    if len(compact) >= 3:
+        first = compact[0]
+        cond |= Q(ticker__icontains=":" + first) | Q(ticker__istartswith=first) | Q(name__istartswith=first)
+    fields = ("ticker", "name", "exchange", "kind", "active")
+    rows = list(Symbol.objects.filter(cond).values_list(*fields)[:5000])
+    max_edits = 0 if len(compact) < 4 else (1 if len(compact) < 7 else 2)
+    scored = []
+    for row in rows:
+        tier = _search_tier(q, compact, row[0].upper(), (row[1] or "").upper(), max_edits)
+        if tier is not None:
+            scored.append((tier, not row[4], len(row[0]), row[0], row))
+    best = heapq.nsmallest(limit, scored)
+    return [dict(zip(fields, item[4], strict=True)) for item in best]
 
-    return sorted(rows, key=rank)[:limit]
+
+_WORD_SPLIT = re.compile(r"[^A-Z0-9&]+")
+
+
+def _bare(ticker: str) -> str:
+    """``NSE:SBIN-EQ`` -> ``SBIN``."""
+    bare = ticker.partition(":")[2] or ticker
+    for suffix in ("-EQ", "-INDEX", "-BE", "-FUT", "-CE", "-PE"):
+        if bare.endswith(suffix):
+            return bare[: -len(suffix)]
+    return bare
+
+
+def _search_tier(q: str, compact: str, ticker: str, name: str, max_edits: int) -> int | None:
+    bare = _bare(ticker)
+    if bare == compact or ticker == q:
+        return 0
+    if bare.startswith(compact):
+        return 1
+    if ticker.startswith(q):
+        return 2
+    words = [w for w in _WORD_SPLIT.split(name) if w]
+    if name.startswith(q) or any(w.startswith(q) for w in words):
+        return 3
+    if compact in ticker:
+        return 4
+    if q in name:
+        return 5
+    if len(compact) >= 2 and len(words) >= len(compact) and "".join(w[0] for w in words).startswith(compact):
+        return 6
+    if len(compact) >= 3 and bare[:1] == compact[:1] and _is_subsequence(compact, bare):
+        return 7
+    if max_edits and abs(len(bare) - len(compact)) <= len(bare):
+        head = bare[: len(compact)]
+        if _edits_within(compact, head, max_edits) or _edits_within(compact, bare, max_edits):
+            return 8
+    return None
+
+
+def _is_subsequence(needle: str, hay: str) -> bool:
+    it = iter(hay)
+    return all(ch in it for ch in needle)
+
+
+def _edits_within(a: str, b: str, k: int) -> bool:
+    """Optimal-string-alignment distance of ``a`` and ``b`` is at most ``k`` (banded)."""
+    if abs(len(a) - len(b)) > k:
+        return False
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        lo = max(1, i - k)
+        hi = min(len(b), i + k)
+        for j in range(1, len(b) + 1):
+            if j < lo or j > hi:
+                cur[j] = k + 1
+                continue
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            v = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                v = min(v, prev2[j - 2] + 1)
+            cur[j] = v
+        if min(cur) > k:
+            return False
+        prev2, prev = prev, cur
+    return prev[len(b)] <= k
 
 
 def _rows(symbol: Symbol, tf: Timeframe, *, start: int | None, end: int | None,
           limit: int | None, newest: bool) -> list[CandleValue]:
-    qs = Candle.objects.filter(symbol=symbol, timeframe=tf.code)
+    """Raw SQL over the (symbol, timeframe, time) unique index: no model instances,
+    which is most of the cost of a history read (MEASURED.md: 14 ms vs 75 ms for 5,000)."""
+    sql = [f"SELECT time, open, high, low, close, volume, ticks FROM {Candle._meta.db_table} "
+           "WHERE symbol_id = %s AND timeframe = %s"]
+    params: list[Any] = [symbol.pk, tf.code]
     if start is not None:
-        qs = qs.filter(time__gte=start)
+        sql.append("AND time >= %s")
+        params.append(start)
     if end is not None:
-        qs = qs.filter(time__lte=end)
-    qs = qs.order_by("-time" if newest else "time").values_list(*_COLUMNS)
+        sql.append("AND time <= %s")
+        params.append(end)
+    sql.append("ORDER BY time DESC" if newest else "ORDER BY time")
     if limit is not None:
-        qs = qs[:limit]
-    rows = [CandleValue(*row) for row in qs]
+        sql.append("LIMIT %s")
+        params.append(limit)
+    with connection.cursor() as cursor:
+        cursor.execute(" ".join(sql), params)
+        rows = [CandleValue(*row) for row in cursor.fetchall()]
     if newest:
         rows.reverse()
     return rows

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from market import ops_views, views
+from market import pulse_views
 
 urlpatterns = [
     path("healthz", ops_views.healthz, name="healthz"),
@@ -10,4 +11,5 @@ urlpatterns = [
     path("chart/<path:ticker>/", views.chart, name="chart"),
     path("api/candles", views.api_candles, name="api-candles"),
     path("api/symbols", views.api_symbols, name="api-symbols"),
+    path("pulse/", pulse_views.pulse, name="pulse"),
 ]

@@ -96,11 +96,17 @@ def chart(request: HttpRequest, ticker: str | None = None) -> HttpResponse:
     except BadRequest:
         tf = Timeframe.parse(DEFAULT_TF)
     candles = selectors.candle_list(symbol=symbol, tf=tf)
+    session = conf.sessions.for_exchange(symbol.exchange)
     config = {
         "symbol": symbol.ticker,
         "name": symbol.name,
         "exchange": symbol.exchange,
         "tz": conf.sessions.tz_name(symbol.exchange),
+        # Regular session (exchange-local HH:MM) for the countdown and "market closed";
+        # null: the exchange trades round the clock.
+        "session": None if session.round_the_clock or session.close is None else {
+            "tz": session.tz, "open": session.open.strftime("%H:%M"), "close": session.close.strftime("%H:%M"),
+        },
         "tf": tf.code,
         "timeframes": list(CODES),
         "symbols": [{"ticker": s.ticker, "name": s.name} for s in symbols],

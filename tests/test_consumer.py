@@ -581,3 +581,18 @@ def test_group_names_are_valid_and_injective():
     assert len(set(names.values())) == len(names)
     assert group_name("NSE:SBIN-EQ", "1m") == "c.1m.NSE_3aSBIN-EQ"
     assert group_name("NSE:SBIN-EQ", "1m") != group_name("NSE:SBIN-EQ", "5m")
+
+
+async def test_revised_older_candle_is_delivered_so_the_chart_replaces_it(alpha):
+    """Gap repair and reconciliation publish corrections of closed candles."""
+    async with ws() as comm:
+        await subscribe(comm)
+        corrected = candle(2, ticks=99, close=4242.0)
+        await candles_publish(get_channel_layer(), [upd(corrected)], revised=True)
+        frame = await recv(comm)
+        assert frame["candle"] == as_dict(corrected)
+        # ... and it does not move the stream back: a plain older update stays dropped.
+        await publish(upd(candle(3, ticks=99)))
+        assert await comm.receive_nothing(timeout=QUIET)
+        await publish(upd(candle(6)))
+        assert (await recv(comm))["candle"] == as_dict(candle(6))

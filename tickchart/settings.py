@@ -250,3 +250,41 @@ PULSE = {
     # Optional alert delivery: POST each stress event as JSON to this URL.
     "WEBHOOK_URL": env("PULSE_WEBHOOK_URL", "") or "",
 }
+
+# ---- Fyers feed (`runfeed --source fyers`, fyers_login, backfill; docs/fyers.md) ----------
+# Credentials come from the environment only; they are never logged or shown in the admin.
+FYERS = {
+    "CLIENT_ID": env("FYERS_CLIENT_ID", "") or "",          # e.g. "XB12345-100"
+    "SECRET_KEY": env("FYERS_SECRET_KEY", "") or "",
+    "REDIRECT_URI": env("FYERS_REDIRECT_URI", "") or "",
+    # Optional unattended daily login (TOTP): all three must be set.
+    "USER_ID": env("FYERS_USER_ID", "") or "",
+    "PIN": env("FYERS_PIN", "") or "",
+    "TOTP_SECRET": env("FYERS_TOTP_SECRET", "") or "",
+    # Access token file (0600, outside the repository).
+    "TOKEN_FILE": env("FYERS_TOKEN_FILE", str(Path.home() / ".config" / "tickchart" / "fyers_token.json")),
+    # The SDK writes its own log files here (never into the working directory).
+    "LOG_DIR": env("FYERS_LOG_DIR", str(BASE_DIR / "var" / "log" / "fyers")),
+    # Endpoints: tests point these at loopback servers speaking Fyers' protocols.
+    "API_BASE": env("FYERS_API_BASE", "https://api-t1.fyers.in"),
+    "LOGIN_BASE": env("FYERS_LOGIN_BASE", "https://api-t2.fyers.in"),
+    "PUBLIC_BASE": env("FYERS_PUBLIC_BASE", "https://public.fyers.in"),
+    "WS_URL": env("FYERS_WS_URL", "wss://socket.fyers.in/hsm/v1-5/prod"),
+    # REST limits shared by every call of the process (Fyers: 10/s, 200/min).
+    "RATE_PER_SECOND": int(env("FYERS_RATE_PER_SECOND", "10") or 10),
+    "RATE_PER_MINUTE": int(env("FYERS_RATE_PER_MINUTE", "200") or 200),
+    # Live socket supervision.
+    "STALL_SECONDS": float(env("FYERS_STALL_SECONDS", "90") or 90),
+    "BACKOFF_MIN": float(env("FYERS_BACKOFF_MIN", "2") or 2),
+    "BACKOFF_MAX": float(env("FYERS_BACKOFF_MAX", "120") or 120),
+    "REFRESH_SECONDS": float(env("FYERS_REFRESH_SECONDS", "2") or 2),   # admin changes
+    "QUEUE_MAX": int(env("FYERS_QUEUE_MAX", "200000") or 200000),       # SDK -> asyncio
+    "MAX_SYMBOLS": int(env("FYERS_MAX_SYMBOLS", "5000") or 5000),
+    # Back-fill at start (days back when nothing is stored) and reconciliation pace.
+    "BACKFILL_DAYS": float(env("FYERS_BACKFILL_DAYS", "5") or 5),
+    "RECONCILE_SECONDS": float(env("FYERS_RECONCILE_SECONDS", "300") or 300),
+    "RECONCILE_LOOKBACK": float(env("FYERS_RECONCILE_LOOKBACK", "1800") or 1800),
+    "RECONCILE_BUDGET": float(env("FYERS_RECONCILE_BUDGET", "0.5") or 0.5),  # share of 200/min
+    # Raw message recording (runfeed --record DIR overrides).
+    "RECORD_DIR": env("FYERS_RECORD_DIR", "") or "",
+}

@@ -40,6 +40,8 @@ class Command(BaseCommand):
         parser.add_argument("--metrics-port", type=int, default=None,
                             help="serve this process's Prometheus metrics on 127.0.0.1:PORT")
         parser.add_argument("--shard", help="K/N: write only this process's share of the symbols")
+        parser.add_argument("--record", metavar="DIR",
+                            help="fyers: also write every raw message to DIR (gzip JSON Lines, one file a day)")
         parser.add_argument("--standby", action="store_true",
                             help="if another runfeed writes this source, wait and take over when it exits")
 
@@ -50,6 +52,10 @@ class Command(BaseCommand):
             if not opts["file"]:
                 raise CommandError("--source replay needs --file")
             options = {"file": opts["file"], "speed": opts["speed"]}
+        if opts.get("record"):
+            if source != "fyers":
+                raise CommandError("--record needs --source fyers (the raw broker messages)")
+            options["record"] = opts["record"]
         options["standby"] = opts["standby"]
         options["metrics_port"] = opts["metrics_port"]
         if opts["shard"]:
@@ -85,18 +91,23 @@ class Command(BaseCommand):
         tasks: list[asyncio.Task] = []
 
         def start_feed() -> None:
-            task = asyncio.ensure_future(run_feed(source, stop, **options))
-            task.add_done_callback(_feed_done)
-            tasks.append(task)
+            from market.pulse_service import run_pulse
 
-        def _feed_done(task: asyncio.Task) -> None:
+            # The feed, and Market Pulse computed from its candles, on the same loop.
+            for coro in (run_feed(source, stop, **options), run_pulse(stop)):
+                task = asyncio.ensure_future(coro)
+                task.add_done_callback(_task_done)
+                tasks.append(task)
+
+        def _task_done(task: asyncio.Task) -> None:
             if not task.cancelled() and task.exception() is not None:
-                logger.error("feed stopped with an error: %r", task.exception())
+                logger.error("background task stopped with an error: %r", task.exception())
 
         def stop_feed():
             stop.set()
-            if tasks and not tasks[0].done():
-                return defer.Deferred.fromFuture(tasks[0])
+            running = [t for t in tasks if not t.done()]
+            if running:
+                return defer.Deferred.fromFuture(asyncio.ensure_future(asyncio.wait(running)))
             return None
 
         server = daphne.server.Server(

@@ -1,0 +1,281 @@
+"""Finnhub's trade WebSocket as a live feed (``runfeed --source finnhub``).
+
+Streams the active symbols whose ``source`` is ``finnhub`` (add them in the admin or with
+``manage.py add_symbols``): US stocks (``AAPL``, exchange ``US``, 09:30–16:00 New York),
+forex (``OANDA:EUR_USD``) and crypto (``BINANCE:BTCUSDT``), the latter round the clock.
+Frames are parsed by ``market.core.finnhub_messages`` (trade conditions: see there); the
+engine contract is unchanged (exchange-time buckets, late and out-of-session drops).
+
+- ``FINNHUB_API_KEY`` comes from the environment and never reaches a log line or the
+  feed status: everything logged passes through ``_redact`` and the websockets library
+  logs through a redacting logger. A missing key is reported as ``token_expired``.
+- At most ``MAX_SYMBOLS`` (50, the free plan) per connection: the rest are named in a
+  warning and in the status every browser sees.
+- A dropped or refused connection is retried with exponential backoff (``BACKOFF_MIN``
+  doubling to ``BACKOFF_MAX``), reset once the new connection delivers a frame; HTTP 401
+  or 403 at the handshake means the key was refused (``token_expired``).
+- Every ``REFRESH_SECONDS`` the symbol list is re-read and the difference subscribed or
+  unsubscribed on the open connection (the hook "symbols on demand" extends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from market import selectors
+from market.conf import market
+from market.core import finnhub_messages
+from market.core.types import Reject
+from market.feeds.base import Feed
+
+logger = logging.getLogger("market.feed")
+ws_logger = logging.getLogger("market.feed.finnhub.ws")
+
+SOURCE = "finnhub"
+
+
+@dataclass(frozen=True)
+class FinnhubConf:
+    api_key: str
+    ws_url: str
+    max_symbols: int
+    prefix_kinds: dict[str, str]
+    stock_exchange: str
+    excluded_conditions: tuple[str, ...]
+    backoff_min: float
+    backoff_max: float
+    refresh_seconds: float
+
+
+def finnhub_conf() -> FinnhubConf:
+    raw = getattr(settings, "FINNHUB", {}) or {}
+    return FinnhubConf(
+        api_key=raw.get("API_KEY") or "",
+        ws_url=raw.get("WS_URL") or "wss://ws.finnhub.io",
+        max_symbols=int(raw.get("MAX_SYMBOLS") or 50),
+        prefix_kinds=dict(raw.get("PREFIX_KINDS") or finnhub_messages.DEFAULT_PREFIX_KINDS),
+        stock_exchange=raw.get("STOCK_EXCHANGE") or "US",
+        excluded_conditions=tuple(raw.get("EXCLUDED_CONDITIONS") or ()),
+        backoff_min=float(raw.get("BACKOFF_MIN") or 1.0),
+        backoff_max=float(raw.get("BACKOFF_MAX") or 60.0),
+        refresh_seconds=float(raw.get("REFRESH_SECONDS") or 30.0),
+    )
+
+
+class _Redact(logging.Filter):
+    """Replace the API key wherever it would appear in a record (message or arguments)."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secret:
+            text = record.getMessage()
+            if self.secret in text:
+                record.msg, record.args = text.replace(self.secret, "***"), None
+        return True
+
+
+def limit_message(left_out: list[str], limit: int) -> str:
+    """The user-facing sentence for symbols past the per-connection limit."""
+    names = ", ".join(left_out)
+    return (f"{len(left_out)} symbol(s) not streamed: Finnhub allows {limit} per connection "
+            f"(try again later or deactivate others): {names}")
+
+
+class FinnhubFeed(Feed):
+    live = True
+
+    def __init__(self, ctx: Any, **options: Any) -> None:
+        super().__init__(ctx, **options)
+        self.conf = finnhub_conf()
+        self.streamed: list[str] = []      # what we want subscribed (<= max_symbols)
+        self.left_out: list[str] = []      # active finnhub symbols past the limit
+        self.subscribed: set[str] = set()  # what the open connection is subscribed to
+        self.connections = 0
+        self.last_error = ""
+        self._exchanges: dict[str, str] = {}
+        self._filter = _Redact(self.conf.api_key)
+
+    # -- helpers ---------------------------------------------------------------------
+    def _redact(self, text: object) -> str:
+        s = str(text)
+        return s.replace(self.conf.api_key, "***") if self.conf.api_key else s
+
+    def _url(self) -> str:
+        sep = "&" if "?" in self.conf.ws_url else "?"
+        return f"{self.conf.ws_url}{sep}{urlencode({'token': self.conf.api_key})}"
+
+    def _detail(self, head: str) -> str:
+        parts = [head]
+        if self.left_out:
+            parts.append(limit_message(self.left_out, self.conf.max_symbols))
+        if self.last_error:
+            parts.append(f"Finnhub error: {self.last_error}")
+        return self._redact("; ".join(p for p in parts if p))
+
+    def _set_live(self) -> None:
+        now = time.time()
+        sessions = market().sessions
+        open_ = [t for t in self.streamed
+                 if sessions.for_exchange(self._exchanges.get(t, "")).day_of(now).contains(now)]
+        if self.streamed and not open_:
+            self.ctx.set_status("market_closed", self._detail(f"{len(self.streamed)} symbols, all closed now"))
+        else:
+            self.ctx.set_status("live", self._detail(f"streaming {len(self.subscribed)} symbols"))
+
+    # -- symbols ---------------------------------------------------------------------
+    async def _load_symbols(self) -> None:
+        symbols = await database_sync_to_async(selectors.symbol_list)(active=True, source=SOURCE)
+        limit = self.conf.max_symbols
+        keep, rest = symbols[:limit], [s.ticker for s in symbols[limit:]]
+        if rest != self.left_out and rest:
+            logger.warning("finnhub: %s", limit_message(rest, limit))
+        self.left_out = rest
+        new = [s for s in keep if not self.ctx.engine.knows(s.ticker)]
+        if new:
+            await self.ctx.track(new)
+        for s in keep:
+            self._exchanges[s.ticker] = s.exchange
+        self.streamed = [s.ticker for s in keep]
+
+    async def _sync_subscriptions(self, ws: ClientConnection) -> None:
+        wanted = set(self.streamed)
+        for ticker in sorted(self.subscribed - wanted):
+            await ws.send(finnhub_messages.unsubscribe_frame(ticker))
+            self.subscribed.discard(ticker)
+        for ticker in self.streamed:
+            if ticker not in self.subscribed:
+                await ws.send(finnhub_messages.subscribe_frame(ticker))
+                self.subscribed.add(ticker)
+
+    # -- frames ----------------------------------------------------------------------
+    def handle(self, frame: str | bytes) -> None:
+        """One frame from Finnhub: ticks to the pipeline; pings and errors noted; bad input counted."""
+        pipeline = self.pipeline
+        pipeline.messages += 1
+        parsed = finnhub_messages.parse(frame, excluded_conditions=self.conf.excluded_conditions)
+        for reason, n in parsed.rejects.items():
+            for _ in range(n):
+                pipeline.reject(reason)
+        for control in parsed.controls:
+            pipeline.not_ticks += 1
+            if control.kind == "error":
+                self.last_error = self._redact(control.message)
+                logger.warning("finnhub error message: %s", self.last_error)
+                self._set_live()
+        engine = self.ctx.engine
+        for tick in parsed.ticks:
+            if not engine.knows(tick.symbol):
+                pipeline.reject(Reject.UNKNOWN_SYMBOL.value)
+                continue
+            pipeline.add(tick)
+
+    # -- connection ------------------------------------------------------------------
+    async def _close_on_stop(self, ws: ClientConnection, stop: asyncio.Event) -> None:
+        await stop.wait()
+        await ws.close()
+
+    async def _refresh(self, ws: ClientConnection, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.conf.refresh_seconds)
+                return
+            except asyncio.TimeoutError:
+                pass
+            try:
+                await self._load_symbols()
+                await self._sync_subscriptions(ws)
+                self._set_live()
+            except ConnectionClosed:
+                return
+            except Exception as exc:  # noqa: BLE001 - e.g. the database is briefly down
+                logger.warning("finnhub: refreshing symbols failed: %s", self._redact(exc))
+
+    async def _session(self, ws: ClientConnection, stop: asyncio.Event) -> bool:
+        """Subscribe and read until the connection ends; True if any frame arrived."""
+        self.subscribed = set()
+        await self._sync_subscriptions(ws)
+        self._set_live()
+        helpers = [asyncio.create_task(self._close_on_stop(ws, stop)),
+                   asyncio.create_task(self._refresh(ws, stop))]
+        received = False
+        try:
+            async for frame in ws:
+                received = True
+                self.handle(frame)
+        finally:
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+        return received
+
+    async def run(self, stop: asyncio.Event) -> None:
+        conf = self.conf
+        if not conf.api_key:
+            # Stay up (and say so to every browser) rather than exit: in embedded mode the
+            # site keeps serving history, and the status tells the user what to fix.
+            logger.error("finnhub: FINNHUB_API_KEY is not set; the feed cannot start")
+            self.ctx.set_status("token_expired", "FINNHUB_API_KEY is not set")
+            await stop.wait()
+            return
+        if self._filter not in ws_logger.filters:
+            ws_logger.addFilter(self._filter)
+        try:
+            await self._run(stop)
+        finally:
+            ws_logger.removeFilter(self._filter)
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        conf = self.conf
+        await self._load_symbols()
+        if not self.streamed:
+            logger.warning("finnhub: no active symbols with source=finnhub; add some with "
+                           "`manage.py add_symbols AAPL BINANCE:BTCUSDT` or in the admin")
+        backoff = conf.backoff_min
+        while not stop.is_set():
+            reason = "connection closed"
+            try:
+                self.ctx.set_status("reconnecting" if self.connections else "starting",
+                                    f"connecting to {conf.ws_url}")
+                async with connect(self._url(), logger=ws_logger, open_timeout=10,
+                                   max_size=2**22) as ws:
+                    self.connections += 1
+                    logger.info("finnhub: connected to %s (connection %d), subscribing %d symbols",
+                                conf.ws_url, self.connections, len(self.streamed))
+                    if await self._session(ws, stop):
+                        backoff = conf.backoff_min
+                    code = ws.close_code
+                    reason = f"connection closed by Finnhub (code {code})"
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                reason = f"Finnhub refused the connection (HTTP {status})"
+                if status in (401, 403):
+                    reason = f"Finnhub rejected the API key (HTTP {status})"
+                    logger.error("finnhub: %s; check FINNHUB_API_KEY", reason)
+                    self.ctx.set_status("token_expired", reason)
+            except ConnectionClosed as exc:
+                reason = f"connection lost ({self._redact(exc)})"
+            except (OSError, InvalidHandshake, InvalidURI, asyncio.TimeoutError) as exc:
+                reason = f"cannot connect: {type(exc).__name__}: {self._redact(exc)}"
+            if stop.is_set():
+                break
+            logger.warning("finnhub: %s; reconnecting in %.1fs", reason, backoff)
+            if self.pipeline.state != "token_expired" or "API key" not in reason:
+                self.ctx.set_status("reconnecting", self._redact(f"{reason}; retrying in {backoff:.0f}s"))
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=backoff)
+            except asyncio.TimeoutError:
+                pass
+            backoff = min(backoff * 2, conf.backoff_max)

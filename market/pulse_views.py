@@ -1,0 +1,21 @@
+"""``/pulse/``: the Market Pulse page; its data arrives over /ws/pulse/ (market.pulse_consumer)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from market.pulse_service import pulse_event_list_recent, pulse_settings
+
+CLASS_ORDER = ["equity", "index", "currency", "crypto", "future", "option", "other"]
+
+
+def pulse(request: HttpRequest) -> HttpResponse:
+    raw = pulse_settings()
+    config = {
+        "ws_path": "/ws/pulse/",
+        "events": pulse_event_list_recent(limit=int(raw.get("RECENT_EVENTS", 50))),
+        "class_order": CLASS_ORDER,
+        "chart_path": "/chart/",
+    }
+    return render(request, "pulse/pulse.html", {"pulse_config": config})

@@ -1,0 +1,193 @@
+/* Market Pulse page: draws what the server computes (market.pulse_service) and pushes over
+ * /ws/pulse/. Movers grouped by asset class and sortable; stress feed (stored events on
+ * load, then live); correlation card. Reconnects with backoff. No framework, no CDN. */
+(function () {
+  'use strict';
+
+  var config = JSON.parse(document.getElementById('pulse-config').textContent);
+  var COLUMNS = [
+    { key: 'symbol', label: 'Symbol' },
+    { key: 'last', label: 'Last', num: true, fmt: fmtPrice },
+    { key: 'r1m', label: '1m', num: true, fmt: fmtPct, signed: true },
+    { key: 'r5m', label: '5m', num: true, fmt: fmtPct, signed: true },
+    { key: 'r15m', label: '15m', num: true, fmt: fmtPct, signed: true },
+    { key: 'vol15m', label: 'σ 15m', num: true, fmt: fmtPct },
+    { key: 'slope', label: 'Slope', num: true, fmt: fmtSlope, signed: true },
+    { key: 'regime', label: 'Regime' }
+  ];
+  var MAX_EVENTS = 200;
+  var state = { movers: [], sortKey: 'r5m', sortDir: -1, events: [] };
+
+  function fmtPct(v) { return v === null || v === undefined ? '–' : (v * 100).toFixed(2) + '%'; }
+  function fmtPrice(v) {
+    if (v === null || v === undefined) return '–';
+    var digits = v >= 1000 ? 2 : v >= 1 ? 4 : 6;
+    return v.toFixed(digits);
+  }
+  function fmtSlope(v) { return v === null || v === undefined ? '–' : (v * 1e4).toFixed(2) + ' bp/m'; }
+  function fmtTime(epoch) {
+    return new Date(epoch * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  }
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  // -- movers ------------------------------------------------------------------------------
+  function compare(a, b) {
+    var k = state.sortKey, x = a[k], y = b[k];
+    if (k !== 'symbol' && k !== 'regime' && typeof x === 'number' && typeof y === 'number') {
+      x = Math.abs(x); y = Math.abs(y);  // movers rank by size of the move, either way
+    }
+    if (x === null || x === undefined) return 1;
+    if (y === null || y === undefined) return -1;
+    if (x < y) return -state.sortDir;
+    if (x > y) return state.sortDir;
+    return a.symbol < b.symbol ? -1 : 1;
+  }
+
+  function header() {
+    var tr = el('tr');
+    COLUMNS.forEach(function (c) {
+      var th = el('th', c.num ? 'num' : '', c.label);
+      th.dataset.key = c.key;
+      th.setAttribute('role', 'columnheader');
+      if (c.key === state.sortKey) th.setAttribute('aria-sort', state.sortDir > 0 ? 'ascending' : 'descending');
+      th.addEventListener('click', function () {
+        if (state.sortKey === c.key) state.sortDir = -state.sortDir;
+        else { state.sortKey = c.key; state.sortDir = c.num ? -1 : 1; }
+        renderMovers();
+      });
+      tr.appendChild(th);
+    });
+    var thead = el('thead');
+    thead.appendChild(tr);
+    return thead;
+  }
+
+  function row(m) {
+    var tr = el('tr');
+    COLUMNS.forEach(function (c) {
+      var v = m[c.key];
+      var td;
+      if (c.key === 'symbol') {
+        td = el('td');
+        var a = el('a', '', v);
+        a.href = config.chart_path + encodeURIComponent(v).replace(/%3A/g, ':') + '/?tf=1m';
+        td.appendChild(a);
+      } else if (c.key === 'regime') {
+        td = el('td', 'regime-' + v, v.replace('_', ' '));
+      } else {
+        td = el('td', 'num', c.fmt(v));
+        if (c.signed && typeof v === 'number' && v !== 0) td.classList.add(v > 0 ? 'up' : 'down');
+      }
+      tr.appendChild(td);
+    });
+    return tr;
+  }
+
+  function renderMovers() {
+    var root = document.getElementById('movers-groups');
+    root.textContent = '';
+    if (!state.movers.length) {
+      root.appendChild(el('p', 'muted empty', 'Waiting for the pulse…'));
+      return;
+    }
+    var groups = {};
+    state.movers.forEach(function (m) { (groups[m['class']] = groups[m['class']] || []).push(m); });
+    var order = config.class_order.filter(function (k) { return groups[k]; })
+      .concat(Object.keys(groups).filter(function (k) { return config.class_order.indexOf(k) < 0; }).sort());
+    order.forEach(function (cls) {
+      var section = el('section', 'mover-group');
+      section.dataset.assetClass = cls;
+      section.appendChild(el('h3', '', cls + ' (' + groups[cls].length + ')'));
+      var table = el('table', 'movers-table');
+      table.appendChild(header());
+      var tbody = el('tbody');
+      groups[cls].sort(compare).forEach(function (m) { tbody.appendChild(row(m)); });
+      table.appendChild(tbody);
+      section.appendChild(table);
+      root.appendChild(section);
+    });
+  }
+
+  // -- stress feed -------------------------------------------------------------------------
+  function renderEvents(fresh) {
+    var list = document.getElementById('stress-list');
+    list.textContent = '';
+    state.events.forEach(function (e, i) {
+      var li = el('li', i < fresh ? 'fresh' : '');
+      var t = el('time', '', fmtTime(e.time));
+      t.dateTime = new Date(e.time * 1000).toISOString();
+      li.appendChild(t);
+      li.appendChild(el('span', 'kind', e.kind.replace('_', ' ')));
+      li.appendChild(el('span', 'msg', e.message));
+      list.appendChild(li);
+    });
+    document.getElementById('stress-empty').hidden = state.events.length > 0;
+  }
+
+  function addEvents(events, fresh) {
+    if (!events || !events.length) return;
+    var sorted = events.slice().sort(function (a, b) { return b.time - a.time; });
+    state.events = sorted.concat(state.events).slice(0, MAX_EVENTS);
+    renderEvents(fresh ? sorted.length : 0);
+  }
+
+  // -- correlation -------------------------------------------------------------------------
+  function renderCorrelation(card) {
+    var meta = document.getElementById('corr-meta');
+    var body = document.getElementById('corr-body');
+    body.textContent = '';
+    if (!card) { meta.textContent = 'No base symbol yet.'; return; }
+    meta.textContent = 'vs ' + card.base + ' · ' + (card.bucket / 60) + 'm buckets · look-back ' +
+      card.lookback + (card.regime === 'high_vol' ? ' (shortened: high volatility)' : '');
+    card.top.forEach(function (r) {
+      var tr = el('tr');
+      tr.appendChild(el('td', '', r.symbol));
+      tr.appendChild(el('td', 'num ' + (r.corr >= 0 ? 'up' : 'down'), r.corr.toFixed(2)));
+      tr.appendChild(el('td', 'num', String(r.n)));
+      body.appendChild(tr);
+    });
+    if (!card.top.length) meta.textContent += ' · not enough common data yet';
+  }
+
+  // -- connection --------------------------------------------------------------------------
+  function setStatus(s, text) {
+    document.body.dataset.status = s;
+    document.getElementById('pulse-status').textContent = text || s;
+  }
+
+  var delay = 1000;
+  function connect() {
+    var proto = location.protocol === 'https:' ? 'wss://' : 'ws://';
+    var ws = new WebSocket(proto + location.host + config.ws_path);
+    var first = true;
+    ws.onopen = function () { delay = 1000; setStatus('live', 'live'); };
+    ws.onmessage = function (ev) {
+      var msg;
+      try { msg = JSON.parse(ev.data); } catch (e) { return; }
+      if (msg.type === 'hello') {
+        if (first) { state.events = []; addEvents(msg.events, false); renderEvents(0); }
+        first = false;
+      } else if (msg.type === 'pulse') {
+        state.movers = msg.movers || [];
+        renderMovers();
+        renderCorrelation(msg.correlation);
+        addEvents(msg.events, true);
+        document.getElementById('pulse-updated').textContent = 'updated ' + fmtTime(msg.time);
+      }
+    };
+    ws.onclose = function () {
+      setStatus('reconnecting', 'reconnecting…');
+      setTimeout(connect, delay);
+      delay = Math.min(delay * 2, 30000);
+    };
+  }
+
+  addEvents(config.events, false);
+  renderEvents(0);
+  connect();
+})();
