@@ -554,10 +554,12 @@ def test_revised_candle_replaces_shown_bar_and_feed_status_shows(server, page):
     assert (shown["high"], shown["close"]) == (revised["high"], revised["close"])
     assert _times(page)[: len(times)] == times, "a revision must not add or move bars"
     # Hovering the revised bar shows it in the legend.
-    page.evaluate(
-        "t => { const c = window.tickchart.chart; c.setCrosshairPosition(0, t, window.tickchart.series()); }", old
+    # (re-applied on each poll: a live update arriving in between may move the crosshair)
+    page.wait_for_function(
+        "t => { window.tickchart.chart.setCrosshairPosition(0, t, window.tickchart.series());"
+        " return window.tickchart.hoverTime === t; }",
+        arg=old, polling=200,
     )
-    page.wait_for_function("t => window.tickchart.hoverTime === t", arg=old)
     volume = page.locator('#legend [data-field="volume"]').inner_text()
     assert volume == "123.46K", volume
 
