@@ -18,7 +18,7 @@ is sent twice out of order. Derived timeframes listen to their stored base's gro
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -48,11 +48,11 @@ class ProtocolError(ValueError):
 class Subscription:
     ticker: str
     tf: Timeframe
+    base: str  # the stored timeframe whose group feeds it (``tf`` itself unless derived)
     group: str
     tracker: DerivedTracker | None = None  # set for derived timeframes
     last_time: int = -1
     last_ticks: int = -1
-    pending: list[dict[str, Any]] = field(default_factory=list)
 
     def is_stale(self, candle: dict[str, Any]) -> bool:
         t = candle["time"]
@@ -177,7 +177,7 @@ class MarketConsumer(AsyncWebsocketConsumer):
                 await self.channel_layer.group_discard(group, self.channel_name)
             raise ProtocolError(f"unknown symbol {ticker}")
         candles, parts, session = loaded
-        sub = Subscription(ticker=ticker, tf=tf, group=group)
+        sub = Subscription(ticker=ticker, tf=tf, base=base.code, group=group)
         if base != tf:
             sub.tracker = DerivedTracker(tf, session)
             for part in parts:
@@ -205,11 +205,9 @@ class MarketConsumer(AsyncWebsocketConsumer):
     async def candle_update(self, event: dict[str, Any]) -> None:
         ticker, base_code = event["symbol"], event["tf"]
         for sub in self.subscriptions.values():
-            if sub.ticker != ticker:
+            if sub.ticker != ticker or sub.base != base_code:
                 continue
             if sub.tracker is None:
-                if sub.tf.code != base_code:
-                    continue
                 if sub.is_stale(event["candle"]):
                     if not event.get("revised"):
                         continue
@@ -217,7 +215,7 @@ class MarketConsumer(AsyncWebsocketConsumer):
                     sub.mark(event["candle"])
                 await self.send(text_data=event["text"])
                 WS_DELIVERIES.inc()
-            elif market().plan.base_for(sub.tf).code == base_code:
+            else:
                 derived = sub.tracker.update(Candle.from_dict(event["candle"]))
                 if derived is None:
                     continue
