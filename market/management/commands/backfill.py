@@ -76,7 +76,7 @@ class Command(BaseCommand):
         not_stored = [tf.code for tf in tfs if not plan.is_stored(tf)]
         if not_stored:
             raise CommandError(f"not stored timeframes: {' '.join(not_stored)} "
-                               f"(stored: {' '.join(plan.codes)})")
+                               f"(stored: {' '.join(tf.code for tf in plan.stored)})")
         if opts["symbol"]:
             symbols = list(Symbol.objects.filter(ticker__in=opts["symbol"]))
             unknown = sorted(set(opts["symbol"]) - {s.ticker for s in symbols})
