@@ -323,7 +323,9 @@ def test_scroll_back_loads_older_pages_without_jumps_and_range_buttons(server, p
     page.goto(server.base + "/chart/DEMO:BETA/?tf=5s")
     _wait_live(page)
     state = _state(page)
-    assert state["candleCount"] == 1000  # the page carries the newest 1000 of ~2160
+    # The page carries the newest 1000 of ~2160; a live bar may open before we look.
+    assert 1000 <= state["candleCount"] <= 1002, state["candleCount"]
+    count_before = state["candleCount"]
     first_before = state["firstTime"]
     # Scroll left towards the edge; note what is in view before the older page arrives
     # (the page's request is held back until then).
@@ -344,7 +346,7 @@ def test_scroll_back_loads_older_pages_without_jumps_and_range_buttons(server, p
     page.wait_for_timeout(200)
     after = page.evaluate("window.tickchart.chart.timeScale().getVisibleRange()")
     state = _state(page)
-    assert state["firstTime"] < first_before and state["candleCount"] > 1000
+    assert state["firstTime"] < first_before and state["candleCount"] > count_before
     assert after["from"] == before["from"], "the visible range jumped when older candles arrived"
     times = _times(page)
     assert times == sorted(set(times))
