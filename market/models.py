@@ -1,7 +1,9 @@
-"""What TickChart stores: instruments (``Symbol``) and their candles (``Candle``)."""
+"""What TickChart stores: instruments (``Symbol``), their candles (``Candle``), feed state,
+pulse events and personal API tokens (``ApiToken``)."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -22,6 +24,10 @@ class Symbol(models.Model):
     tick_size = models.DecimalField(max_digits=12, decimal_places=6, default="0.05")
     lot_size = models.PositiveIntegerField(default=1)
     active = models.BooleanField(default=True, db_index=True, help_text="Streamed by runfeed")
+    always_record = models.BooleanField(
+        default=False,
+        help_text="Feeds that stream on demand keep this symbol subscribed even when nobody watches it",
+    )
     source = models.CharField(max_length=16, default="simulated", help_text="Feed that supplies it")
     # Broker reference data (Fyers symbol master; import_symbols fills them).
     isin = models.CharField(max_length=12, blank=True)
@@ -105,3 +111,28 @@ class PulseEvent(models.Model):
 
     def __str__(self) -> str:
         return self.message
+
+
+class ApiToken(models.Model):
+    """A personal read-only token for scripts (``Authorization: Bearer …``).
+
+    Only a SHA-256 digest of the secret is stored; ``prefix`` (the first characters of the
+    secret) lets a user tell tokens apart in the admin without revealing them.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text="What the token is for, e.g. 'research notebook'")
+    prefix = models.CharField(max_length=12, db_index=True, editable=False)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    scope = models.CharField(max_length=16, default="read", editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
