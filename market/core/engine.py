@@ -25,6 +25,7 @@ _NEG_INF = float("-inf")
 _INF = float("inf")
 _MIN_TIME = 0.0
 _MAX_TIME = 10_000_000_000.0  # year 2286: anything later is a unit error (ms, µs)
+_BASE_CODE = BASE.code
 
 
 class _Rollup:
@@ -267,15 +268,26 @@ class CandleEngine:
         return True
 
     # -- output ------------------------------------------------------------------
-    def _current(self, st: _SymbolState) -> list[CandleUpdate]:
-        out: list[CandleUpdate] = []
-        if st.n:
-            out.append(CandleUpdate(st.symbol, BASE.code, st.base_candle(), False))
-        for r in st.rollups:
-            c = self._merged(st, r)
-            if c is not None:
-                out.append(CandleUpdate(st.symbol, r.code, c, False))
-        return out
+    def _current(self, st: _SymbolState, out: list[CandleUpdate]) -> None:
+        """Append the open candles of ``st``; the merge of ``_merged`` inlined (hot path)."""
+        symbol = st.symbol
+        n = st.n
+        if n:
+            o, h, l, c, v = st.o, st.h, st.l, st.c, st.v
+            out.append(CandleUpdate(symbol, _BASE_CODE, Candle(int(st.start), o, h, l, c, v, n), False))
+            for r in st.rollups:
+                rn = r.n
+                if rn:
+                    rh = r.h
+                    rl = r.l
+                    candle = Candle(r.start, r.o, rh if rh > h else h, rl if rl < l else l, c, r.v + v, rn + n)
+                else:
+                    candle = Candle(r.start, o, h, l, c, v, n)
+                out.append(CandleUpdate(symbol, r.code, candle, False))
+        else:
+            for r in st.rollups:
+                if r.n:
+                    out.append(CandleUpdate(symbol, r.code, r.candle(), False))
 
     @staticmethod
     def _merged(st: _SymbolState, r: _Rollup) -> Candle | None:
@@ -293,9 +305,10 @@ class CandleEngine:
         """Candles changed since the last call: closed ones (final) then the open ones."""
         out = self._closed
         self._closed = []
+        current = self._current
         for st in self._dirty:
             st.dirty = False
-            out.extend(self._current(st))
+            current(st, out)
         self._dirty = []
         return out
 
