@@ -6,6 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+# Every package pinned and hash-checked (requirements.lock, made by scripts/lock.sh).
+.venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
 exec .venv/bin/python manage.py runfeed --serve "$@"

@@ -8,8 +8,13 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+# Every package pinned and hash-checked, pip itself included (scripts/lock.sh makes the
+# lock from requirements-dev.txt; docs/supply-chain.md).
+.venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.lock
+
+# Known vulnerabilities in the locks (fails on a finding; warns when the audit services
+# cannot be reached, unless AUDIT_STRICT=1).
+bash scripts/audit.sh
 
 # Front-end packages from the lock file, to check the vendored copy against them.
 if command -v npm >/dev/null 2>&1; then
