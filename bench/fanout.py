@@ -79,6 +79,8 @@ async def client(port: int, symbol: str, latencies: list[float], ready: asyncio.
             msg = orjson.loads(raw)
             if msg["type"] == "candle":
                 latencies.append(time.time() - msg["sent"])
+            elif msg["type"] in ("sync", "behind"):  # flow control: ack like the browser does
+                await ws.send('{"type":"ack","seq":%d}' % msg["seq"])
 
 
 async def run_case(env: dict, ports: list[int], clients: int, rate: float, seconds: float) -> dict:

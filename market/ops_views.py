@@ -12,7 +12,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from market import selectors
+from market import access, selectors
 from market.conf import market
 
 LAYER_TIMEOUT = 2.0
@@ -74,5 +74,7 @@ async def readyz(request: HttpRequest) -> HttpResponse:
     return _json({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
 
 
+@access.metrics_view
 def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text; a staff session or the metrics token in production (market.access)."""
     return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

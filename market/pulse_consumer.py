@@ -20,6 +20,7 @@ import orjson
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from market.access import websocket_refusal
 from market.pulse_service import PULSE_EVENT, PULSE_GROUP, pulse_event_list_recent, pulse_settings
 
 logger = logging.getLogger(__name__)
@@ -27,6 +28,10 @@ logger = logging.getLogger(__name__)
 
 class PulseConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
+        refusal = await websocket_refusal(self.scope)
+        if refusal is not None:  # before accept(): daphne answers the handshake with 403
+            await self.close(code=refusal)
+            return
         await self.accept()
         await self.channel_layer.group_add(PULSE_GROUP, self.channel_name)
         limit = int(pulse_settings().get("RECENT_EVENTS", 50))

@@ -5,11 +5,13 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from market import access
 from market.pulse_service import pulse_event_list_recent, pulse_settings
 
 CLASS_ORDER = ["equity", "index", "currency", "crypto", "future", "option", "other"]
 
 
+@access.page_view
 def pulse(request: HttpRequest) -> HttpResponse:
     raw = pulse_settings()
     config = {
@@ -17,5 +19,8 @@ def pulse(request: HttpRequest) -> HttpResponse:
         "events": pulse_event_list_recent(limit=int(raw.get("RECENT_EVENTS", 50))),
         "class_order": CLASS_ORDER,
         "chart_path": "/chart/",
+        "api_session": "/api/session",
+        # Without public access a failed handshake may be a refusal: the page asks api_session.
+        "sign_in_required": not access.public_access(),
     }
     return render(request, "pulse/pulse.html", {"pulse_config": config})

@@ -224,3 +224,10 @@ def candle_as_dict(c: CandleValue) -> dict[str, Any]:
 
 def feed_state_list() -> list[dict[str, Any]]:
     return list(FeedState.objects.values("source", "state", "detail", "heartbeat"))
+
+
+def symbol_list_recorded(*, source: str) -> list[Symbol]:
+    """Symbols ``source`` records continuously, in priority order for a capped connection:
+    ``always_record`` first, then the other ``active`` ones, each by ticker."""
+    qs = Symbol.objects.filter(source=source).filter(Q(active=True) | Q(always_record=True))
+    return list(qs.order_by("-always_record", "ticker"))

@@ -11,5 +11,6 @@ urlpatterns = [
     path("chart/<path:ticker>/", views.chart, name="chart"),
     path("api/candles", views.api_candles, name="api-candles"),
     path("api/symbols", views.api_symbols, name="api-symbols"),
+    path("api/session", views.api_session, name="api-session"),
     path("pulse/", pulse_views.pulse, name="pulse"),
 ]

@@ -8,7 +8,7 @@ import orjson
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 
-from market import selectors
+from market import access, selectors
 from market.conf import market
 from market.core.timeframes import CODES, Timeframe, TimeframeError
 from market.validation import is_ticker
@@ -29,10 +29,11 @@ def _int_param(params: QueryDict, name: str, *, low: int, high: int) -> int | No
     raw = params.get(name)
     if raw is None or raw == "":
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer") from None
+    # int() would also read "١٢", "1_0", " 5 " and "+5": accept plain ASCII digits only.
+    digits = raw[1:] if raw.startswith("-") else raw
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 20:
+        raise BadRequest(f"{name} must be an integer")
+    value = int(raw)
     if not low <= value <= high:
         raise BadRequest(f"{name} must be between {low} and {high}")
     return value
@@ -45,6 +46,7 @@ def _timeframe(code: str | None) -> Timeframe:
         raise BadRequest(str(exc)) from None
 
 
+@access.api_view()
 def api_candles(request: HttpRequest) -> HttpResponse:
     """``GET /api/candles?symbol=&tf=[&from=][&to=][&limit=]``: ascending candles."""
     conf = market()
@@ -73,12 +75,21 @@ def api_candles(request: HttpRequest) -> HttpResponse:
     })
 
 
+@access.api_view()
 def api_symbols(request: HttpRequest) -> HttpResponse:
     """``GET /api/symbols?q=``: search and autocomplete."""
     query = "".join(ch for ch in request.GET.get("q", "")[:64] if ch.isprintable())
     return _json({"symbols": selectors.symbol_search(query=query)})
 
 
+@access.api_view(require_read=False)
+def api_session(request: HttpRequest) -> HttpResponse:
+    """``GET /api/session``: may this browser or token read? Open to all, so a page whose
+    socket handshake failed can tell "signed out" from "server down" (market.access)."""
+    return _json(access.session_info(request))
+
+
+@access.page_view
 def chart(request: HttpRequest, ticker: str | None = None) -> HttpResponse:
     """The chart page, with its history rendered in (no second round trip)."""
     conf = market()
@@ -114,5 +125,8 @@ def chart(request: HttpRequest, ticker: str | None = None) -> HttpResponse:
         "ws_path": "/ws/market/",
         "api_candles": "/api/candles",
         "api_symbols": "/api/symbols",
+        "api_session": "/api/session",
+        # Without public access a failed handshake may be a refusal: the page asks api_session.
+        "sign_in_required": not access.public_access(),
     }
     return render(request, "market/chart.html", {"chart_config": config, "symbol": symbol, "tf": tf.code})

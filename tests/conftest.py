@@ -75,3 +75,13 @@ def _close_worker_thread_connections():
     from django.db import connections
 
     SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limit_counts():
+    """Each test starts with no HTTP rate-limit counts (market.ratelimit_middleware): the
+    suite makes many API requests from one address, and counts outlive a test otherwise."""
+    from market.ratelimit_middleware import reset_counts
+
+    reset_counts()
+    yield

@@ -51,6 +51,8 @@ def prod_env(tmp_path):
         DATABASE_URL=f"{base}/{name}", REDIS_URL=REDIS_URL, DJANGO_DEBUG="0",
         SECRET_KEY="test-only-" + uuid.uuid4().hex, ALLOWED_HOSTS="127.0.0.1 localhost",
         SECURE_COOKIES="0", TICKCHART_CHANNEL_PREFIX=f"t{uuid.uuid4().hex[:8]}",
+        # The topology under test, not sign-in (tests/security/): read-only public access.
+        TICKCHART_PUBLIC_ACCESS="1",
         TICKCHART_SIM_BACKFILL_HOURS="0.05", TICKCHART_SIM_RATE="5", TICKCHART_FLUSH_INTERVAL="0.2",
     )
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=120)

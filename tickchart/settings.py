@@ -59,6 +59,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "market.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -66,6 +67,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "market.ratelimit_middleware.RateLimitMiddleware",  # after auth: counts per user, else per address
 ]
 
 ROOT_URLCONF = "tickchart.urls"
@@ -134,6 +136,26 @@ else:
         }
     }
 
+# ---- Cache -------------------------------------------------------------------------
+# "ratelimit" holds the HTTP rate-limit counts (market.ratelimit_middleware): in Redis
+# (Django's RedisCache) when REDIS_URL is set, so every daphne process shares them; else
+# in this process's memory. Short timeouts: a Redis outage must not stall requests (the
+# middleware then lets them through and logs it).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+if REDIS_URL:
+    CACHES["ratelimit"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env("TICKCHART_CHANNEL_PREFIX", "tickchart"),
+        "OPTIONS": {"socket_timeout": 1, "socket_connect_timeout": 1},
+    }
+else:
+    CACHES["ratelimit"] = {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "tickchart-ratelimit",
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
+    }
+
 # ---- Auth, i18n, static -----------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -153,13 +175,70 @@ STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
-    CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
+# ---- Access and security (docs/security.md) --------------------------------------
+# Who may read the market (market.access). Off in production: the chart and pulse pages,
+# /api/* and the sockets need a signed-in user (or, for /api/*, a personal token). The
+# default follows DEBUG so the embedded one-command default works without an account.
+TICKCHART_PUBLIC_ACCESS = env_bool("TICKCHART_PUBLIC_ACCESS", DEBUG)
+# /metrics: a staff session or "Authorization: Bearer <TICKCHART_METRICS_TOKEN>"; open when
+# TICKCHART_METRICS_PUBLIC is on (default: DEBUG), e.g. when only a private network reaches it.
+TICKCHART_METRICS_TOKEN = env("TICKCHART_METRICS_TOKEN", "") or ""
+TICKCHART_METRICS_PUBLIC = env_bool("TICKCHART_METRICS_PUBLIC", DEBUG)
+# Optional second factor for the admin (django-otp: TOTP apps and static backup codes).
+TICKCHART_ADMIN_OTP = env_bool("TICKCHART_ADMIN_OTP", False)
+if TICKCHART_ADMIN_OTP:
+    try:
+        import django_otp  # noqa: F401
+    except ImportError as exc:
+        raise ImproperlyConfigured("TICKCHART_ADMIN_OTP=1 needs django-otp: pip install django-otp") from exc
+    INSTALLED_APPS += ["django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static"]
+    MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+                      "django_otp.middleware.OTPMiddleware")
+    OTP_TOTP_ISSUER = "TickChart"
+
+# The admin shows a new API token's secret once, in a message: keep messages server-side.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+# Cookies only over HTTPS in production (SECURE_COOKIES=0 for a plain-HTTP test bench).
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = int(env("SESSION_COOKIE_AGE", str(14 * 86400)) or 14 * 86400)
+# TLS: behind nginx, SECURE_PROXY_SSL_HEADER=1 trusts its X-Forwarded-Proto (the example
+# config always sets it; never enable this where clients can reach daphne directly).
+if env_bool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Probes and scrapers talk to daphne over loopback HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = int(env("SECURE_HSTS_SECONDS", "0") or 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS: list[str] = []
+if not SECURE_HSTS_PRELOAD:
+    # security.W021 asks for the HSTS preload flag. Preloading is a one-way commitment of a
+    # whole registrable domain (hstspreload.org), not something an app should make for its
+    # owner; opt in with SECURE_HSTS_PRELOAD=1 (docs/security.md).
+    SILENCED_SYSTEM_CHECKS.append("security.W021")
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (market.csp): no inline scripts or styles anywhere. The one hash
+# is lightweight-charts' attribution-logo <style> element (tests/security/test_deploy.py
+# checks it against the vendored build).
+TICKCHART_CSP = env("TICKCHART_CSP", "") or (
+    "default-src 'self'; script-src 'self'; "
+    "style-src 'self' 'sha256-3pRED1tOXas1FXFoPb9TGCjmYe9XQsmO9OV23khV2nY='; "
+    "img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 # ---- Logging ----------------------------------------------------------------------
+# Error pages and reports hide the broker PIN, webhook URLs and URL credentials too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "market.reporting.SecretSafeExceptionReporterFilter"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -193,6 +272,32 @@ MARKET = {
     "MAX_UPDATES_PER_SECOND": float(env("TICKCHART_MAX_UPDATES_PER_SECOND", "4") or 4),
     # /readyz fails when no feed heartbeat is this recent (seconds); 0 = report only.
     "READY_MAX_FEED_AGE": float(env("TICKCHART_READY_MAX_FEED_AGE", "0") or 0),
+    # ---- Limits (README "Limits"; market.core.limits, resolved in market.conf) ----
+    # WebSocket, per connection: client messages a second and the burst allowed at once (a
+    # page re-subscribes its whole watchlist after a reconnect: keep the burst above
+    # WS_MAX_SUBSCRIPTIONS), frame size, subscriptions. A message over a limit gets
+    # {"type":"error","code":...}; WS_STRIKES_TO_CLOSE of those within WS_STRIKE_WINDOW
+    # seconds close the socket with code 4429.
+    "WS_MESSAGES_PER_SECOND": float(env("TICKCHART_WS_MESSAGES_PER_SECOND", "20") or 20),
+    "WS_MESSAGE_BURST": int(env("TICKCHART_WS_MESSAGE_BURST", "60") or 60),
+    "WS_MAX_FRAME_BYTES": int(env("TICKCHART_WS_MAX_FRAME_BYTES", "4096") or 4096),
+    "WS_MAX_SUBSCRIPTIONS": int(env("TICKCHART_WS_MAX_SUBSCRIPTIONS", "50") or 50),
+    "WS_STRIKES_TO_CLOSE": int(env("TICKCHART_WS_STRIKES_TO_CLOSE", "10") or 10),
+    "WS_STRIKE_WINDOW": float(env("TICKCHART_WS_STRIKE_WINDOW", "10") or 10),
+    # HTTP (market.ratelimit_middleware): requests a minute to these paths per signed-in
+    # user, else per client address; 0 turns it off. Counted in CACHES[HTTP_RATE_CACHE].
+    "HTTP_RATE_PER_MINUTE": int(env("TICKCHART_HTTP_RATE_PER_MINUTE", "120") or 0),
+    "HTTP_RATE_PATHS": ["/api/candles", "/api/symbols"],
+    "HTTP_RATE_CACHE": "ratelimit",
+    # Peers whose X-Forwarded-For is believed (addresses or networks, e.g. 127.0.0.1 when
+    # nginx proxies to daphne without --proxy-headers). Empty: REMOTE_ADDR only.
+    "TRUSTED_PROXIES": env_list("TICKCHART_TRUSTED_PROXIES", ""),
+    # Slow clients (docs/deploy.md): live frames a browser may leave unacknowledged (and
+    # bytes), then it is "behind" and caught up later; closed (4008) after this many
+    # seconds behind without acking. WS_WINDOW_FRAMES=0 disables flow control.
+    "WS_WINDOW_FRAMES": int(env("TICKCHART_WS_WINDOW_FRAMES", "256") or 256),
+    "WS_WINDOW_BYTES": int(env("TICKCHART_WS_WINDOW_BYTES", "524288") or 524288),
+    "WS_STALL_SECONDS": float(env("TICKCHART_WS_STALL_SECONDS", "60") or 60),
 }
 
 # ---- Finnhub feed (`runfeed --source finnhub`; docs/finnhub.md) -------------------------
@@ -214,6 +319,12 @@ FINNHUB = {
     "BACKOFF_MAX": float(env("FINNHUB_BACKOFF_MAX", "60") or 60),
     # How often the feed re-reads which symbols to stream (admin / add_symbols changes).
     "REFRESH_SECONDS": float(env("FINNHUB_REFRESH_SECONDS", "30") or 30),
+    # Symbols on demand (docs/finnhub.md): any known finnhub symbol streams while a browser
+    # watches it; it stays subscribed this long after the last viewer left; a web worker
+    # silent for DEMAND_TTL_SECONDS (it re-announces every third of it) is forgotten.
+    "ON_DEMAND": env_bool("FINNHUB_ON_DEMAND", True),
+    "DEMAND_LINGER_SECONDS": float(env("FINNHUB_DEMAND_LINGER_SECONDS", "300") or 300),
+    "DEMAND_TTL_SECONDS": float(env("FINNHUB_DEMAND_TTL_SECONDS", "90") or 90),
 }
 
 # ---- Market Pulse (/pulse/, `runpulse`; docs/pulse.md) ----------------------------------
@@ -287,4 +398,11 @@ FYERS = {
     "RECONCILE_BUDGET": float(env("FYERS_RECONCILE_BUDGET", "0.5") or 0.5),  # share of 200/min
     # Raw message recording (runfeed --record DIR overrides).
     "RECORD_DIR": env("FYERS_RECORD_DIR", "") or "",
+    # Symbols on demand (docs/fyers.md): any known fyers symbol streams while a browser
+    # watches it, within MAX_SYMBOLS; it stays subscribed this long after the last viewer
+    # left; a web worker silent for DEMAND_TTL_SECONDS (it re-announces every third of it)
+    # is forgotten.
+    "ON_DEMAND": env_bool("FYERS_ON_DEMAND", True),
+    "DEMAND_LINGER_SECONDS": float(env("FYERS_DEMAND_LINGER_SECONDS", "300") or 300),
+    "DEMAND_TTL_SECONDS": float(env("FYERS_DEMAND_TTL_SECONDS", "90") or 90),
 }

@@ -14,8 +14,13 @@ engine contract is unchanged (exchange-time buckets, late and out-of-session dro
 - A dropped or refused connection is retried with exponential backoff (``BACKOFF_MIN``
   doubling to ``BACKOFF_MAX``), reset once the new connection delivers a frame; HTTP 401
   or 403 at the handshake means the key was refused (``token_expired``).
-- Every ``REFRESH_SECONDS`` the symbol list is re-read and the difference subscribed or
-  unsubscribed on the open connection (the hook "symbols on demand" extends).
+- Symbols on demand (``market.demand``): the feed listens on ``feed.demand.finnhub``.
+  It streams the *recorded* symbols (``always_record`` first, then ``active``), then the
+  symbols browsers watch, by first request, up to ``MAX_SYMBOLS``. A watched symbol stays
+  subscribed ``DEMAND_LINGER_SECONDS`` after its last viewer left. A viewer past the cap
+  gets ``demand.refused`` (its browser an error naming the limit) and waits for a slot.
+- Every ``REFRESH_SECONDS`` the recorded symbols are re-read and the difference subscribed
+  or unsubscribed on the open connection.
 """
 
 from __future__ import annotations
@@ -25,17 +30,21 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, quote_plus, urlencode
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
+from channels.layers import get_channel_layer
+
 from market import selectors
 from market.conf import market
 from market.core import finnhub_messages
+from market.core.demand import DemandBook
 from market.core.types import Reject
+from market.demand import DemandListener, demand_conf
 from market.feeds.base import Feed
 
 logger = logging.getLogger("market.feed")
@@ -72,6 +81,15 @@ def finnhub_conf() -> FinnhubConf:
     )
 
 
+def _hide(text: str, secret: str) -> str:
+    """``text`` without ``secret``, also in the URL-encoded forms it has in the socket URL."""
+    if not secret:
+        return text
+    for form in (secret, quote_plus(secret), quote(secret, safe="")):
+        text = text.replace(form, "***")
+    return text
+
+
 class _Redact(logging.Filter):
     """Replace the API key wherever it would appear in a record (message or arguments)."""
 
@@ -82,8 +100,9 @@ class _Redact(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secret:
             text = record.getMessage()
-            if self.secret in text:
-                record.msg, record.args = text.replace(self.secret, "***"), None
+            hidden = _hide(text, self.secret)
+            if hidden != text:
+                record.msg, record.args = hidden, None
         return True
 
 
@@ -94,6 +113,13 @@ def limit_message(left_out: list[str], limit: int) -> str:
             f"(try again later or deactivate others): {names}")
 
 
+def refusal_message(ticker: str, limit: int) -> str:
+    """What the browser that asked for ``ticker`` reads when every slot is taken."""
+    return (f"{ticker} is not streaming live: Finnhub allows {limit} symbols per connection and "
+            f"all {limit} are in use. History is shown; live updates start when a slot frees up "
+            f"(try again later).")
+
+
 class FinnhubFeed(Feed):
     live = True
 
@@ -101,17 +127,24 @@ class FinnhubFeed(Feed):
         super().__init__(ctx, **options)
         self.conf = finnhub_conf()
         self.streamed: list[str] = []      # what we want subscribed (<= max_symbols)
-        self.left_out: list[str] = []      # active finnhub symbols past the limit
+        self.left_out: list[str] = []      # recorded finnhub symbols past the limit
         self.subscribed: set[str] = set()  # what the open connection is subscribed to
         self.connections = 0
         self.last_error = ""
         self._exchanges: dict[str, str] = {}
         self._filter = _Redact(self.conf.api_key)
+        # Symbols on demand (None when FINNHUB["ON_DEMAND"] is off: recorded symbols only).
+        self.demand = demand_conf(SOURCE)
+        self.book = DemandBook(capacity=self.conf.max_symbols,
+                               linger=self.demand.linger if self.demand else 0.0,
+                               ttl=self.demand.ttl if self.demand else 90.0, clock=time.monotonic)
+        self.listener: DemandListener | None = None
+        self._ws: ClientConnection | None = None
+        self._sync_lock = asyncio.Lock()
 
     # -- helpers ---------------------------------------------------------------------
     def _redact(self, text: object) -> str:
-        s = str(text)
-        return s.replace(self.conf.api_key, "***") if self.conf.api_key else s
+        return _hide(str(text), self.conf.api_key or "")
 
     def _url(self) -> str:
         sep = "&" if "?" in self.conf.ws_url else "?"
@@ -119,6 +152,10 @@ class FinnhubFeed(Feed):
 
     def _detail(self, head: str) -> str:
         parts = [head]
+        waiting = self.book.waiting()
+        if waiting:
+            parts.append(f"{len(waiting)} watched symbol(s) waiting for a free slot "
+                         f"(Finnhub allows {self.conf.max_symbols} per connection)")
         if self.left_out:
             parts.append(limit_message(self.left_out, self.conf.max_symbols))
         if self.last_error:
@@ -137,7 +174,8 @@ class FinnhubFeed(Feed):
 
     # -- symbols ---------------------------------------------------------------------
     async def _load_symbols(self) -> None:
-        symbols = await database_sync_to_async(selectors.symbol_list)(active=True, source=SOURCE)
+        """Re-read the recorded symbols (``always_record`` first, then ``active``)."""
+        symbols = await database_sync_to_async(selectors.symbol_list_recorded)(source=SOURCE)
         limit = self.conf.max_symbols
         keep, rest = symbols[:limit], [s.ticker for s in symbols[limit:]]
         if rest != self.left_out and rest:
@@ -148,17 +186,44 @@ class FinnhubFeed(Feed):
             await self.ctx.track(new)
         for s in keep:
             self._exchanges[s.ticker] = s.exchange
-        self.streamed = [s.ticker for s in keep]
+        self.book.set_pinned([s.ticker for s in symbols])
+        self.streamed = self.book.streamed()
+
+    async def _accept(self, ticker: str) -> bool:
+        """A browser asks for ``ticker`` the first time: one of ours? Track it (one read)."""
+        if self.ctx.engine.knows(ticker):
+            return True
+        symbol = await database_sync_to_async(selectors.symbol_get)(ticker=ticker)
+        if symbol is None or symbol.source != SOURCE or not self.ctx.owns(ticker):
+            return False
+        await self.ctx.track([symbol])
+        self._exchanges[ticker] = symbol.exchange
+        logger.info("finnhub: %s asked for on demand", ticker)
+        return self.ctx.engine.knows(ticker)
+
+    async def _apply(self) -> None:
+        """The book's streamed set changed: follow it on the open connection."""
+        self.streamed = self.book.streamed()
+        ws = self._ws
+        if ws is None:
+            return  # the next connection subscribes self.streamed
+        try:
+            await self._sync_subscriptions(ws)
+        except ConnectionClosed:
+            return  # the reconnect subscribes everything again
+        self._set_live()
 
     async def _sync_subscriptions(self, ws: ClientConnection) -> None:
-        wanted = set(self.streamed)
-        for ticker in sorted(self.subscribed - wanted):
-            await ws.send(finnhub_messages.unsubscribe_frame(ticker))
-            self.subscribed.discard(ticker)
-        for ticker in self.streamed:
-            if ticker not in self.subscribed:
-                await ws.send(finnhub_messages.subscribe_frame(ticker))
-                self.subscribed.add(ticker)
+        # Called from the session, the refresh loop and the demand listener: one at a time.
+        async with self._sync_lock:
+            wanted = set(self.streamed)
+            for ticker in sorted(self.subscribed - wanted):
+                await ws.send(finnhub_messages.unsubscribe_frame(ticker))
+                self.subscribed.discard(ticker)
+            for ticker in list(self.streamed):
+                if ticker not in self.subscribed and self.ctx.engine.knows(ticker):
+                    await ws.send(finnhub_messages.subscribe_frame(ticker))
+                    self.subscribed.add(ticker)
 
     # -- frames ----------------------------------------------------------------------
     def handle(self, frame: str | bytes) -> None:
@@ -196,6 +261,8 @@ class FinnhubFeed(Feed):
                 pass
             try:
                 await self._load_symbols()
+                if self.listener is not None:
+                    await self.listener.resettle()  # pinned changes may displace or admit viewers
                 await self._sync_subscriptions(ws)
                 self._set_live()
             except ConnectionClosed:
@@ -206,6 +273,8 @@ class FinnhubFeed(Feed):
     async def _session(self, ws: ClientConnection, stop: asyncio.Event) -> bool:
         """Subscribe and read until the connection ends; True if any frame arrived."""
         self.subscribed = set()
+        self._ws = ws  # first: demand arriving during the initial sync is synced after it
+        self.streamed = self.book.streamed()
         await self._sync_subscriptions(ws)
         self._set_live()
         helpers = [asyncio.create_task(self._close_on_stop(ws, stop)),
@@ -216,6 +285,7 @@ class FinnhubFeed(Feed):
                 received = True
                 self.handle(frame)
         finally:
+            self._ws = None
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -238,11 +308,27 @@ class FinnhubFeed(Feed):
             ws_logger.removeFilter(self._filter)
 
     async def _run(self, stop: asyncio.Event) -> None:
-        conf = self.conf
         await self._load_symbols()
         if not self.streamed:
             logger.warning("finnhub: no active symbols with source=finnhub; add some with "
-                           "`manage.py add_symbols AAPL BINANCE:BTCUSDT` or in the admin")
+                           "`manage.py add_symbols AAPL BINANCE:BTCUSDT` or in the admin%s",
+                           " (inactive ones stream while someone watches them)" if self.demand else "")
+        listening = None
+        if self.demand is not None:
+            limit = self.conf.max_symbols
+            self.listener = DemandListener(
+                source=SOURCE, book=self.book, layer=get_channel_layer(), accept=self._accept,
+                changed=self._apply, refusal=lambda ticker: refusal_message(ticker, limit))
+            listening = asyncio.create_task(self.listener.run(stop))
+        try:
+            await self._connect_loop(stop)
+        finally:
+            if listening is not None:
+                stop.set()
+                await asyncio.gather(listening, return_exceptions=True)
+
+    async def _connect_loop(self, stop: asyncio.Event) -> None:
+        conf = self.conf
         backoff = conf.backoff_min
         while not stop.is_set():
             reason = "connection closed"

@@ -6,8 +6,15 @@ it, subscribes every active Fyers symbol in full mode once ``{"type": "cn", "cod
 as the replay feed, and reconnects with backoff on a drop, an authentication failure or
 a stall (no data for ``STALL_SECONDS`` while a market is open). Other tasks:
 
-* symbols: re-reads the active Fyers symbols every ``REFRESH_SECONDS`` and subscribes or
-  unsubscribes the difference (admin changes apply within seconds, no restart);
+* symbols: re-reads the recorded Fyers symbols (``always_record`` first, then
+  ``active``) every ``REFRESH_SECONDS`` and subscribes or unsubscribes the difference
+  (admin changes apply within seconds, no restart);
+* symbols on demand (``market.demand``): the feed listens on ``feed.demand.fyers``. A
+  ``market.core.demand.DemandBook`` decides what is streamed: the recorded symbols, then
+  the ones browsers watch (by first request), then those whose last viewer left less
+  than ``DEMAND_LINGER_SECONDS`` ago, up to ``MAX_SYMBOLS``. A symbol that starts
+  streaming is resumed from its stored candles and back-filled like any other; a viewer
+  past the cap gets ``demand.refused`` (its browser a ``symbol_limit`` error);
 * catch-up: per symbol, history through the shared rate limiter — back-fill at start
   and for newly added symbols, gap repair after every reconnect. A symbol's live ticks
   are held back while its catch-up runs (at most ``HOLD_SECONDS``), so browsers receive
@@ -26,6 +33,7 @@ import asyncio
 import logging
 import math
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,15 +43,18 @@ from channels.layers import get_channel_layer
 from market import selectors
 from market.broadcast import candles_publish
 from market.conf import market
+from market.core.demand import DemandBook
 from market.core.timeframes import BASE
 from market.core.types import CandleUpdate, Tick
+from market.demand import DemandListener, demand_conf
 from market.feeds.base import Feed
 from market.fyers import sync
 from market.fyers.auth import LoginError, TokenStore, token_expiry, totp_login
 from market.fyers.conf import FyersConf, fyers_conf
 from market.fyers.history import HistoryClient, HistoryError, TokenRejected
 from market.fyers.ratelimit import RateLimiter, shared_limiter
-from market.fyers.socket import CLOSE, ERROR, MSG, PLAN_LIMIT_CODE, FyersSocket, Handoff, error_code
+from market.fyers.socket import (CLOSE, ERROR, MAX_SUBSCRIPTION, MSG, PLAN_LIMIT_CODE, FyersSocket, Handoff,
+                                 error_code)
 from market.models import Symbol
 from market.recorder import Recorder
 
@@ -79,6 +90,44 @@ class Job:
     kind: str = "repair"
 
 
+class JobQueue:
+    """The catch-up queue: back-fills and gap repairs before reconciliation, each FIFO.
+
+    A back-fill may have a browser waiting for it (a symbol just asked for on demand, its
+    live ticks held meanwhile); a reconciliation round can queue hundreds of jobs."""
+
+    def __init__(self) -> None:
+        self._urgent: deque[Job] = deque()
+        self._later: deque[Job] = deque()
+        self._ready = asyncio.Event()
+
+    def put_nowait(self, job: Job) -> None:
+        (self._later if job.kind == "reconcile" else self._urgent).append(job)
+        self._ready.set()
+
+    def get_nowait(self) -> Job:
+        queue = self._urgent or self._later
+        if not queue:
+            raise asyncio.QueueEmpty
+        return queue.popleft()
+
+    async def get(self) -> Job:
+        while not (self._urgent or self._later):
+            self._ready.clear()
+            await self._ready.wait()
+        return self.get_nowait()
+
+    def qsize(self) -> int:
+        return len(self._urgent) + len(self._later)
+
+
+def refusal_message(ticker: str, limit: int) -> str:
+    """What the browser that asked for ``ticker`` reads when every slot is taken."""
+    return (f"{ticker} is not streaming live: the Fyers feed streams at most {limit} symbols and "
+            f"all {limit} are in use. History is shown; live updates start when a slot frees up "
+            f"(try again later).")
+
+
 class FyersFeed(Feed):
     live = True
 
@@ -96,7 +145,8 @@ class FyersFeed(Feed):
         self.socket: FyersSocket | None = None
         self.handoff: Handoff | None = None
         self.history: HistoryClient | None = None
-        self.symbols: dict[str, Symbol] = {}      # wanted (active Fyers symbols), by ticker
+        self.symbols: dict[str, Symbol] = {}      # streamed now (tracked, back-fill queued), by ticker
+        self.rows: dict[str, Symbol] = {}         # every Fyers symbol recorded or accepted on demand
         self.subscribed: set[str] = set()
         self.left_out: list[str] = []
         self.authed = False
@@ -112,15 +162,23 @@ class FyersFeed(Feed):
         self.held_dropped = 0
         self.unwanted = 0
         self.in_progress: set[str] = set()
-        self.jobs: asyncio.Queue[Job] = asyncio.Queue()
+        self.jobs = JobQueue()
         self.repaired = 0
         self.reconciled = 0
         self._reconcile_cursor = 0
         self._daily_done: dict[str, int] = {}
         self._sub_lock = asyncio.Lock()
+        self._follow_lock = asyncio.Lock()
+        self._book_changed = asyncio.Event()
         self._token_bad = False
         self._healthy = False
         self.layer = get_channel_layer()
+        # Symbols on demand (None when FYERS["ON_DEMAND"] is off: recorded symbols only).
+        self.demand = demand_conf(SOURCE)
+        self.book = DemandBook(capacity=min(self.conf.max_symbols, MAX_SUBSCRIPTION),
+                               linger=self.demand.linger if self.demand else 0.0,
+                               ttl=self.demand.ttl if self.demand else 90.0, clock=time.monotonic)
+        self.listener: DemandListener | None = None
 
     # -- entry point ---------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -133,9 +191,17 @@ class FyersFeed(Feed):
             return
         self.history = HistoryClient(client_id=self.conf.client_id, access_token=lambda: self.token or "",
                                      limiter=self.limiter, api_base=self.conf.api_base)
+        if self.demand is not None:
+            limit = self.book.capacity
+            self.listener = DemandListener(
+                source=SOURCE, book=self.book, layer=self.layer, accept=self._accept,
+                changed=self._demand_changed, refusal=lambda ticker: refusal_message(ticker, limit))
         await self._refresh_symbols(initial=True)
-        tasks = [asyncio.create_task(coro) for coro in (
-            self._symbols_loop(stop), self._jobs_loop(stop), self._reconcile_loop(stop))]
+        await self._follow_book()
+        coros = [self._symbols_loop(stop), self._jobs_loop(stop), self._reconcile_loop(stop)]
+        if self.listener is not None:
+            coros += [self.listener.run(stop), self._follow_loop(stop)]
+        tasks = [asyncio.create_task(coro) for coro in coros]
         try:
             await self._supervise(stop)
         finally:
@@ -361,25 +427,20 @@ class FyersFeed(Feed):
 
     def _live_detail(self) -> str:
         detail = f"Fyers: {len(self.subscribed)} symbols"
+        waiting = self.book.waiting()
+        if waiting:
+            detail += f"; {len(waiting)} watched symbol(s) waiting for a free slot"
         if self.left_out:
-            detail += f"; {len(self.left_out)} over the {self.conf.max_symbols}-symbol limit"
+            detail += f"; {len(self.left_out)} over the {self.book.capacity}-symbol limit"
         return detail
 
     # -- subscriptions -------------------------------------------------------------------------
     _last_request: list[str] = []
 
     def _wanted(self) -> list[str]:
-        tickers = sorted(self.symbols)
-        cap = min(self.conf.max_symbols, 5000)
-        if len(tickers) > cap:
-            left_out = tickers[cap:]
-            if left_out != self.left_out:
-                logger.error("fyers: %d active symbols exceed the %d-symbol limit; not streamed: %s",
-                             len(tickers), cap, _names(left_out))
-            self.left_out = left_out
-            return tickers[:cap]
-        self.left_out = []
-        return tickers
+        """``book.streamed()`` (recorded symbols, then watched, then lingering, capped), as
+        far as ``_follow_book`` has prepared it (tracked, back-fill queued)."""
+        return [t for t in self.book.streamed() if t in self.symbols]
 
     async def _subscribe_all(self) -> None:
         async with self._sub_lock:
@@ -397,41 +458,97 @@ class FyersFeed(Feed):
             wanted = set(self._wanted())
             added = sorted(wanted - self.subscribed)
             removed = sorted(self.subscribed - wanted)
+            # Unsubscribe first: the socket never holds more than the cap, even for a moment
+            # (a freed slot handed to a waiting viewer, or a plan limit below MAX_SYMBOLS).
+            if removed:
+                await asyncio.to_thread(self.socket.unsubscribe, removed)
+                logger.info("fyers: unsubscribed %s", _names(removed))
             if added:
                 self._last_request = added
                 await asyncio.to_thread(self.socket.subscribe, added)
                 logger.info("fyers: subscribed %s", _names(added))
-            if removed:
-                await asyncio.to_thread(self.socket.unsubscribe, removed)
-                logger.info("fyers: unsubscribed %s", _names(removed))
             self.subscribed = wanted
             if added or removed:
                 self.ctx.set_status(self.pipeline.state if self.pipeline.state != "starting" else "live",
                                     self._live_detail())
 
     async def _refresh_symbols(self, *, initial: bool = False) -> None:
-        rows = await database_sync_to_async(selectors.symbol_list)(active=True, source=SOURCE)
+        """Re-read the recorded symbols (``always_record`` first, then ``active``) into the book."""
+        rows = await database_sync_to_async(selectors.symbol_list_recorded)(source=SOURCE)
         owns = getattr(self.ctx, "owns", None)  # sharded runfeed: only this process's share
-        current = {s.ticker: s for s in rows if owns is None or owns(s.ticker)}
-        added = [s for t, s in current.items() if t not in self.symbols]
-        removed = [t for t in self.symbols if t not in current]
-        for ticker in removed:
-            self.symbols.pop(ticker)
-            self._release(ticker, drop=True)
-        if added:
-            await self.ctx.track(added)
-            now = time.time()
-            for symbol in added:
-                self.symbols[symbol.ticker] = symbol
-                newest = await database_sync_to_async(_newest_base)(symbol)
-                if newest is not None:
-                    start = newest + BASE.seconds
-                else:
-                    start = int(now - self.conf.backfill_days * 86400)
-                self._enqueue(Job(symbol.ticker, start, reopen=True, kind="backfill"), now)
-        if initial and not current:
+        recorded = [s for s in rows if owns is None or owns(s.ticker)]
+        for symbol in recorded:
+            self.rows[symbol.ticker] = symbol
+        self.book.set_pinned([s.ticker for s in recorded])
+        left_out = self.book.left_out()
+        if left_out and left_out != self.left_out:
+            logger.error("fyers: %d recorded symbols (active or always record) exceed the %d-symbol limit; "
+                         "not streamed: %s", len(recorded), self.book.capacity, _names(left_out))
+        self.left_out = left_out
+        if self.listener is not None:
+            await self.listener.resettle()  # pinned changes may displace or admit viewers
+        if initial and not recorded:
             logger.warning("fyers: no active symbols with source 'fyers'; import them (import_symbols) "
-                           "and activate some in the admin")
+                           "and activate some in the admin%s",
+                           " (inactive ones stream while a browser watches them)" if self.demand else "")
+
+    async def _accept(self, ticker: str) -> bool:
+        """A browser asks for ``ticker`` the first time: one of ours? (One database read.)"""
+        if ticker in self.rows:
+            return True
+        symbol = await database_sync_to_async(selectors.symbol_get)(ticker=ticker)
+        owns = getattr(self.ctx, "owns", None)
+        if symbol is None or symbol.source != SOURCE or (owns is not None and not owns(ticker)):
+            return False
+        self.rows[ticker] = symbol
+        logger.info("fyers: %s asked for on demand", ticker)
+        return True
+
+    async def _demand_changed(self) -> None:
+        """The listener's callback (under its lock): wake ``_follow_loop``, never block on the
+        socket here, so a burst of requests is applied in one subscribe call."""
+        self._book_changed.set()
+
+    async def _follow_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self._book_changed.wait()
+            self._book_changed.clear()
+            try:
+                await self._follow_book()
+            except Exception:  # noqa: BLE001 - e.g. the database is briefly down; next change retries
+                logger.exception("fyers: following symbols on demand failed")
+                await _wait(stop, 1.0)
+                self._book_changed.set()
+
+    async def _follow_book(self) -> None:
+        """Make ``self.symbols`` what the book streams, then the live socket too.
+
+        A symbol that starts streaming (recorded, asked for, or given a freed slot) is
+        tracked by the engine, resuming from its stored candles, and queued for a back-fill
+        from its newest stored 5 s candle (or ``BACKFILL_DAYS`` back) through the shared
+        rate limiter; its live ticks are held until that is written. One that stops
+        streaming is forgotten and its in-flight ticks are dropped and counted."""
+        async with self._follow_lock:
+            wanted = self.book.streamed()
+            keep = set(wanted)
+            for ticker in [t for t in self.symbols if t not in keep]:
+                self.symbols.pop(ticker)
+                self._release(ticker, drop=True)
+            added = [self.rows[t] for t in wanted if t not in self.symbols and t in self.rows]
+            if added:
+                await self.ctx.track(added)
+                now = time.time()
+                for symbol in added:
+                    if not self.ctx.engine.knows(symbol.ticker):
+                        continue  # another runfeed shard owns it
+                    self.symbols[symbol.ticker] = symbol
+                    newest = await database_sync_to_async(_newest_base)(symbol)
+                    if newest is not None:
+                        start = newest + BASE.seconds
+                    else:
+                        start = int(now - self.conf.backfill_days * 86400)
+                    self._enqueue(Job(symbol.ticker, start, reopen=True, kind="backfill"), now)
+            await self._apply_changes()
 
     async def _symbols_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -440,7 +557,7 @@ class FyersFeed(Feed):
                 return
             try:
                 await self._refresh_symbols()
-                await self._apply_changes()
+                await self._follow_book()
             except Exception:  # noqa: BLE001 - a database hiccup must not end the feed
                 logger.exception("fyers: refreshing symbols failed")
 

@@ -179,10 +179,18 @@ class FyersSocket:
 
     def unsubscribe(self, symbols: list[str]) -> None:
         """The SDK only unsubscribes symbols of the *last* ``subscribe`` call on a channel,
-        so subscribe exactly these first (a no-op for the server), then unsubscribe."""
-        if self._sdk is not None and symbols:
-            self._sdk.subscribe(symbols=list(symbols), data_type="SymbolUpdate")
-            self._sdk.unsubscribe(symbols=list(symbols), data_type="SymbolUpdate")
+        so subscribe exactly these first (a no-op for the server), then unsubscribe.
+
+        That extra subscribe appends the symbols to the SDK's per-channel list a second
+        time, and the unsubscribe answer removes one copy only: left alone, every
+        subscribe/unsubscribe cycle (symbols on demand churn) would leave a stale entry
+        until the SDK's 5000-symbol check refused every new subscription. The list is
+        de-duplicated after the extra subscribe, so the answer empties it."""
+        sdk = self._sdk
+        if sdk is not None and symbols:
+            sdk.subscribe(symbols=list(symbols), data_type="SymbolUpdate")
+            _dedupe_channel(sdk)
+            sdk.unsubscribe(symbols=list(symbols), data_type="SymbolUpdate")
 
     def close(self, wait: bool = True) -> None:
         """Close the current connection. ``close_connection`` joins the SDK's ping thread,
@@ -198,6 +206,15 @@ class FyersSocket:
 
     def connected(self) -> bool:
         return self._sdk is not None and bool(self._sdk.is_connected())
+
+
+def _dedupe_channel(sdk: Any, channel: int = 11) -> None:
+    """Drop repeated symbols from the SDK's subscribed list of ``channel`` (in place)."""
+    try:
+        scrips = sdk.scrips_per_channel[channel]
+        scrips[:] = list(dict.fromkeys(scrips))
+    except (AttributeError, KeyError, TypeError):  # another SDK version: leave it alone
+        pass
 
 
 def _close_quietly(sdk: Any) -> None:

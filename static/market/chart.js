@@ -9,6 +9,8 @@
  *   server -> {"type":"snapshot","symbol","tf","candles":[...]}   (candles since `since`, inclusive)
  *             {"type":"candle","symbol","tf","candle":{time,open,high,low,close,volume,ticks}}
  *             {"type":"status","source","state","detail","heartbeat"}   {"type":"error","message"}
+ *             {"type":"sync","seq"} / {"type":"behind","seq"} (answered with {"type":"ack","seq"}),
+ *             {"type":"snapshot",...,"since","resync":true}   {"type":"caught_up"}   (slow-client flow control)
  *
  * Candle times are epoch seconds (UTC). lightweight-charts works in UTC; the axis and
  * crosshair labels are formatted in exchange-local time (config.tz) by our formatters, so
@@ -623,6 +625,37 @@
     return msg.symbol === state.symbol && msg.tf === state.tf;
   }
 
+  // Flow control (server side: market/core/outbox.py). Every sync (and the one behind) is
+  // acked at once: about one small frame per 64 received. While the server holds our live
+  // frames the badge says "catching up"; only after a second, since a page load (many
+  // snapshots at once) can be behind for a moment.
+  function setCatchingUp(on) {
+    if (state.catchUpTimer) window.clearTimeout(state.catchUpTimer);
+    state.catchUpTimer = null;
+    api.catchingUp = on;
+    if (on) {
+      state.catchUpTimer = window.setTimeout(function () {
+        state.catchUpTimer = null;
+        document.body.dataset.catchingUp = 'true';
+        if (statusEl) statusEl.textContent = 'catching up';
+      }, 1000);
+    } else if (document.body.dataset.catchingUp === 'true') {
+      delete document.body.dataset.catchingUp;
+      api.status = null; // repaint the badge
+      refreshStatus();
+    }
+  }
+
+  // A resync snapshot (the server caught a stream up after holding it): candles from
+  // msg.since, inclusive, merged like a resume; the newest candles instead if too many.
+  function applyResync(msg) {
+    if (!isCurrent(msg) || state.replaceOnSnapshot) return; // a full snapshot is on its way
+    var candles = normalize(msg.candles);
+    var last = lastBar();
+    if (!last || (candles.length > 0 && candles[0].time > msg.since)) setData(candles);
+    else candles.forEach(applyCandle);
+  }
+
   function onMessage(event) {
     var msg;
     try {
@@ -635,9 +668,21 @@
       onStatus(msg);
       return;
     }
+    if (msg.type === 'sync' || msg.type === 'behind') {
+      send({ type: 'ack', seq: msg.seq });
+      if (msg.type === 'behind') setCatchingUp(true);
+      return;
+    }
+    if (msg.type === 'caught_up') {
+      setCatchingUp(false);
+      return;
+    }
     if (msg.type === 'snapshot' || msg.type === 'candle') watchMessage(msg);
-    if (msg.type === 'snapshot') {
+    if (msg.type === 'snapshot' && msg.resync) {
+      applyResync(msg);
+    } else if (msg.type === 'snapshot') {
       if (!isCurrent(msg)) return;
+      if (api.catchingUp) setCatchingUp(false); // a new connection starts in step
       var candles = normalize(msg.candles);
       var last = lastBar();
       var replace = state.replaceOnSnapshot || !last || state.since === null ||
@@ -656,7 +701,10 @@
       applyCandle(msg.candle);
     } else if (msg.type === 'error') {
       console.warn('tickchart: server error:', msg.message);
+      api.lastError = { code: msg.code || null, symbol: msg.symbol, tf: msg.tf, message: String(msg.message || '') };
       if (statusEl) statusEl.title = String(msg.message || 'server error');
+      // Past the vendor's symbol limit: history is shown, live updates are not (yet).
+      if (msg.code === 'symbol_limit' && isCurrent(msg) && statusEl) statusEl.textContent = 'not live: symbol limit';
     }
   }
 
@@ -683,13 +731,47 @@
       if (state.ws !== ws) return;
       onMessage(event);
     };
-    ws.onclose = function () {
+    ws.onclose = function (event) {
       if (state.ws !== ws) return;
+      var opened = socketState === 'open';
       state.ws = null;
       state.subscribed = null;
-      if (!state.closing) scheduleReconnect();
+      if (state.closing) return;
+      // A handshake that never opened may have been refused (market.access): ask first.
+      if ((config.sign_in_required && !opened) || event.code === 4401 || event.code === 4403) {
+        checkAccess(event.code, scheduleReconnect);
+      } else {
+        scheduleReconnect();
+      }
     };
     ws.onerror = function () { /* onclose follows and schedules the reconnect */ };
+  }
+
+  // Daphne answers a refused handshake with HTTP 403, so the page sees only code 1006:
+  // /api/session tells "signed out" (show a sign-in link, stop retrying) from "server down".
+  function checkAccess(code, proceed) {
+    var refused = code === 4401 || code === 4403;
+    window.fetch(config.api_session || '/api/session', { credentials: 'same-origin' })
+      .then(function (response) { return response.json(); })
+      .then(function (info) {
+        if (refused || info.may_read === false) showSignIn(info.login_url);
+        else proceed();
+      })
+      .catch(function () { if (refused) showSignIn(); else proceed(); });
+  }
+
+  function showSignIn(loginUrl) {
+    socketState = 'signed_out';
+    refreshStatus();
+    if (statusEl) statusEl.textContent = 'signed out';
+    if (document.getElementById('sign-in') || !statusEl) return;
+    var link = document.createElement('a');
+    link.id = 'sign-in';
+    link.className = 'small-btn';
+    link.href = (loginUrl || '/accounts/login/') + '?next=' +
+      encodeURIComponent(window.location.pathname + window.location.search);
+    link.textContent = 'Sign in';
+    statusEl.parentNode.insertBefore(link, statusEl.nextSibling);
   }
 
   function scheduleReconnect() {

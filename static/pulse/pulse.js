@@ -160,12 +160,38 @@
     document.getElementById('pulse-status').textContent = text || s;
   }
 
+  // A refused socket (market.access) shows a sign-in link instead of retrying for ever.
+  // Daphne answers a refused handshake with HTTP 403 (the page sees code 1006), so a
+  // handshake that never opened asks /api/session whether this browser may read.
+  function checkAccess(code, proceed) {
+    var refused = code === 4401 || code === 4403;
+    window.fetch(config.api_session || '/api/session', { credentials: 'same-origin' })
+      .then(function (response) { return response.json(); })
+      .then(function (info) {
+        if (refused || info.may_read === false) showSignIn(info.login_url);
+        else proceed();
+      })
+      .catch(function () { if (refused) showSignIn(); else proceed(); });
+  }
+
+  function showSignIn(loginUrl) {
+    setStatus('signed_out', 'signed out');
+    if (document.getElementById('sign-in')) return;
+    var link = el('a', 'sign-in', 'Sign in');
+    link.id = 'sign-in';
+    link.href = (loginUrl || '/accounts/login/') + '?next=' +
+      encodeURIComponent(location.pathname + location.search);
+    var status = document.getElementById('pulse-status');
+    status.parentNode.insertBefore(link, status.nextSibling);
+  }
+
   var delay = 1000;
   function connect() {
     var proto = location.protocol === 'https:' ? 'wss://' : 'ws://';
     var ws = new WebSocket(proto + location.host + config.ws_path);
     var first = true;
-    ws.onopen = function () { delay = 1000; setStatus('live', 'live'); };
+    var opened = false;
+    ws.onopen = function () { opened = true; delay = 1000; setStatus('live', 'live'); };
     ws.onmessage = function (ev) {
       var msg;
       try { msg = JSON.parse(ev.data); } catch (e) { return; }
@@ -180,10 +206,17 @@
         document.getElementById('pulse-updated').textContent = 'updated ' + fmtTime(msg.time);
       }
     };
-    ws.onclose = function () {
+    ws.onclose = function (event) {
       setStatus('reconnecting', 'reconnecting…');
-      setTimeout(connect, delay);
-      delay = Math.min(delay * 2, 30000);
+      var retry = function () {
+        setTimeout(connect, delay);
+        delay = Math.min(delay * 2, 30000);
+      };
+      if ((config.sign_in_required && !opened) || event.code === 4401 || event.code === 4403) {
+        checkAccess(event.code, retry);
+      } else {
+        retry();
+      }
     };
   }
 

@@ -180,7 +180,9 @@ def browser():
 
 
 def _new_page(browser, server, **context_args):
-    args = {"viewport": {"width": 1280, "height": 800}, "color_scheme": "dark"}
+    # Playwright re-evaluates string predicates with eval(), which the pages' CSP forbids;
+    # tests/security/test_access_browser.py drives the pages under the real policy.
+    args = {"viewport": {"width": 1280, "height": 800}, "color_scheme": "dark", "bypass_csp": True}
     args.update(context_args)
     context = browser.new_context(**args)
     page = context.new_page()
