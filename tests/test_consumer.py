@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 import re
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import orjson
 import pytest
+
+from tests import wsclient
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -75,15 +77,8 @@ def merge_by_hand(parts: list[Candle], time: int) -> dict[str, Any]:
     }
 
 
-@asynccontextmanager
-async def ws() -> AsyncIterator[WebsocketCommunicator]:
-    comm = WebsocketCommunicator(application, "/ws/market/", headers=HEADERS)
-    connected, _ = await comm.connect(timeout=TIMEOUT)
-    assert connected
-    try:
-        yield comm
-    finally:
-        await comm.disconnect(timeout=TIMEOUT)
+def ws() -> AbstractAsyncContextManager[WebsocketCommunicator]:
+    return wsclient.ws(timeout=TIMEOUT)
 
 
 async def recv(comm: WebsocketCommunicator) -> dict[str, Any]:

@@ -747,17 +747,9 @@
     ws.onerror = function () { /* onclose follows and schedules the reconnect */ };
   }
 
-  // Daphne answers a refused handshake with HTTP 403, so the page sees only code 1006:
-  // /api/session tells "signed out" (show a sign-in link, stop retrying) from "server down".
+  // A refused handshake shows a sign-in link instead of retrying (static/auth/access.js).
   function checkAccess(code, proceed) {
-    var refused = code === 4401 || code === 4403;
-    window.fetch(config.api_session || '/api/session', { credentials: 'same-origin' })
-      .then(function (response) { return response.json(); })
-      .then(function (info) {
-        if (refused || info.may_read === false) showSignIn(info.login_url);
-        else proceed();
-      })
-      .catch(function () { if (refused) showSignIn(); else proceed(); });
+    window.tickchartAccess.check(code, config.api_session, showSignIn, proceed);
   }
 
   function showSignIn(loginUrl) {
@@ -768,8 +760,7 @@
     var link = document.createElement('a');
     link.id = 'sign-in';
     link.className = 'small-btn';
-    link.href = (loginUrl || '/accounts/login/') + '?next=' +
-      encodeURIComponent(window.location.pathname + window.location.search);
+    link.href = window.tickchartAccess.signInHref(loginUrl);
     link.textContent = 'Sign in';
     statusEl.parentNode.insertBefore(link, statusEl.nextSibling);
   }

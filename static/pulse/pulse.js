@@ -160,18 +160,10 @@
     document.getElementById('pulse-status').textContent = text || s;
   }
 
-  // A refused socket (market.access) shows a sign-in link instead of retrying for ever.
-  // Daphne answers a refused handshake with HTTP 403 (the page sees code 1006), so a
-  // handshake that never opened asks /api/session whether this browser may read.
+  // A refused socket (market.access) shows a sign-in link instead of retrying for ever
+  // (static/auth/access.js).
   function checkAccess(code, proceed) {
-    var refused = code === 4401 || code === 4403;
-    window.fetch(config.api_session || '/api/session', { credentials: 'same-origin' })
-      .then(function (response) { return response.json(); })
-      .then(function (info) {
-        if (refused || info.may_read === false) showSignIn(info.login_url);
-        else proceed();
-      })
-      .catch(function () { if (refused) showSignIn(); else proceed(); });
+    window.tickchartAccess.check(code, config.api_session, showSignIn, proceed);
   }
 
   function showSignIn(loginUrl) {
@@ -179,8 +171,7 @@
     if (document.getElementById('sign-in')) return;
     var link = el('a', 'sign-in', 'Sign in');
     link.id = 'sign-in';
-    link.href = (loginUrl || '/accounts/login/') + '?next=' +
-      encodeURIComponent(location.pathname + location.search);
+    link.href = window.tickchartAccess.signInHref(loginUrl);
     var status = document.getElementById('pulse-status');
     status.parentNode.insertBefore(link, status.nextSibling);
   }

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -26,6 +26,7 @@ from market.demand import DemandListener, demand_group
 from market.feeds import finnhub as finnhub_feed
 from market.models import Symbol
 from market.runner import run_feed
+from tests import wsclient
 from tests.finnhub.server import Conn, FakeFinnhub
 from tests.finnhub.test_finnhub_feed import KEY, T_NY_OPEN, conf, until
 
@@ -71,17 +72,8 @@ async def stop_feed(stop: asyncio.Event, task: asyncio.Task) -> None:
     await asyncio.wait_for(task, TIMEOUT)
 
 
-@asynccontextmanager
-async def browser() -> AsyncIterator[WebsocketCommunicator]:
-    from tickchart.asgi import application
-
-    comm = WebsocketCommunicator(application, "/ws/market/", headers=HEADERS)
-    connected, _ = await comm.connect(timeout=TIMEOUT)
-    assert connected
-    try:
-        yield comm
-    finally:
-        await comm.disconnect(timeout=TIMEOUT)
+def browser() -> AbstractAsyncContextManager[WebsocketCommunicator]:
+    return wsclient.ws(timeout=TIMEOUT)
 
 
 async def next_of(comm: WebsocketCommunicator, kind: str) -> dict[str, Any]:

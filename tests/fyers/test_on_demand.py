@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -26,6 +26,7 @@ from market.feeds import fyers as fyers_feed
 from market.feeds.fyers import Job, JobQueue
 from market.models import Candle, Symbol
 from market.runner import run_feed
+from tests import wsclient
 from tests.fyers.live import TOKENS, Market, candles, db, eventually, make_symbols
 from tests.fyers.loopback import topic_for
 
@@ -93,17 +94,8 @@ async def stop_feed(stop: asyncio.Event, task: asyncio.Task) -> None:
     await asyncio.wait_for(task, 30)
 
 
-@asynccontextmanager
-async def browser() -> AsyncIterator[WebsocketCommunicator]:
-    from tickchart.asgi import application
-
-    comm = WebsocketCommunicator(application, "/ws/market/", headers=HEADERS)
-    connected, _ = await comm.connect(timeout=TIMEOUT)
-    assert connected
-    try:
-        yield comm
-    finally:
-        await comm.disconnect(timeout=TIMEOUT)
+def browser() -> AbstractAsyncContextManager[WebsocketCommunicator]:
+    return wsclient.ws(timeout=TIMEOUT)
 
 
 async def next_of(comm: WebsocketCommunicator, kind: str, timeout: float = TIMEOUT) -> dict[str, Any]:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import orjson
 import pytest
+
+from tests import wsclient
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
@@ -29,7 +31,6 @@ from market import services
 from market.broadcast import candles_publish
 from market.consumers import CLOSE_LIMITS
 from market.core.types import Candle, CandleUpdate
-from tickchart.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -92,15 +93,8 @@ _batch_frames = _batches.map(lambda b: b[0] + [b[0][min(b[1], len(b[0]) - 1)]] *
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-@asynccontextmanager
-async def ws() -> AsyncIterator[WebsocketCommunicator]:
-    comm = WebsocketCommunicator(application, "/ws/market/", headers=HEADERS)
-    connected, _ = await comm.connect(timeout=TIMEOUT)
-    assert connected
-    try:
-        yield comm
-    finally:
-        await comm.disconnect(timeout=TIMEOUT)
+def ws() -> AbstractAsyncContextManager[WebsocketCommunicator]:
+    return wsclient.ws(timeout=TIMEOUT)
 
 
 def assert_well_formed(msg: Any) -> None:

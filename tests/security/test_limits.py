@@ -10,11 +10,13 @@ Retry-After, what a request is counted against, and the settings being honoured.
 from __future__ import annotations
 
 import logging
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import orjson
 import pytest
+
+from tests import wsclient
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
@@ -24,7 +26,6 @@ from market import ratelimit_middleware, services
 from market.broadcast import candles_publish
 from market.conf import market
 from market.core.types import Candle, CandleUpdate
-from tickchart.asgi import application
 
 HEADERS = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
 TIMEOUT = 5
@@ -52,15 +53,8 @@ def alpha(make_symbol, _close_db_connections):
     return symbol
 
 
-@asynccontextmanager
-async def ws() -> AsyncIterator[WebsocketCommunicator]:
-    comm = WebsocketCommunicator(application, "/ws/market/", headers=HEADERS)
-    connected, _ = await comm.connect(timeout=TIMEOUT)
-    assert connected
-    try:
-        yield comm
-    finally:
-        await comm.disconnect(timeout=TIMEOUT)
+def ws() -> AbstractAsyncContextManager[WebsocketCommunicator]:
+    return wsclient.ws(timeout=TIMEOUT)
 
 
 async def replies(comm: WebsocketCommunicator, types: set[str] = frozenset({"pong", "error", "snapshot"})):
