@@ -25,7 +25,10 @@ import hmac
 from typing import Any, Callable
 
 import orjson
+from channels.auth import AuthMiddleware
+from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
@@ -207,3 +210,23 @@ async def websocket_refusal(scope: dict[str, Any]) -> int | None:
     if user_is_reader(user):
         return None
     return CLOSE_FORBIDDEN if user is not None and user.is_authenticated else CLOSE_UNAUTHENTICATED
+
+
+class SocketAuthMiddleware(AuthMiddleware):
+    """channels' AuthMiddleware, minus the session read when no decision needs the user.
+
+    With public access on, a socket's user decides nothing, and skipping the lookup saves
+    every connect a thread hop: thousands of browsers reconnecting at once after a deploy
+    otherwise queue behind it past daphne's 5 s handshake timeout.
+    """
+
+    async def resolve_scope(self, scope: dict[str, Any]) -> None:
+        if public_access():
+            scope["user"]._wrapped = AnonymousUser()
+            return
+        await super().resolve_scope(scope)
+
+
+def SocketAuthMiddlewareStack(inner: Any) -> Any:  # noqa: N802 - named like channels' AuthMiddlewareStack
+    return CookieMiddleware(SessionMiddleware(SocketAuthMiddleware(inner)))
+

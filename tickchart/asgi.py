@@ -8,19 +8,20 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tickchart.settings")
 # Django must be set up before importing anything that touches models.
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from market.access import SocketAuthMiddlewareStack  # noqa: E402
 from market.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # Origin check first (cross-site pages cannot ride the cookie), then the session
-        # cookie's user in scope["user"]; the consumers apply market.access before accept().
+        # cookie's user in scope["user"] (not read under public access); the consumers apply
+        # market.access before accept().
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            SocketAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
     }
 )

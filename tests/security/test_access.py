@@ -188,6 +188,26 @@ async def test_a_signed_in_socket_is_accepted_with_the_session_cookie(path):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("public", [False, True])
+async def test_the_socket_reads_the_session_only_when_access_depends_on_it(monkeypatch, settings, public):
+    import channels.auth
+
+    settings.TICKCHART_PUBLIC_ACCESS = public
+    reads = []
+
+    async def get_user(scope):
+        reads.append(scope.get("path"))
+        return access.AnonymousUser()
+
+    monkeypatch.setattr(channels.auth, "get_user", get_user)
+    connected, code, comm = await _connect("/ws/market/", "sessionid=notarealsessionkey0123456789abcdef")
+    if connected:
+        await comm.disconnect()
+    # Public access: no session read (a connect stampede saves a thread hop each).
+    assert (connected, len(reads)) == ((True, 0) if public else (False, 1)), (code, reads)
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_a_socket_from_another_origin_is_refused_even_signed_in():
     user = await sync_to_async(get_user_model().objects.create_user)("ws-origin", password=PASSWORD)
     cookie = await sync_to_async(_session_cookie)(user)
