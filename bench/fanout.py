@@ -5,7 +5,7 @@ layer), opens C WebSocket clients spread over them, each watching one of 50 symb
 and publishes a candle update for every symbol R times a second through the same layer
 runfeed uses. Each frame carries its send time, so clients measure the delay.
 
-    python bench/fanout.py --clients 100 1000 --processes 1 2 --rate 4 --seconds 10
+    python bench/fanout.py --clients 100 1000 --processes 1 2 --rate 4 --seconds 10 [--svg docs/fanout.svg]
 
 Needs Redis (REDIS_URL, default redis://127.0.0.1:6379/0). Clients run in this process
 (asyncio + websockets), so on a 2-core machine they compete with daphne for CPU.
@@ -31,6 +31,7 @@ import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 SYMBOLS = [f"BENCH:S{i:02d}" for i in range(50)]
 
 
@@ -60,7 +61,16 @@ def start_daphne(env: dict, port: int) -> subprocess.Popen:
     raise RuntimeError("daphne did not start")
 
 
-async def client(port: int, symbol: str, latencies: list[float], ready: asyncio.Event, stop: asyncio.Event) -> None:
+async def client(port: int, symbol: str, latencies: list[float], ready: asyncio.Event, stop: asyncio.Event,
+                 failed: list[int]) -> None:
+    try:
+        await _client(port, symbol, latencies, ready, stop)
+    except Exception:  # noqa: BLE001 - a refused or dropped handshake is counted, not fatal
+        failed.append(1)
+        ready.set()
+
+
+async def _client(port: int, symbol: str, latencies: list[float], ready: asyncio.Event, stop: asyncio.Event) -> None:
     import websockets
 
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/market/", origin=f"http://127.0.0.1:{port}",
@@ -83,7 +93,7 @@ async def client(port: int, symbol: str, latencies: list[float], ready: asyncio.
                 await ws.send('{"type":"ack","seq":%d}' % msg["seq"])
 
 
-async def run_case(env: dict, ports: list[int], clients: int, rate: float, seconds: float) -> dict:
+async def run_case(env: dict, ports: list[int], clients: int, rate: float, seconds: float, ramp: float) -> dict:
     from channels_redis.pubsub import RedisPubSubChannelLayer
 
     from market.broadcast import EVENT_TYPE, group_name
@@ -91,13 +101,15 @@ async def run_case(env: dict, ports: list[int], clients: int, rate: float, secon
     layer = RedisPubSubChannelLayer(hosts=[{"address": env["REDIS_URL"], "socket_timeout": None}],
                                     prefix=env["TICKCHART_CHANNEL_PREFIX"])
     latencies: list[float] = []
+    failed: list[int] = []
     stop = asyncio.Event()
     readies = [asyncio.Event() for _ in range(clients)]
     tasks = []
     for i in range(clients):
-        tasks.append(asyncio.create_task(client(ports[i % len(ports)], SYMBOLS[i % 50], latencies, readies[i], stop)))
-        if i % 50 == 49:
-            await asyncio.sleep(0.05)  # do not stampede the accept queue
+        tasks.append(asyncio.create_task(
+            client(ports[i % len(ports)], SYMBOLS[i % 50], latencies, readies[i], stop, failed)))
+        if i % 10 == 9:
+            await asyncio.sleep(10 / ramp)  # connections per second, all processes together
     await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), timeout=120)
     await asyncio.sleep(1)
     t0 = 1_800_000_000
@@ -119,10 +131,11 @@ async def run_case(env: dict, ports: list[int], clients: int, rate: float, secon
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
     await layer.flush()
-    expected = sent * clients / 50
+    expected = sent * (clients - len(failed)) / 50
     lat = sorted(latencies)
     q = statistics.quantiles(lat, n=100) if len(lat) > 100 else [float("nan")] * 99
-    return {"clients": clients, "processes": len(ports), "delivered": len(lat), "expected": int(expected),
+    return {"clients": clients, "processes": len(ports), "failed": len(failed), "delivered": len(lat),
+            "expected": int(expected),
             "per_s": len(lat) / (elapsed - 2 + 1e-9), "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000}
 
 
@@ -132,6 +145,10 @@ def main() -> None:
     ap.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--rate", type=float, default=4.0, help="updates per second per symbol")
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--ramp", type=float, default=400.0,
+                    help="new connections per second while clients connect (daphne closes handshakes "
+                         "its application has not accepted within 5 s)")
+    ap.add_argument("--svg", help="also draw p50/p99 latency against clients per process count here")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, TICKCHART_DB_PATH=str(Path(tmp) / "bench.sqlite3"),
@@ -141,19 +158,41 @@ def main() -> None:
         os.environ.update({k: env[k] for k in ("REDIS_URL", "TICKCHART_CHANNEL_PREFIX")})
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tickchart.settings")
         setup(env)
-        print(f"{'clients':>7} {'procs':>5} {'delivered':>10} {'expected':>9} {'deliv/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+        print(f"{'clients':>7} {'procs':>5} {'failed':>6} {'delivered':>10} {'expected':>9} {'deliv/s':>9} "
+              f"{'p50 ms':>8} {'p99 ms':>8}")
+        results = []
         for procs in args.processes:
             ports = [free_port() for _ in range(procs)]
             servers = [start_daphne(env, p) for p in ports]
             try:
                 for clients in args.clients:
-                    r = asyncio.run(run_case(env, ports, clients, args.rate, args.seconds))
-                    print(f"{r['clients']:>7} {r['processes']:>5} {r['delivered']:>10} {r['expected']:>9} "
+                    r = asyncio.run(run_case(env, ports, clients, args.rate, args.seconds, args.ramp))
+                    results.append(r)
+                    print(f"{r['clients']:>7} {r['processes']:>5} {r['failed']:>6} {r['delivered']:>10} {r['expected']:>9} "
                           f"{r['per_s']:>9,.0f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f}", flush=True)
             finally:
                 for s in servers:
                     s.terminate()
                     s.wait()
+    if args.svg:
+        draw(results, args.rate, args.svg)
+
+
+def draw(results: list[dict], rate: float, path: str) -> None:
+    from svgplot import line_chart
+
+    colours = {1: ("#1f77b4", "#aec7e8"), 2: ("#d62728", "#ff9896"), 3: ("#2ca02c", "#98df8a")}
+    series = []
+    for procs in sorted({r["processes"] for r in results}):
+        rows = [r for r in results if r["processes"] == procs and r["p99_ms"] == r["p99_ms"]]
+        dark, light = colours.get(procs, ("#555", "#aaa"))
+        name = "1 daphne" if procs == 1 else f"{procs} daphnes"
+        series.append((f"p99, {name}", dark, [(r["clients"], r["p99_ms"]) for r in rows]))
+        series.append((f"p50, {name}", light, [(r["clients"], r["p50_ms"]) for r in rows]))
+    Path(path).write_text(line_chart(
+        f"Publish-to-browser latency, {rate:g} updates/s per client (Redis pub/sub)",
+        "WebSocket clients", "milliseconds (log scale)", series, hline=(100.0, "p99 target")))
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

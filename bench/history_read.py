@@ -46,8 +46,9 @@ def main() -> None:
         with psycopg.connect(url, autocommit=True) as db:
             started = time.perf_counter()
             db.execute("INSERT INTO market_symbol (ticker, name, exchange, kind, tick_size, lot_size, active, source,"
-                       " created_at, updated_at, fytoken, isin, trading_session) SELECT 'BENCH:S' || g, 'bench', 'BENCH',"
-                       " 'equity', 0.05, 1, true, 'bench', now(), now(), '', '', ''"
+                       " always_record, created_at, updated_at, fytoken, isin, trading_session)"
+                       " SELECT 'BENCH:S' || g, 'bench', 'BENCH',"
+                       " 'equity', 0.05, 1, true, 'bench', false, now(), now(), '', '', ''"
                        " FROM generate_series(1, %s) g", (args.symbols,))
             db.execute(
                 "INSERT INTO market_candle (symbol_id, timeframe, time, open, high, low, close, volume, ticks)"
