@@ -22,7 +22,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("tickers", nargs="+", help="e.g. AAPL OANDA:EUR_USD BINANCE:BTCUSDT")
         parser.add_argument("--source", default="finnhub", help="feed that supplies them (default finnhub)")
-        parser.add_argument("--inactive", action="store_true", help="add them without streaming them")
+        parser.add_argument("--inactive", action="store_true",
+                            help="add them inactive: an on-demand feed streams them only while watched")
 
     def handle(self, *args, **opts) -> None:
         conf = finnhub_conf()
