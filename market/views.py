@@ -51,6 +51,10 @@ def api_candles(request: HttpRequest) -> HttpResponse:
     """``GET /api/candles?symbol=&tf=[&from=][&to=][&limit=]``: ascending candles."""
     conf = market()
     try:
+        # "?limit=10&limit=10000": which one counts is a guess; say so instead.
+        repeated = [k for k in ("symbol", "tf", "from", "to", "limit") if len(request.GET.getlist(k)) > 1]
+        if repeated:
+            raise BadRequest(f"{repeated[0]} given more than once")
         ticker = request.GET.get("symbol", "").strip()
         if not ticker:
             raise BadRequest("symbol is required")

@@ -118,6 +118,8 @@ def test_symbols_any_query_string_is_answered_in_json_never_500(client, demo, qu
     "symbol=DEMO:ALPHA&limit=0",
     "symbol=DEMO:ALPHA&limit=10001",
     "symbol=DEMO:ALPHA&tf=7m",
+    "symbol=DEMO:ALPHA&limit=5&limit=10000",
+    "symbol=DEMO:ALPHA&symbol=DEMO:BETA",
 ])
 def test_candles_hostile_values_are_400_with_a_message(client, demo, query):
     response = client.get(f"/api/candles?{query}")
