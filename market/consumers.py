@@ -122,11 +122,10 @@ def _load_snapshot(
     if not symbol.active and demand_source is None:
         return None
     conf = market()
-    limit = conf.max_limit if since is not None else conf.history_limit
-    candles = selectors.candle_list(symbol=symbol, tf=tf, start=since, limit=limit)
-    if since is not None and len(candles) == limit:
-        # Too far behind for one snapshot: send the newest instead; the client replaces.
-        candles = selectors.candle_list(symbol=symbol, tf=tf, limit=limit)
+    if since is None:
+        candles = selectors.candle_list(symbol=symbol, tf=tf, limit=conf.history_limit)
+    else:
+        candles = _candles_since(symbol, tf, since)
     base = conf.plan.base_for(tf)
     parts: list[Candle] = []
     if base != tf and candles:
@@ -134,16 +133,22 @@ def _load_snapshot(
     return candles, parts, conf.sessions.for_exchange(symbol.exchange), demand_source
 
 
+def _candles_since(symbol: Any, tf: Timeframe, since: int) -> list[Candle]:
+    """Candles from ``since`` (inclusive); too far behind for one snapshot, the newest
+    instead (the client replaces what it shows)."""
+    limit = market().max_limit
+    candles = selectors.candle_list(symbol=symbol, tf=tf, start=since, limit=limit)
+    if len(candles) == limit:
+        candles = selectors.candle_list(symbol=symbol, tf=tf, limit=limit)
+    return candles
+
+
 def _resync_rows(ticker: str, tf: Timeframe, since: int) -> list[dict[str, Any]]:
     """A stream's candles from ``since`` (inclusive), or the newest if that is too many."""
     symbol = selectors.symbol_get(ticker=ticker)
     if symbol is None:
         return []
-    limit = market().max_limit
-    candles = selectors.candle_list(symbol=symbol, tf=tf, start=since, limit=limit)
-    if len(candles) == limit:
-        candles = selectors.candle_list(symbol=symbol, tf=tf, limit=limit)
-    return [c.as_dict() for c in candles]
+    return [c.as_dict() for c in _candles_since(symbol, tf, since)]
 
 
 def _status_key(text: str) -> tuple[str, str, None]:
@@ -440,12 +445,13 @@ class MarketConsumer(AsyncWebsocketConsumer):
     async def _push(self, text: str) -> None:
         """The relay's send: straight to the ASGI server, counted."""
         await self.base_send({"type": "websocket.send", "text": text})
-        seq = self.outbox.sent(len(text))
-        if seq is not None:
-            await self.base_send({"type": "websocket.send", "text": '{"type":"sync","seq":%d}' % seq})
+        await self._count(len(text))
 
     async def _count(self, nbytes: int) -> None:
-        seq = self.outbox.sent(nbytes)
+        await self._ask_ack(self.outbox.sent(nbytes))
+
+    async def _ask_ack(self, seq: int | None) -> None:
+        """Ask the client to ack frames up to ``seq`` (nothing when the outbox says no)."""
         if seq is not None:
             await self.base_send({"type": "websocket.send", "text": '{"type":"sync","seq":%d}' % seq})
 
@@ -523,6 +529,4 @@ class MarketConsumer(AsyncWebsocketConsumer):
             logger.info("websocket client %s caught up", self.channel_name)
             await self.base_send({"type": "websocket.send", "text": '{"type":"caught_up"}'})
         elif box.behind:
-            seq = box.mark()  # the window closed again: make sure the client has a number to ack
-            if seq is not None:
-                await self.base_send({"type": "websocket.send", "text": '{"type":"sync","seq":%d}' % seq})
+            await self._ask_ack(box.mark())  # the window closed again: give the client a number to ack
