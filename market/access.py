@@ -89,39 +89,33 @@ def _unauthorized(message: str, *, invalid_token: bool = False) -> HttpResponse:
     return _json({"error": message, "login_url": login_url()}, 401, WWW_Authenticate=challenge)
 
 
-def bearer_sign_in(request: HttpRequest) -> None:
-    """Sign the request in with a valid bearer token, once per request.
+def bearer_sign_in(request: HttpRequest) -> TokenError | None:
+    """Sign the request in with its bearer token, verified once per request; the error if
+    the token is bad (None when it is good or absent).
 
-    The rate limit runs before the view and counts token callers per user; a bad token is
-    left alone here, for ``api_view`` to refuse with its reason.
+    The rate limit calls it before the view, so token callers count per user; ``api_view``
+    calls it again and refuses the error, without a second lookup.
     """
-    if getattr(request, "api_token", None) is not None:
-        return
-    secret = _bearer(request)
-    if secret is None:
-        return
-    try:
-        auth = api_token_verify(secret=secret)
-    except TokenError:
-        return
-    request.user = auth.user
-    request.api_token = auth.token  # type: ignore[attr-defined]
-
-
-def _authenticate_bearer(request: HttpRequest) -> HttpResponse | None:
-    """Sign the request in with its bearer token, if it has one; a 401 response if it is bad."""
-    if getattr(request, "api_token", None) is not None:
-        return None  # already verified (bearer_sign_in)
+    if hasattr(request, "_bearer_error"):
+        return request._bearer_error  # type: ignore[attr-defined]
+    request._bearer_error = None  # type: ignore[attr-defined]
     secret = _bearer(request)
     if secret is None:
         return None
     try:
         auth = api_token_verify(secret=secret)
     except TokenError as exc:
-        return _unauthorized(exc.reason, invalid_token=True)
+        request._bearer_error = exc  # type: ignore[attr-defined]
+        return exc
     request.user = auth.user
     request.api_token = auth.token  # type: ignore[attr-defined]
     return None
+
+
+def _authenticate_bearer(request: HttpRequest) -> HttpResponse | None:
+    """Sign the request in with its bearer token, if it has one; a 401 response if it is bad."""
+    error = bearer_sign_in(request)
+    return None if error is None else _unauthorized(error.reason, invalid_token=True)
 
 
 def api_view(*, require_read: bool = True) -> Callable[[View], View]:
