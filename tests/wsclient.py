@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 from channels.testing import WebsocketCommunicator
 
@@ -23,3 +24,16 @@ async def ws(path: str = "/ws/market/", *, timeout: float = TIMEOUT) -> AsyncIte
         yield comm
     finally:
         await comm.disconnect(timeout=timeout)
+
+
+async def quiet(comm: WebsocketCommunicator, seconds: float = 0.5) -> list[dict[str, Any]]:
+    """Frames other than status frames that arrive within ``seconds``."""
+    out = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if await comm.receive_nothing(timeout=left):
+            break
+        frame = await comm.receive_json_from(timeout=TIMEOUT)
+        if frame["type"] != "status":
+            out.append(frame)
+    return out

@@ -27,6 +27,7 @@ from market.feeds import finnhub as finnhub_feed
 from market.models import Symbol
 from market.runner import run_feed
 from tests import wsclient
+from tests.wsclient import quiet
 from tests.finnhub.server import Conn, FakeFinnhub
 from tests.finnhub.test_finnhub_feed import KEY, T_NY_OPEN, conf, until
 
@@ -83,19 +84,6 @@ async def next_of(comm: WebsocketCommunicator, kind: str) -> dict[str, Any]:
         if frame["type"] == kind:
             return frame
         assert frame["type"] == "status", frame
-
-
-async def quiet(comm: WebsocketCommunicator, seconds: float = 0.5) -> list[dict[str, Any]]:
-    """Frames other than status frames that arrive within ``seconds``."""
-    out = []
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        if await comm.receive_nothing(timeout=left):
-            break
-        frame = await comm.receive_json_from(timeout=TIMEOUT)
-        if frame["type"] != "status":
-            out.append(frame)
-    return out
 
 
 async def subscribe(comm: WebsocketCommunicator, ticker: str, tf: str = "5s") -> dict[str, Any]:

@@ -27,6 +27,7 @@ from market.feeds.fyers import Job, JobQueue
 from market.models import Candle, Symbol
 from market.runner import run_feed
 from tests import wsclient
+from tests.wsclient import quiet
 from tests.fyers.live import TOKENS, Market, candles, db, eventually, make_symbols
 from tests.fyers.loopback import topic_for
 
@@ -116,19 +117,6 @@ async def candle_at(comm: WebsocketCommunicator, ticker: str, t: int, *, ticks: 
         assert frame["symbol"] == ticker, frame
         if frame["candle"]["time"] == t and frame["candle"]["ticks"] >= ticks:
             return frame["candle"]
-
-
-async def quiet(comm: WebsocketCommunicator, seconds: float = 0.5) -> list[dict[str, Any]]:
-    """Frames other than status frames that arrive within ``seconds``."""
-    out = []
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        if await comm.receive_nothing(timeout=left):
-            break
-        frame = await comm.receive_json_from(timeout=TIMEOUT)
-        if frame["type"] != "status":
-            out.append(frame)
-    return out
 
 
 async def subscribe(comm: WebsocketCommunicator, ticker: str, tf: str = "5s") -> dict[str, Any]:
