@@ -30,7 +30,8 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 10.0, step:
 
 
 class Market:
-    """A tiny broker: per symbol a price and a cumulative volume, sent as SDK binary frames."""
+    """A tiny broker: per symbol a price and a cumulative day volume (reset at 00:00 UTC, the
+    trading day of the round-the-clock sessions these tests use), sent as SDK binary frames."""
 
     def __init__(self, ws: FyersWS) -> None:
         self.ws = ws
@@ -40,6 +41,17 @@ class Market:
         ws.on_subscribe = self.on_subscribe
         self.snapshot_price: dict[str, float] = {}
         self.snapshot_time: dict[str, int] = {}
+        self.day: dict[str, int] = {}
+
+    def day_volume(self, ticker: str, t: int, qty: int = 0) -> int:
+        """Like vol_traded_today: a new day starts from zero (a test run just after midnight
+        UTC sees yesterday's snapshot, then today's trades)."""
+        day = t // 86400
+        if self.day.setdefault(ticker, day) < day:
+            self.volume[ticker] = 0
+            self.day[ticker] = day
+        self.volume[ticker] = self.volume.get(ticker, 1000) + qty
+        return self.volume[ticker]
 
     def on_subscribe(self, topics: list[str]) -> list[bytes]:
         """Like Fyers: a snapshot of each newly subscribed topic (its last state)."""
@@ -49,15 +61,16 @@ class Market:
             ticker = next(t for t, tok in TOKENS.items() if topic_for(tok) == topic)
             price = self.snapshot_price.get(ticker, 100.0)
             self.number += 1
-            out.append(equity_frame(self.topic_ids[topic], topic, ltp=price, volume=self.volume.get(ticker, 1000),
-                                    t=self.snapshot_time.get(ticker, int(time.time()) - 600), snapshot=True, message_number=self.number))
+            t = self.snapshot_time.get(ticker, int(time.time()) - 600)
+            out.append(equity_frame(self.topic_ids[topic], topic, ltp=price, volume=self.day_volume(ticker, t),
+                                    t=t, snapshot=True, message_number=self.number))
         return out
 
     def trade(self, ticker: str, price: float, qty: int, t: int) -> None:
         topic = topic_for(TOKENS[ticker])
-        self.volume[ticker] = self.volume.get(ticker, 1000) + qty
+        volume = self.day_volume(ticker, t, qty)
         self.number += 1
-        self.ws.send(equity_frame(self.topic_ids[topic], topic, ltp=price, volume=self.volume[ticker], t=t,
+        self.ws.send(equity_frame(self.topic_ids[topic], topic, ltp=price, volume=volume, t=t,
                                   snapshot=False, message_number=self.number))
 
 
