@@ -148,9 +148,13 @@ async def reader(comm: WebsocketCommunicator, series: Series, stop: asyncio.Even
             await comm.send_json_to({"type": "ack", "seq": msg["seq"]})
 
 
-async def feed(symbol, candles: range, updates: int) -> int:
+async def feed(symbol, candles: range, updates: int, reading: Series | None = None) -> int:
     """Store each candle's final state, then publish ``updates`` growing states of it (as
-    runfeed does: store, then publish). Returns the frames published."""
+    runfeed does: store, then publish). Returns the frames published.
+
+    With ``reading``, each frame waits until that client has it: the client keeps up by
+    construction (on a loaded machine a reader sharing the test's event loop can fall a
+    window behind, and rightly be told so), and one frame it never gets fails here."""
     n = 0
     for i in candles:
         await database_sync_to_async(store)(symbol, bar(i, updates))
@@ -158,6 +162,11 @@ async def feed(symbol, candles: range, updates: int) -> int:
             await publish(CandleUpdate(symbol=TICKER, timeframe="1m", candle=bar(i, k), final=k == updates))
             n += 1
             await asyncio.sleep(0.002)  # the in-process layer holds 100 messages per channel
+            if reading is not None:
+                deadline = time.monotonic() + TIMEOUT
+                while reading.types.count("candle") < n:
+                    assert time.monotonic() < deadline, f"the reading client never got frame {n}"
+                    await asyncio.sleep(0.002)
     return n
 
 
@@ -173,7 +182,7 @@ async def test_a_client_that_never_acks_gets_the_window_then_behind_while_anothe
         fast_series.apply(await subscribe(fast, "1m"))
         fast_task = asyncio.create_task(reader(fast, fast_series, stop))
 
-        published = await feed(alpha, range(3, 43), updates=5)  # 200 frames, 40 new candles
+        published = await feed(alpha, range(3, 43), updates=5, reading=fast_series)  # 200 frames, 40 new candles
 
         stop.set()
         await fast_task
