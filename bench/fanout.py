@@ -8,7 +8,8 @@ runfeed uses. Each frame carries its send time, so clients measure the delay.
     python bench/fanout.py --clients 100 1000 --processes 1 2 --rate 4 --seconds 10 [--svg docs/fanout.svg]
 
 Needs Redis (REDIS_URL, default redis://127.0.0.1:6379/0). Clients run in this process
-(asyncio + websockets), so on a 2-core machine they compete with daphne for CPU.
+(``bench/wsload.py`` by default, ``--client websockets`` for the library's client), so on
+a 2-core machine they compete with daphne for CPU; the CPU each side used is printed.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ def setup(env: dict) -> None:
     code = ("from market.models import Symbol\n"
             f"for t in {SYMBOLS!r}: Symbol.objects.get_or_create(ticker=t, defaults={{'exchange': 'BENCH'}})")
     subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env, check=True)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_daphne(env: dict, port: int) -> subprocess.Popen:
@@ -93,7 +100,33 @@ async def _client(port: int, symbol: str, latencies: list[float], ready: asyncio
                 await ws.send('{"type":"ack","seq":%d}' % msg["seq"])
 
 
-async def run_case(env: dict, ports: list[int], clients: int, rate: float, seconds: float, ramp: float) -> dict:
+async def raw_client(port: int, symbol: str, latencies: list[float], ready: asyncio.Event, stop: asyncio.Event,
+                     failed: list[int]) -> None:
+    """The same client as ``client`` on ``wsload.LoadClient``: parses frames in bulk."""
+    from wsload import connect
+
+    lost = asyncio.Event()
+
+    def closed() -> None:
+        if not ready.is_set():
+            failed.append(1)
+            ready.set()
+        lost.set()
+
+    try:
+        transport = await connect("127.0.0.1", port, {"type": "subscribe", "symbol": symbol, "tf": "5s"},
+                                  latencies, ready, closed)
+    except OSError:
+        failed.append(1)
+        ready.set()
+        return
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([stopped, asyncio.ensure_future(lost.wait())], return_when=asyncio.FIRST_COMPLETED)
+    transport.close()
+
+
+async def run_case(env: dict, ports: list[int], clients: int, rate: float, seconds: float, ramp: float,
+                   kind: str = "raw", pids: tuple[int, ...] = ()) -> dict:
     from channels_redis.pubsub import RedisPubSubChannelLayer
 
     from market.broadcast import EVENT_TYPE, group_name
@@ -106,14 +139,16 @@ async def run_case(env: dict, ports: list[int], clients: int, rate: float, secon
     readies = [asyncio.Event() for _ in range(clients)]
     tasks = []
     for i in range(clients):
+        make = raw_client if kind == "raw" else client
         tasks.append(asyncio.create_task(
-            client(ports[i % len(ports)], SYMBOLS[i % 50], latencies, readies[i], stop, failed)))
+            make(ports[i % len(ports)], SYMBOLS[i % 50], latencies, readies[i], stop, failed)))
         if i % 10 == 9:
             await asyncio.sleep(10 / ramp)  # connections per second, all processes together
     await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), timeout=120)
     await asyncio.sleep(1)
     t0 = 1_800_000_000
     sent = 0
+    cpu0 = [cpu_seconds(p) for p in pids], time.process_time()
     started = time.perf_counter()
     n = 0
     while time.perf_counter() - started < seconds:
@@ -128,6 +163,8 @@ async def run_case(env: dict, ports: list[int], clients: int, rate: float, secon
         await asyncio.sleep(max(0.0, n / rate - (time.perf_counter() - started)))
     await asyncio.sleep(2)  # drain
     elapsed = time.perf_counter() - started
+    server_cpu = max((cpu_seconds(p) - c for p, c in zip(pids, cpu0[0])), default=float("nan")) / elapsed
+    client_cpu = (time.process_time() - cpu0[1]) / elapsed
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
     await layer.flush()
@@ -136,7 +173,8 @@ async def run_case(env: dict, ports: list[int], clients: int, rate: float, secon
     q = statistics.quantiles(lat, n=100) if len(lat) > 100 else [float("nan")] * 99
     return {"clients": clients, "processes": len(ports), "failed": len(failed), "delivered": len(lat),
             "expected": int(expected),
-            "per_s": len(lat) / (elapsed - 2 + 1e-9), "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000}
+            "per_s": len(lat) / (elapsed - 2 + 1e-9), "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000,
+            "server_cpu": server_cpu, "client_cpu": client_cpu}
 
 
 def main() -> None:
@@ -148,6 +186,9 @@ def main() -> None:
     ap.add_argument("--ramp", type=float, default=400.0,
                     help="new connections per second while clients connect (daphne closes handshakes "
                          "its application has not accepted within 5 s)")
+    ap.add_argument("--client", choices=("raw", "websockets"), default="raw",
+                    help="raw: bench/wsload.py, frames parsed in bulk, so the clients sharing this machine "
+                         "take little of daphne's CPU; websockets: one websockets-library client each")
     ap.add_argument("--svg", help="also draw p50/p99 latency against clients per process count here")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -159,17 +200,19 @@ def main() -> None:
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tickchart.settings")
         setup(env)
         print(f"{'clients':>7} {'procs':>5} {'failed':>6} {'delivered':>10} {'expected':>9} {'deliv/s':>9} "
-              f"{'p50 ms':>8} {'p99 ms':>8}")
+              f"{'p50 ms':>8} {'p99 ms':>8} {'daphne cpu':>10} {'client cpu':>10}")
         results = []
         for procs in args.processes:
             ports = [free_port() for _ in range(procs)]
             servers = [start_daphne(env, p) for p in ports]
             try:
                 for clients in args.clients:
-                    r = asyncio.run(run_case(env, ports, clients, args.rate, args.seconds, args.ramp))
+                    r = asyncio.run(run_case(env, ports, clients, args.rate, args.seconds, args.ramp, args.client,
+                                                 tuple(p.pid for p in servers)))
                     results.append(r)
                     print(f"{r['clients']:>7} {r['processes']:>5} {r['failed']:>6} {r['delivered']:>10} {r['expected']:>9} "
-                          f"{r['per_s']:>9,.0f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f}", flush=True)
+                          f"{r['per_s']:>9,.0f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['server_cpu']:>10.0%} "
+                          f"{r['client_cpu']:>10.0%}", flush=True)
             finally:
                 for s in servers:
                     s.terminate()

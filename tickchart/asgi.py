@@ -8,6 +8,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tickchart.settings")
 # Django must be set up before importing anything that touches models.
 django_asgi_app = get_asgi_application()
 
+from django.conf import settings  # noqa: E402
+
+from tickchart import eager_writes  # noqa: E402
+
+# Before daphne listens (it imports the application first).
+eager_writes.install(settings.TICKCHART_EAGER_WRITES)
+
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
