@@ -84,6 +84,13 @@ def status_frame(*, source: str, state: str, detail: str, heartbeat: float) -> s
     ).decode()
 
 
+def event_group(event: dict[str, Any]) -> str:
+    """The group a candle or status event was sent to (market.relay hands it on by group)."""
+    if event["type"] == STATUS_EVENT:
+        return STATUS_GROUP
+    return group_name(event["symbol"], event["tf"])
+
+
 async def status_publish(layer: Any, *, source: str, state: str, detail: str, heartbeat: float) -> None:
     """Every browser hears each feed's state (live, stale, reconnecting, …) and heartbeat."""
     await layer.group_send(STATUS_GROUP, {

@@ -21,6 +21,9 @@ Protocol (JSON text frames)::
 A subscription joins the group before reading its snapshot, so nothing published in
 between is lost; live candles older than what was already sent are dropped, so nothing
 is sent twice out of order. Derived timeframes listen to their stored base's group.
+Groups are joined through the process's ``market.relay`` (one layer membership per group
+per process); what it hands over while one of our handlers runs waits until that handler
+is done, as it would have in our own channel.
 
 Slow clients (market.core.outbox, docs/deploy.md "Slow clients"): daphne buffers what we
 send without limit, so every frame is counted against a per-connection window (frames and
@@ -34,19 +37,21 @@ resync reads the database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import orjson
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.sessions import InstanceSessionWrapper
 
 from market import selectors
 from market.access import websocket_refusal
-from market.broadcast import EVENT_TYPE, STATUS_EVENT, STATUS_GROUP, candle_frame, group_name, status_frame
+from market.broadcast import EVENT_TYPE, STATUS_EVENT, STATUS_GROUP, candle_frame, event_group, group_name, status_frame
 from market.conf import market
 from market.core.derive import DerivedTracker
 from market.core.limits import MessageGate, Verdict
@@ -55,6 +60,7 @@ from market.core.timeframes import Timeframe, TimeframeError
 from market.core.types import Candle
 from market.demand import ADD, REFRESH, REMOVE, announce_seconds, demand_send, on_demand
 from market.metrics import WS_CLIENTS, WS_DELIVERIES, WS_ERRORS, WS_SUBSCRIPTIONS
+from market.relay import Relay, relay_for
 from market.validation import MAX_TICKER_LENGTH, is_ticker
 
 logger = logging.getLogger(__name__)
@@ -162,6 +168,10 @@ def _status_key(text: str) -> tuple[str, str, None]:
 
 class MarketConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
+        async with self._handling():  # the stored feed states go before any live one
+            await self._connect()
+
+    async def _connect(self) -> None:
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
         refusal = await websocket_refusal(self.scope)
         if refusal is not None:  # before accept(): daphne answers the handshake with 403
@@ -170,7 +180,7 @@ class MarketConsumer(AsyncWebsocketConsumer):
         await self.accept()
         self.counted = True
         WS_CLIENTS.inc()
-        await self.channel_layer.group_add(STATUS_GROUP, self.channel_name)
+        await self._relay.join(STATUS_GROUP, self)
         for row in await database_sync_to_async(selectors.feed_state_list)():
             await self.send(text_data=status_frame(**row))
 
@@ -179,21 +189,58 @@ class MarketConsumer(AsyncWebsocketConsumer):
             WS_CLIENTS.dec()
             WS_SUBSCRIPTIONS.dec(len(self.subscriptions))
             self.counted = False
-        groups = {s.group for s in getattr(self, "subscriptions", {}).values()} | {STATUS_GROUP}
-        for group in groups:
-            await self.channel_layer.group_discard(group, self.channel_name)
+        relay = self._relay
+        for group in relay.groups_of(self):
+            await relay.leave(group, self)
         await self._demand_close()
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        # Relaying needs no database: skip Channels' per-message aclose_old_connections()
-        # thread hop, about half the CPU of a busy fan-out.
-        kind = message["type"]
+    # -- the process's relay (market.relay) ------------------------------------------
+    @cached_property
+    def _relay(self) -> Relay:
+        return relay_for(self.channel_layer, event_group)
+
+    async def relay(self, event: dict[str, Any]) -> None:
+        """An event of a group we joined. Relaying needs no database, so it runs here, not
+        through Channels' dispatch (and its per-message aclose_old_connections() hop)."""
+        if self._holding:
+            self._held_events.append(event)
+            return
+        await self._relayed(event)
+
+    async def _relayed(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
         if kind == EVENT_TYPE:
-            await self.candle_update(message)
+            await self.candle_update(event)
         elif kind == STATUS_EVENT:
-            await self._relay_status(message["text"])
-        else:
-            await super().dispatch(message)
+            await self._relay_status(event["text"])
+
+    _holding = 0
+
+    @cached_property
+    def _held_events(self) -> list[dict[str, Any]]:
+        return []
+
+    @contextlib.asynccontextmanager
+    async def _handling(self) -> AsyncIterator[None]:
+        """Events relayed while one of our handlers runs (a subscribe reads the database)
+        wait, then go in order: as if they had queued in our own channel."""
+        self._holding += 1
+        try:
+            yield
+        finally:
+            held = self._held_events
+            try:
+                while held:
+                    batch = held[:]
+                    held.clear()
+                    for event in batch:
+                        await self._relayed(event)
+            finally:
+                self._holding -= 1
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        async with self._handling():
+            await self._receive(text_data, bytes_data)
 
     # -- client messages -----------------------------------------------------------
     def _gate(self) -> MessageGate:
@@ -207,7 +254,7 @@ class MarketConsumer(AsyncWebsocketConsumer):
             )
         return gate
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+    async def _receive(self, text_data: str | None, bytes_data: bytes | None) -> None:
         gate = self._gate()
         if gate.closing:
             return  # closed for breaking limits: what was still in flight is dropped
@@ -291,12 +338,15 @@ class MarketConsumer(AsyncWebsocketConsumer):
                                 code="too_many_subscriptions")
         base = market().plan.base_for(tf)
         group = group_name(ticker, base.code)
-        # Join first, then read: anything published meanwhile waits in our channel.
-        await self.channel_layer.group_add(group, self.channel_name)
-        loaded = await database_sync_to_async(_load_snapshot)(ticker, tf, since)
+        # Join first, then read: anything published meanwhile is held until we are done.
+        await self._relay.join(group, self)
+        try:
+            loaded = await database_sync_to_async(_load_snapshot)(ticker, tf, since)
+        except Exception:
+            await self._leave_unless_subscribed(group)
+            raise
         if loaded is None:
-            if not any(s.group == group for s in self.subscriptions.values()):
-                await self.channel_layer.group_discard(group, self.channel_name)
+            await self._leave_unless_subscribed(group)
             raise ProtocolError(f"unknown symbol {ticker}")
         candles, parts, session, demand_source = loaded
         sub = Subscription(ticker=ticker, tf=tf, base=base.code, group=group)
@@ -323,10 +373,13 @@ class MarketConsumer(AsyncWebsocketConsumer):
         if sub is None:
             raise ProtocolError(f"not subscribed to {ticker} {tf.code}")
         WS_SUBSCRIPTIONS.dec()
-        if not any(s.group == sub.group for s in self.subscriptions.values()):
-            await self.channel_layer.group_discard(sub.group, self.channel_name)
+        await self._leave_unless_subscribed(sub.group)
         if not any(s.ticker == ticker for s in self.subscriptions.values()):
             await self._demand_remove(ticker)
+
+    async def _leave_unless_subscribed(self, group: str) -> None:
+        if not any(s.group == group for s in self.subscriptions.values()):
+            await self._relay.leave(group, self)
 
     # -- symbols on demand (market.demand) ---------------------------------------------
     # The feed of an on-demand source learns which tickers this connection watches: one
@@ -442,9 +495,18 @@ class MarketConsumer(AsyncWebsocketConsumer):
         if not close:
             await self._count(len(text_data) if text_data is not None else len(bytes_data or b""))
 
+    @cached_property
+    def _wire_send(self) -> Callable[[dict[str, Any]], Awaitable[None]]:
+        """daphne's send, past channels' session wrapper: that only acts on HTTP responses,
+        yet reads the session through lazy proxies on every frame (a tenth of relay CPU)."""
+        send = self.base_send
+        while isinstance(getattr(send, "__self__", None), InstanceSessionWrapper):
+            send = send.__self__.real_send
+        return send
+
     async def _push(self, text: str) -> None:
         """The relay's send: straight to the ASGI server, counted."""
-        await self.base_send({"type": "websocket.send", "text": text})
+        await self._wire_send({"type": "websocket.send", "text": text})
         await self._count(len(text))
 
     async def _count(self, nbytes: int) -> None:
@@ -453,7 +515,7 @@ class MarketConsumer(AsyncWebsocketConsumer):
     async def _ask_ack(self, seq: int | None) -> None:
         """Ask the client to ack frames up to ``seq`` (nothing when the outbox says no)."""
         if seq is not None:
-            await self.base_send({"type": "websocket.send", "text": '{"type":"sync","seq":%d}' % seq})
+            await self._wire_send({"type": "websocket.send", "text": '{"type":"sync","seq":%d}' % seq})
 
     async def _relay_status(self, text: str) -> None:
         if self.outbox.room():
@@ -470,7 +532,7 @@ class MarketConsumer(AsyncWebsocketConsumer):
             box.mark()
             logger.info("websocket client %s is behind (%d frames / %d bytes unacked); holding its live frames",
                         self.channel_name, box.unacked, box.unacked_bytes)
-            await self.base_send({"type": "websocket.send",
+            await self._wire_send({"type": "websocket.send",
                                   "text": '{"type":"behind","seq":%d}' % box.seq})
         elif box.stalled(now):
             box.closed = True
@@ -527,6 +589,6 @@ class MarketConsumer(AsyncWebsocketConsumer):
             }).decode())
         if box.caught_up():
             logger.info("websocket client %s caught up", self.channel_name)
-            await self.base_send({"type": "websocket.send", "text": '{"type":"caught_up"}'})
+            await self._wire_send({"type": "websocket.send", "text": '{"type":"caught_up"}'})
         elif box.behind:
             await self._ask_ack(box.mark())  # the window closed again: give the client a number to ack

@@ -363,6 +363,7 @@ async def test_derived_and_stored_subscriptions_share_the_base_stream(alpha):
 
         # Dropping 1m must not silence 2m, which listens to the same group.
         await comm.send_json_to({"type": "unsubscribe", "symbol": TICKER, "tf": "1m"})
+        await assert_alive(comm)  # the unsubscribe has been handled (else it races the publish)
         await publish(upd(candle(7)))
         frame = await recv(comm)
         assert frame["tf"] == "2m"

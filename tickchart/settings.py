@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -132,7 +133,10 @@ else:
         "default": {
             "BACKEND": "channels.layers.InMemoryChannelLayer",
             # The default 1-day group expiry would silently drop a chart left open longer.
-            "CONFIG": {"group_expiry": 10 * 365 * 86400, "capacity": 1000},
+            # market.relay's one channel carries every watched group of the process. (The
+            # in-memory layer uses channel_capacity as given: (compiled pattern, size) pairs.)
+            "CONFIG": {"group_expiry": 10 * 365 * 86400, "capacity": 1000,
+                       "channel_capacity": [(re.compile(r"relay\..*"), 100_000)]},
         }
     }
 

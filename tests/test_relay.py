@@ -1,0 +1,108 @@
+"""market.relay: each watched group is joined once per process, whatever the number of
+sockets watching it; every socket still gets every frame; one broken member does not
+starve the rest; the relay leaves the layer with its last member. Runs on whichever layer
+the settings select (in-process, or Redis pub/sub in the services run)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels.layers import get_channel_layer
+from channels.sessions import InstanceSessionWrapper
+
+from market.broadcast import STATUS_GROUP, event_group, group_name
+from market.relay import relay_for
+from tests import wsclient
+from tests.test_consumer import TICKER, alpha, candle, publish, recv, subscribe, upd  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.django_db(transaction=True)
+GROUP = group_name(TICKER, "1m")
+
+
+def layer_members(layer, group: str) -> set[str]:
+    """The channels the layer itself holds for ``group`` in this process."""
+    if hasattr(layer, "_get_layer"):  # channels-redis pub/sub: one loop layer per event loop
+        inner = layer._get_layer()
+        return set(inner.groups.get(inner._get_group_channel_name(group), set()))
+    return set(layer.groups.get(group, {}))
+
+
+async def test_three_sockets_on_one_stream_are_one_group_member_and_all_get_every_frame(alpha):  # noqa: F811
+    layer = get_channel_layer()
+    async with wsclient.ws() as a, wsclient.ws() as b, wsclient.ws() as c:
+        for comm in (a, b, c):
+            await subscribe(comm)
+        relay = relay_for(layer, event_group)
+        assert layer_members(layer, GROUP) == {relay.channel}
+        assert layer_members(layer, STATUS_GROUP) == {relay.channel}
+        assert len(relay.members[GROUP]) == 3
+        for i in (6, 7):
+            await publish(upd(candle(i)))
+            for comm in (a, b, c):
+                assert (await recv(comm))["candle"]["time"] == candle(i).time
+        # one socket leaving keeps the group for the others
+        await b.send_json_to({"type": "unsubscribe", "symbol": TICKER, "tf": "1m"})
+        await b.send_json_to({"type": "ping"})
+        assert (await recv(b))["type"] == "pong"
+        assert len(relay.members[GROUP]) == 2 and layer_members(layer, GROUP) == {relay.channel}
+        await publish(upd(candle(8)))
+        for comm in (a, c):
+            assert (await recv(comm))["candle"]["time"] == candle(8).time
+        assert await b.receive_nothing(timeout=0.3)
+
+
+async def test_the_relay_leaves_the_layer_with_its_last_member(alpha):  # noqa: F811
+    layer = get_channel_layer()
+    async with wsclient.ws() as comm:
+        await subscribe(comm)
+        relay = relay_for(layer, event_group)
+        channel = relay.channel
+        assert channel is not None
+    await asyncio.sleep(0.05)
+    assert relay.members == {} and relay.channel is None
+    assert channel not in layer_members(layer, GROUP)
+    # and comes back for the next socket
+    async with wsclient.ws() as comm:
+        await subscribe(comm)
+        assert relay.channel is not None and relay.channel != channel
+        await publish(upd(candle(6)))
+        assert (await recv(comm))["candle"]["time"] == candle(6).time
+
+
+class Broken:
+    """A member whose every delivery fails (a socket in a bad state)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def relay(self, event) -> None:
+        self.calls += 1
+        raise RuntimeError("broken member")
+
+
+async def test_a_failing_member_does_not_starve_the_others(alpha, caplog):  # noqa: F811
+    layer = get_channel_layer()
+    async with wsclient.ws() as comm:
+        await subscribe(comm)
+        relay = relay_for(layer, event_group)
+        broken = Broken()
+        await relay.join(GROUP, broken)
+        try:
+            for i in (6, 7):
+                await publish(upd(candle(i)))
+                assert (await recv(comm))["candle"]["time"] == candle(i).time
+        finally:
+            await relay.leave(GROUP, broken)
+    assert broken.calls == 2
+    assert "a member failed to take an event" in caplog.text
+
+
+async def test_relayed_frames_go_past_the_session_wrapper(alpha):  # noqa: F811
+    async with wsclient.ws() as comm:
+        await subscribe(comm)
+        (consumer,) = relay_for(get_channel_layer(), event_group).members[GROUP]
+        assert isinstance(consumer.base_send.__self__, InstanceSessionWrapper), "the stack the app really has"
+        assert not isinstance(getattr(consumer._wire_send, "__self__", None), InstanceSessionWrapper)
+        await publish(upd(candle(6)))
+        assert (await recv(comm))["candle"]["time"] == candle(6).time
