@@ -10,7 +10,7 @@ django_asgi_app = get_asgi_application()
 
 from django.conf import settings  # noqa: E402
 
-from tickchart import eager_writes  # noqa: E402
+from tickchart import eager_writes, gc_tuning  # noqa: E402
 
 # Before daphne listens (it imports the application first).
 eager_writes.install(settings.TICKCHART_EAGER_WRITES)
@@ -32,3 +32,6 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# Last: what is loaded by now is never garbage, and is frozen out of every collection.
+gc_tuning.install(settings.TICKCHART_GC_FULL_SECONDS)

@@ -143,6 +143,9 @@ else:
 # daphne sends a frame at once when its socket buffer is empty (tickchart/eager_writes.py),
 # instead of on the reactor's next turn: a third of the CPU of a busy fan-out.
 TICKCHART_EAGER_WRITES = env_bool("TICKCHART_EAGER_WRITES", True)
+# Seconds between full garbage collections in web processes (tickchart/gc_tuning.py);
+# 0 = Python's automatic ones, which paused daphne 60-100 ms mid-fan-out.
+TICKCHART_GC_FULL_SECONDS = float(env("TICKCHART_GC_FULL_SECONDS", "300") or 0)
 
 # ---- Cache -------------------------------------------------------------------------
 # "ratelimit" holds the HTTP rate-limit counts (market.ratelimit_middleware): in Redis
