@@ -5,7 +5,12 @@ SQLite database with the in-process layer (target >= 50,000 ticks/s); with ``--s
 into a scratch PostgreSQL database and the Redis pub/sub layer, the production topology
 (target >= 20,000 ticks/s sustained, write lag < 1 s).
 
-    python bench/replay.py [--messages 500000] [--symbols 500] [--services]
+    python bench/replay.py [--messages 500000] [--symbols 500] [--services] [--sustained 20000]
+
+``--sustained R`` paces the replay in real time (``--speed 1``) at R ticks per second of
+exchange time, so the summary's ``slowest_write`` is the write lag at that steady rate
+(a tick waits at most the flush interval plus that); without it the replay runs flat
+out and its writes are as large as the backlog.
 
 ``--services`` uses TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
 to create and drop the scratch database, and REDIS_URL (default redis://127.0.0.1:6379/0).
@@ -47,13 +52,17 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=500_000)
     parser.add_argument("--symbols", type=int, default=500)
     parser.add_argument("--services", action="store_true", help="PostgreSQL + Redis instead of SQLite")
+    parser.add_argument("--sustained", type=float, default=0.0, metavar="TICKS_PER_S",
+                        help="replay in real time at this many ticks per second (default: flat out)")
     args = parser.parse_args()
     admin_url = os.environ.get("TEST_POSTGRES_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
     db_name = f"tickchart_bench_{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "session.jsonl"
         with open(path, "wb") as f:
-            for msg in fyers_session(symbols=args.symbols, messages=args.messages, repeat_every=0):
+            per_instrument = args.sustained / (args.symbols + 1) if args.sustained else 2.0  # + 1 index
+            for msg in fyers_session(symbols=args.symbols, messages=args.messages, repeat_every=0,
+                                     rate=per_instrument):
                 f.write(orjson.dumps(msg) + b"\n")
         env = dict(os.environ, TICKCHART_DB_PATH=str(Path(tmp) / "bench.sqlite3"))
         env.pop("DATABASE_URL", None)
@@ -67,7 +76,7 @@ def main() -> None:
             started = time.perf_counter()
             done = subprocess.run(
                 [sys.executable, "manage.py", "runfeed", "--source", "replay", "--file", str(path),
-                 "--speed", "0", "--no-migrate"],
+                 "--speed", "1" if args.sustained else "0", "--no-migrate"],
                 cwd=ROOT, env=env, check=True, stderr=subprocess.PIPE, text=True,
             )
             elapsed = time.perf_counter() - started
@@ -80,6 +89,18 @@ def main() -> None:
     rate = args.messages / elapsed
     if summaries:
         print("runfeed's last summary: " + summaries[-1])
+    if args.sustained:
+        found = re.search(r"slowest_write=([\d.]+)s", summaries[-1] if summaries else "")
+        slowest = float(found.group(1)) if found else float("nan")
+        flush = float(os.environ.get("TICKCHART_FLUSH_INTERVAL") or 0.5)
+        span = args.messages / args.sustained
+        kept_up = elapsed <= span + 5.0  # + start-up and the final flush
+        lag = flush + slowest
+        print(f"sustained {args.sustained:,.0f} ticks/s into {'PostgreSQL + Redis' if args.services else 'SQLite'}: "
+              f"{span:.0f} s of exchange time in {elapsed:.1f} s ({'kept up' if kept_up else 'FELL BEHIND'}); "
+              f"slowest write {slowest:.2f} s, so a tick is stored within {lag:.2f} s "
+              f"(target < 1 s: {'met' if kept_up and lag < 1.0 else 'NOT met'})")
+        return
     print(f"replay end to end into {where}: {args.messages} messages, {args.symbols} symbols, "
           f"{elapsed:.2f} s, {rate:,.0f} ticks/s (target {target:,}: {'met' if rate >= target else 'NOT met'})")
 

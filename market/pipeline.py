@@ -54,6 +54,7 @@ class Pipeline:
         self.publish_failures = 0
         self.last_tick_time: float | None = None
         self.last_write_seconds = 0.0
+        self.max_write_seconds = 0.0  # a tick waits at most the flush interval plus this
         self._pending: dict[tuple[str, str, int], CandleUpdate] = {}
         self._flush_lock = asyncio.Lock()
         self.started = time.monotonic()
@@ -107,6 +108,7 @@ class Pipeline:
                 self._pending.clear()
                 self.written += written
                 self.last_write_seconds = time.monotonic() - started
+                self.max_write_seconds = max(self.max_write_seconds, self.last_write_seconds)
             if self._conflator is not None:
                 updates = self._conflator.offer(updates, time.monotonic())
             if updates:
@@ -171,5 +173,6 @@ class Pipeline:
             f"feed={self.source} accepted={self.engine.accepted} rejected={sum(rejected.values())} "
             f"({reasons}) not_ticks={self.not_ticks} candles_written={self.written} "
             f"published={self.published} pending={self.pending} lag={lag} "
+            f"slowest_write={self.max_write_seconds:.2f}s "
             f"store_failures={self.store_failures} publish_failures={self.publish_failures}"
         )

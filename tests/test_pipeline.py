@@ -125,3 +125,22 @@ async def test_conflated_updates_are_sent_at_a_later_flush_even_without_new_tick
     await asyncio.sleep(0.25)
     await p.flush()  # nothing new, but the held state is now due
     assert sorted((u.timeframe, u.candle.close) for u in published[-1]) == [("1m", 11.0), ("5s", 11.0)]
+
+
+async def test_the_summary_reports_the_slowest_write():
+    """bench/replay.py --sustained reads the write lag from this field."""
+    delays = iter([0.05, 0.01])
+
+    async def store(updates):
+        await asyncio.sleep(next(delays))
+        return len(updates)
+
+    async def publish(updates):
+        return len(updates)
+
+    p = Pipeline(engine(), store=store, publish=publish, source="test")
+    for i in range(2):
+        p.add(Tick("DEMO:X", T0 + i, 10.0 + i, None, None, 1.0))
+        await p.flush()
+    assert 0.05 <= p.max_write_seconds < 1.0 and p.last_write_seconds < p.max_write_seconds
+    assert f"slowest_write={p.max_write_seconds:.2f}s" in p.summary()
