@@ -51,7 +51,9 @@ from channels.sessions import InstanceSessionWrapper
 
 from market import selectors
 from market.access import websocket_refusal
-from market.broadcast import EVENT_TYPE, STATUS_EVENT, STATUS_GROUP, candle_frame, event_group, group_name, status_frame
+from market.broadcast import (
+    EVENT_TYPE, STATUS_EVENT, STATUS_GROUP, candle_frame, event_group, group_name, status_frame,
+)
 from market.conf import market
 from market.core.derive import DerivedTracker
 from market.core.limits import MessageGate, Verdict

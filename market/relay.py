@@ -105,7 +105,7 @@ class Relay:
                     logger.exception("relay: a member failed to take an event")
 
 
-_relays: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Relay]]" = weakref.WeakKeyDictionary()
+_relays: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Relay]] = weakref.WeakKeyDictionary()
 
 
 def relay_for(layer: Any, group_of: Callable[[dict[str, Any]], str]) -> Relay:
