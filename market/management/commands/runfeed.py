@@ -24,6 +24,9 @@ from market.locks import WriterLockBusy
 from market.runner import run_feed
 
 logger = logging.getLogger("market.feed")
+# Largest message a browser may send before daphne closes it (1009) without buffering more:
+# client messages are small JSON (the consumer answers above MARKET WS_MAX_FRAME_BYTES).
+WS_MAX_MESSAGE_BYTES = 64 * 1024
 
 
 class Command(BaseCommand):
@@ -114,6 +117,9 @@ class Command(BaseCommand):
             application=get_default_application(),
             endpoints=build_endpoint_description_strings(host=host, port=port),
             signal_handlers=True,
+            # as deploy/systemd/tickchart-daphne@.service: daphne's own default is 1 MiB
+            websocket_max_message_size=WS_MAX_MESSAGE_BYTES,
+            websocket_max_frame_size=WS_MAX_MESSAGE_BYTES,
             ready_callable=lambda: reactor.callWhenRunning(start_feed),
         )
         reactor.addSystemEventTrigger("before", "shutdown", stop_feed)

@@ -1,0 +1,96 @@
+"""The hard message cap in a real daphne process started as the documented deployment
+starts it: a frame over the consumer's limit gets its error reply, one over daphne's cap
+closes that connection with 1009 before it is buffered, and everyone else keeps being
+served. (daphne's own default cap is 1 MiB; the units, the Procfile and runfeed --serve
+set 64 KiB.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+import websockets
+
+from tests.security.test_deploy import ROOT
+from tests.test_production import BIN, free_port
+
+HARD = 65536
+FLAGS = ["--websocket-max-message-size", str(HARD), "--websocket-max-frame-size", str(HARD)]
+
+
+def test_the_documented_daphne_command_lines_set_the_cap():
+    from market.management.commands import runfeed
+
+    for path in ("Procfile", "deploy/systemd/tickchart-daphne@.service"):
+        line = next(ln for ln in (ROOT / path).read_text().splitlines() if "tickchart.asgi:application" in ln)
+        assert " ".join(FLAGS) in line, path
+    assert runfeed.WS_MAX_MESSAGE_BYTES == HARD
+
+
+@pytest.fixture(scope="module")
+def daphne(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("daphne-frames")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "REDIS_URL") and not k.startswith(("PYTEST", "TICKCHART_"))}
+    env.update(DJANGO_DEBUG="1", TICKCHART_DB_PATH=str(tmp / "db.sqlite3"))
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=120)
+    port = free_port()
+    log = open(tmp / "daphne.log", "wb")
+    proc = subprocess.Popen([str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), *FLAGS, "tickchart.asgi:application"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, (tmp / "daphne.log").read_text()
+                time.sleep(0.2)
+        yield port, tmp / "daphne.log"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        log.close()
+
+
+def connect(port: int):
+    return websockets.connect(f"ws://127.0.0.1:{port}/ws/market/", origin=f"http://127.0.0.1:{port}",
+                              ping_interval=None)
+
+
+async def reply_to(ws, text: str) -> dict:
+    await ws.send(text)
+    while True:
+        msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        if msg["type"] != "status":
+            return msg
+
+
+def test_oversize_frames_a_polite_error_abusive_ones_a_1009_close_others_unaffected(daphne):
+    port = daphne[0]
+
+    async def scenario():
+        async with connect(port) as bystander, connect(port) as polite, connect(port) as abusive:
+            err = await reply_to(polite, json.dumps({"type": "ping", "pad": "x" * 8000}))
+            assert err["type"] == "error" and err["code"] == "frame_too_large"
+            assert (await reply_to(polite, '{"type":"ping"}'))["type"] == "pong"
+
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await abusive.send("x" * (HARD + 1024))
+                await asyncio.wait_for(abusive.recv(), 5)
+            # without the cap this frame would get the polite error and the socket stay open;
+            # with it autobahn fails the connection (1009) by dropping it, so usually no close
+            # frame reaches the client
+            assert closed.value.rcvd is None or closed.value.rcvd.code == 1009
+
+            for ws in (bystander, polite):
+                assert (await reply_to(ws, '{"type":"ping"}'))["type"] == "pong"
+
+    asyncio.run(scenario())
