@@ -623,7 +623,7 @@ class FyersFeed(Feed):
             return
         self.in_progress.add(job.ticker)
         fetched = None
-        written = 0
+        written = requests = 0
         try:
             now = time.time()
             end = int(job.end if job.end is not None else now)
@@ -645,6 +645,7 @@ class FyersFeed(Feed):
                 await self.ctx.track([symbol])  # resume from the back-filled open candles
             await self._publish(result.updates)
             written = len(result.updates)
+            requests = fetched.requests
             if reopen:
                 fetched = None  # nothing was skipped: no second pass
         finally:
@@ -665,7 +666,7 @@ class FyersFeed(Feed):
             self.repaired += written
         if written or job.kind != "reconcile":
             logger.info("fyers: %s %s: %d candles written from %d history requests", job.kind, job.ticker,
-                        written, fetched.requests if fetched is not None else 0)
+                        written, requests)
 
     async def _publish(self, updates: list[CandleUpdate]) -> None:
         if updates and self.layer is not None:

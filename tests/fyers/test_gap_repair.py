@@ -4,6 +4,7 @@ and a subscribed browser both end with the complete series, in order."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -21,7 +22,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 HEADERS = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
 
 
-async def test_a_dropped_connection_is_repaired_from_history_for_db_and_browser(http, ws, fyers_settings, token):
+async def test_a_dropped_connection_is_repaired_from_history_for_db_and_browser(http, ws, fyers_settings, token,
+                                                                               caplog):
     http.tokens.update(TOKENS)
     await db(make_symbols, "NSE:SBIN-EQ")
     broker = Market(ws)
@@ -87,6 +89,9 @@ async def test_a_dropped_connection_is_repaired_from_history_for_db_and_browser(
     last = {f["candle"]["time"]: f["candle"] for f in frames}
     assert last[t0 + 20]["high"] == 106.0 and last[t0 + 20]["volume"] == 25
     # larger timeframes are rebuilt from the repaired 5 s candles once closed
+    # the log counts the history requests each job made (the start-up back-fill's no_data too)
+    assert re.search(r"backfill NSE:SBIN-EQ: 0 candles written from [1-9]\d* history requests", caplog.text)
+    assert re.search(r"repair NSE:SBIN-EQ: \d+ candles written from [1-9]\d* history requests", caplog.text)
     minute = {c[0]: c for c in await db(candles, "NSE:SBIN-EQ", "1m")}
     assert minute[t0][1:] == (100.0, 109.0, 100.0, 105.0, 10.0 + 40 + 30 + 20 + 25)
     assert minute[t0 + 60][1:5] == (105.5, 105.5, 105.5, 105.5)
