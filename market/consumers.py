@@ -191,9 +191,9 @@ class MarketConsumer(AsyncWebsocketConsumer):
             WS_CLIENTS.dec()
             WS_SUBSCRIPTIONS.dec(len(self.subscriptions))
             self.counted = False
-        relay = self._relay
-        for group in relay.groups_of(self):
-            await relay.leave(group, self)
+        groups = {s.group for s in getattr(self, "subscriptions", {}).values()} | {STATUS_GROUP}
+        for group in groups:  # (a refused socket joined none: leave() is then a no-op)
+            await self._relay.leave(group, self)
         await self._demand_close()
 
     # -- the process's relay (market.relay) ------------------------------------------

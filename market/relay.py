@@ -38,7 +38,6 @@ class Relay:
         self._task: asyncio.Task | None = None
         # Layer calls in order: a leave's group_discard never overtakes a later join's group_add.
         self._lock = asyncio.Lock()
-        self.events = 0  # received (each handed to every member of its group)
 
     async def join(self, group: str, member: Member) -> None:
         """Returns once this process receives the group's messages (the caller may then read
@@ -68,9 +67,6 @@ class Relay:
                 if not self.members:
                     self._stop()
 
-    def groups_of(self, member: Member) -> list[str]:
-        return [g for g, members in self.members.items() if member in members]
-
     def _stop(self) -> None:
         if self._task is not None:
             self._task.cancel()  # the pub/sub layer unsubscribes a cancelled receive's channel
@@ -88,7 +84,6 @@ class Relay:
                 logger.exception("relay: cannot receive from the channel layer")
                 await asyncio.sleep(1.0)
                 continue
-            self.events += 1
             try:
                 members = self.members.get(group_of(event))
             except Exception:  # noqa: BLE001 - a malformed event: not for anyone here

@@ -20,8 +20,6 @@ from twisted.internet import tcp
 class EagerServer(tcp.Server):
     """An accepted TCP connection that tries ``send()`` before buffering."""
 
-    eager_writes = 0  # frames that skipped the buffer (class-wide; a test reads it)
-
     def write(self, data: bytes) -> None:  # type: ignore[override]
         if (type(data) is bytes and data and not self.TLS and self.connected and not self.disconnecting
                 and not self._writeDisconnected and not self._tempDataBuffer
@@ -33,7 +31,6 @@ class EagerServer(tcp.Server):
             except OSError:
                 sent = 0  # the buffered path's doWrite sees the error and loses the connection
             if sent == len(data):
-                EagerServer.eager_writes += 1
                 return
             data = data[sent:]
         super().write(data)
