@@ -11,29 +11,19 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 import websockets
 
 from tests.conftest import POSTGRES_URL, REDIS_URL, need_service
+from tests.servers import BIN, ROOT, free_port
 
 pytestmark = pytest.mark.services
-
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -19,15 +19,10 @@ from django.test import override_settings
 from market.broadcast import candles_publish
 from tests import wsclient
 from tests.conftest import IN_CI
+from tests.servers import free_port
 from tests.test_consumer import TICKER, alpha, candle, recv, subscribe, upd  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RedisServer:

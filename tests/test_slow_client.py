@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from market.consumers import CLOSE_TOO_SLOW, MarketConsumer
 from market.core.timeframes import Timeframe
 from market.core.types import Candle, CandleUpdate
 from tests.conftest import REDIS_URL, need_service
+from tests.servers import ROOT, daphne as serve
 from tests.test_consumer import HEADERS, T0, TICKER, TIMEOUT, publish, recv, subscribe
 from tickchart.asgi import application
 
@@ -297,16 +297,6 @@ async def test_window_zero_turns_flow_control_off(alpha):
 
 
 # -- a real daphne process ------------------------------------------------------------------
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -326,27 +316,8 @@ def daphne_over_redis(tmp_path):
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=120)
     code = "from market.models import Symbol\nSymbol.objects.create(ticker='DEMO:ALPHA', exchange='DEMO')"
     subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env, check=True, timeout=60)
-    port = free_port()
-    log = open(tmp_path / "daphne.log", "w")
-    proc = subprocess.Popen([str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "tickchart.asgi:application"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "daphne.log").read_text()
-                time.sleep(0.2)
+    with serve(env, tmp_path / "daphne.log") as (port, proc):
         yield env, port, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.services

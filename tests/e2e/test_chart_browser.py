@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+
+from tests.servers import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -56,12 +57,6 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 IST = ZoneInfo("Asia/Kolkata")
 NSE_SYMBOL = "NSE:SYM0000-EQ"
 NSE_DATES = (dt.date(2026, 11, 19), dt.date(2026, 11, 20))
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -89,7 +84,7 @@ class Server:
     """``runfeed --serve`` on a fixed loopback port and database; can be killed and restarted."""
 
     def __init__(self, tmp: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = dict(os.environ)
         self.env.pop("DATABASE_URL", None)

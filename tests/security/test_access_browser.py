@@ -19,7 +19,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.e2e.test_chart_browser import CHROMIUM, CHROMIUM_ARGS, IN_CI, ROOT, _free_port, _stop
+from tests.e2e.test_chart_browser import CHROMIUM, CHROMIUM_ARGS, IN_CI, ROOT, _stop
+from tests.servers import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -55,7 +56,7 @@ def server(tmp_path_factory):
     subprocess.run([sys.executable, "manage.py", "shell", "-c",
                     f"from django.contrib.auth.models import User; User.objects.create_user('viewer', password='{PASSWORD}')"],
                    cwd=ROOT, env=env, check=True, timeout=60)
-    port = _free_port()
+    port = free_port()
     log = open(tmp / "server.log", "ab")
     proc = subprocess.Popen([sys.executable, "manage.py", "runfeed", "--serve", "--no-migrate", "--port", str(port),
                              "--host", "127.0.0.1"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,

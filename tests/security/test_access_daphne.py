@@ -13,7 +13,6 @@ import re
 import secrets
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,8 +20,7 @@ import urllib.request
 import pytest
 import websockets
 
-from tests.security.test_deploy import ROOT
-from tests.test_production import BIN, free_port
+from tests.servers import ROOT, daphne as serve
 
 PASSWORD = "a-long-test-password-9431"
 
@@ -38,25 +36,8 @@ def daphne(tmp_path_factory):
     subprocess.run([sys.executable, "manage.py", "shell", "-c",
                     f"from django.contrib.auth.models import User; User.objects.create_user('viewer', password='{PASSWORD}')"],
                    cwd=ROOT, env=env, check=True, timeout=60)
-    port = free_port()
-    log = open(tmp / "daphne.log", "wb")
-    proc = subprocess.Popen([str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "tickchart.asgi:application"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=2)
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, (tmp / "daphne.log").read_text()
-                time.sleep(0.2)
-        yield base, port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-        log.close()
+    with serve(env, tmp / "daphne.log") as (port, _):
+        yield f"http://127.0.0.1:{port}", port
 
 
 def _sign_in(base: str) -> str:

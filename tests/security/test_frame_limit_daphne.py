@@ -11,14 +11,11 @@ import json
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 import websockets
 
-from tests.security.test_deploy import ROOT
-from tests.test_production import BIN, free_port
+from tests.servers import ROOT, daphne as serve
 
 HARD = 65536
 FLAGS = ["--websocket-max-message-size", str(HARD), "--websocket-max-frame-size", str(HARD)]
@@ -40,24 +37,8 @@ def daphne(tmp_path_factory):
            if k not in ("DATABASE_URL", "REDIS_URL") and not k.startswith(("PYTEST", "TICKCHART_"))}
     env.update(DJANGO_DEBUG="1", TICKCHART_DB_PATH=str(tmp / "db.sqlite3"))
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=120)
-    port = free_port()
-    log = open(tmp / "daphne.log", "wb")
-    proc = subprocess.Popen([str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), *FLAGS, "tickchart.asgi:application"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, (tmp / "daphne.log").read_text()
-                time.sleep(0.2)
-        yield port, tmp / "daphne.log"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-        log.close()
+    with serve(env, tmp / "daphne.log", *FLAGS) as (port, _):
+        yield port
 
 
 def connect(port: int):
@@ -74,7 +55,7 @@ async def reply_to(ws, text: str) -> dict:
 
 
 def test_oversize_frames_a_polite_error_abusive_ones_a_1009_close_others_unaffected(daphne):
-    port = daphne[0]
+    port = daphne
 
     async def scenario():
         async with connect(port) as bystander, connect(port) as polite, connect(port) as abusive:
