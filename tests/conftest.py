@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -85,3 +86,19 @@ def _fresh_rate_limit_counts():
 
     reset_counts()
     yield
+
+
+def record_listeners(monkeypatch: pytest.MonkeyPatch, feed_module: Any) -> list:
+    """Every market.demand.DemandListener ``feed_module`` creates, so that a test can wait
+    until the feed listens for symbols on demand."""
+    from market.demand import DemandListener
+
+    made: list[DemandListener] = []
+
+    class Recorded(DemandListener):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(feed_module, "DemandListener", Recorded)
+    return made

@@ -28,6 +28,7 @@ from market.models import Symbol
 from market.runner import run_feed
 from tests import wsclient
 from tests.wsclient import quiet
+from tests.conftest import record_listeners
 from tests.finnhub.server import Conn, FakeFinnhub
 from tests.finnhub.test_finnhub_feed import KEY, T_NY_OPEN, conf, until
 
@@ -46,16 +47,7 @@ def make(ticker: str, *, active: bool = False, always_record: bool = False, sour
 
 @pytest.fixture
 def listeners(monkeypatch) -> list[DemandListener]:
-    """Every DemandListener the feed creates, so a test can wait until it listens."""
-    made: list[DemandListener] = []
-
-    class Recorded(DemandListener):
-        def __init__(self, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            made.append(self)
-
-    monkeypatch.setattr(finnhub_feed, "DemandListener", Recorded)
-    return made
+    return record_listeners(monkeypatch, finnhub_feed)
 
 
 async def start_feed(settings, listeners: list[DemandListener], url: str, **extra: Any):

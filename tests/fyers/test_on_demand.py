@@ -27,6 +27,7 @@ from market.feeds.fyers import Job, JobQueue
 from market.models import Candle, Symbol
 from market.runner import run_feed
 from tests import wsclient
+from tests.conftest import record_listeners
 from tests.wsclient import quiet
 from tests.fyers.live import TOKENS, Market, candles, db, eventually, make_symbols
 from tests.fyers.loopback import topic_for
@@ -53,15 +54,7 @@ def unsubscribed_topics(ws) -> list[str]:
 
 @pytest.fixture
 def listeners(monkeypatch) -> list[DemandListener]:
-    made: list[DemandListener] = []
-
-    class Recorded(DemandListener):
-        def __init__(self, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            made.append(self)
-
-    monkeypatch.setattr(fyers_feed, "DemandListener", Recorded)
-    return made
+    return record_listeners(monkeypatch, fyers_feed)
 
 
 @pytest.fixture(autouse=True)
