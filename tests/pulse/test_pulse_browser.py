@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import need_service
-from tests.e2e.test_chart_browser import CHROMIUM, CHROMIUM_ARGS, IN_CI, _free_port, _stop
+from tests.e2e.test_chart_browser import CHROMIUM, CHROMIUM_ARGS, IN_CI, _stop
+from tests.servers import free_port
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +35,7 @@ def servers(tmp_path_factory):
     redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     need_service("Redis", redis_url, 6379)
     tmp = tmp_path_factory.mktemp("pulse-e2e")
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ)
     env.pop("DATABASE_URL", None)
     env.update({"TICKCHART_DB_PATH": str(tmp / "db.sqlite3"), "REDIS_URL": redis_url,
