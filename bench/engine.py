@@ -27,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from market.core import fyers_messages  # noqa: E402
+from market.vendors.fyers import messages as fyers_messages  # noqa: E402
 from market.core.engine import CandleEngine  # noqa: E402
 from market.core.sessions import DEFAULT_SESSIONS, SessionBook  # noqa: E402
 from market.core.timeframes import DEFAULT_STORED, Timeframe  # noqa: E402

@@ -129,7 +129,7 @@ async def run_case(env: dict, ports: list[int], clients: int, rate: float, secon
                    kind: str = "raw", pids: tuple[int, ...] = ()) -> dict:
     from channels_redis.pubsub import RedisPubSubChannelLayer
 
-    from market.broadcast import EVENT_TYPE, group_name
+    from market.live.broadcast import EVENT_TYPE, group_name
 
     layer = RedisPubSubChannelLayer(hosts=[{"address": env["REDIS_URL"], "socket_timeout": None}],
                                     prefix=env["TICKCHART_CHANNEL_PREFIX"])

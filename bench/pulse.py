@@ -1,8 +1,8 @@
 """CPU cost of the Market Pulse for a universe of symbols, per second of live time.
 
-What ``market.pulse_service`` does each second, on one core: every symbol's 1m candle
+What ``market.pulse.service`` does each second, on one core: every symbol's 1m candle
 arrives ``--updates`` times (the feed flushes every 0.5 s: 2 per second) as the candle
-messages ``market.broadcast`` publishes; then one step recomputes every changed
+messages ``market.live.broadcast`` publishes; then one step recomputes every changed
 symbol's metrics and stress events, the correlation card is built for one base, and
 the whole frame (every mover) is serialised once with orjson. The engine is warmed
 with ``--warm`` minutes of history first, so regimes, spikes and correlations are live.

@@ -33,7 +33,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from market.core.recording import fyers_session  # noqa: E402
+from market.vendors.fyers.recording import fyers_session  # noqa: E402
 
 TARGET = 50_000
 TARGET_SERVICES = 20_000

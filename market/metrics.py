@@ -11,7 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from market.pipeline import Pipeline
+    from market.feed.pipeline import Pipeline
 
 WS_CLIENTS = Gauge("tickchart_ws_clients", "Connected WebSocket clients in this process")
 WS_SUBSCRIPTIONS = Gauge("tickchart_ws_subscriptions", "Active (symbol, timeframe) subscriptions in this process")

@@ -1,7 +1,7 @@
 """Personal API tokens (``market.models.ApiToken``): create, revoke, verify.
 
 The services and the selector of one entity, kept in their own module so that the access
-policy (``market.access``) has a single place to ask "whose token is this?".
+policy (``market.web.access``) has a single place to ask "whose token is this?".
 
 A secret looks like ``tc_`` + 40 URL-safe characters. The recognisable prefix lets secret
 scanners (and people) spot a leaked token; only its SHA-256 digest is stored, plus the

@@ -1,7 +1,7 @@
 from django.urls import path
 
-from market import ops_views, views
-from market import pulse_views
+from market.pulse import views as pulse_views
+from market.web import ops as ops_views, views
 
 urlpatterns = [
     path("healthz", ops_views.healthz, name="healthz"),

@@ -49,11 +49,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_market_conf():
-    from market.conf import market
+    from market import conf
 
-    market.cache_clear()
+    conf.forget()
     yield
-    market.cache_clear()
+    conf.forget()
 
 
 @pytest.fixture
@@ -80,18 +80,18 @@ def _close_worker_thread_connections():
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limit_counts():
-    """Each test starts with no HTTP rate-limit counts (market.ratelimit_middleware): the
+    """Each test starts with no HTTP rate-limit counts (market.web.ratelimit): the
     suite makes many API requests from one address, and counts outlive a test otherwise."""
-    from market.ratelimit_middleware import reset_counts
+    from market.web.ratelimit import reset_counts
 
     reset_counts()
     yield
 
 
 def record_listeners(monkeypatch: pytest.MonkeyPatch, feed_module: Any) -> list:
-    """Every market.demand.DemandListener ``feed_module`` creates, so that a test can wait
+    """Every market.live.demand.DemandListener ``feed_module`` creates, so that a test can wait
     until the feed listens for symbols on demand."""
-    from market.demand import DemandListener
+    from market.live.demand import DemandListener
 
     made: list[DemandListener] = []
 

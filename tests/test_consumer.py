@@ -24,8 +24,9 @@ from channels.testing import WebsocketCommunicator
 from django.db import connections
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from market import consumers, services
-from market.broadcast import candles_publish, group_name
+from market import services
+from market.web import consumers
+from market.live.broadcast import candles_publish, group_name
 from market.conf import market
 from market.core.types import Candle, CandleUpdate
 from tickchart.asgi import application

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from market.locks import WriterLock, WriterLockBusy
+from market.feed.locks import WriterLock, WriterLockBusy
 
 
 @pytest.mark.django_db(transaction=True)

@@ -16,7 +16,7 @@ from market.core.sessions import SessionBook
 from market.core.timeframes import TimeframePlan
 from market.core.types import Tick
 from market.metrics import PipelineCollector
-from market.pipeline import Pipeline
+from market.feed.pipeline import Pipeline
 
 
 def test_healthz_needs_nothing(client):

@@ -10,13 +10,14 @@ from channels.db import database_sync_to_async
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from market import services
-from market.broadcast import candles_publish
+from market.live.broadcast import candles_publish
 from market.core.engine import CandleEngine
 from market.core.sessions import SessionBook
 from market.core.timeframes import TimeframePlan
 from market.core.types import CandleUpdate, Tick
 from market.models import Candle
-from market.pipeline import Pipeline
+from market.feed.pipeline import Pipeline
+from market.vendors.fyers import messages as fyers_messages
 
 T0 = 1_795_000_000
 
@@ -63,7 +64,7 @@ async def test_a_failing_parser_input_never_raises():
     async def noop(updates):
         return len(updates)
 
-    p = Pipeline(engine(), store=noop, publish=noop, source="test")
+    p = Pipeline(engine(), store=noop, publish=noop, source="test", parser=fyers_messages.parse)
     for bad in (None, 42, "x", [], {"type": "sf"}, {"type": "sf", "symbol": "DEMO:X", "ltp": float("inf")}):
         p.parse(bad)
     assert p.messages == 6

@@ -22,7 +22,7 @@ from django.db import connections
 from django.test import override_settings
 
 from market import services
-from market.broadcast import EVENT_TYPE, candles_publish, group_name
+from market.live.broadcast import EVENT_TYPE, candles_publish, group_name
 from market.core.types import Candle, CandleUpdate
 
 pytestmark = pytest.mark.services

@@ -16,7 +16,7 @@ import pytest
 from channels.layers import channel_layers, get_channel_layer
 from django.test import override_settings
 
-from market.broadcast import candles_publish
+from market.live.broadcast import candles_publish
 from tests import wsclient
 from tests.conftest import IN_CI
 from tests.servers import free_port

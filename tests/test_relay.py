@@ -1,4 +1,4 @@
-"""market.relay: each watched group is joined once per process, whatever the number of
+"""market.live.relay: each watched group is joined once per process, whatever the number of
 sockets watching it; every socket still gets every frame; one broken member does not
 starve the rest; the relay leaves the layer with its last member. Runs on whichever layer
 the settings select (in-process, or Redis pub/sub in the services run)."""
@@ -11,8 +11,8 @@ import pytest
 from channels.layers import get_channel_layer
 from channels.sessions import InstanceSessionWrapper
 
-from market.broadcast import STATUS_GROUP, event_group, group_name
-from market.relay import relay_for
+from market.live.broadcast import STATUS_GROUP, event_group, group_name
+from market.live.relay import relay_for
 from tests import wsclient
 from tests.test_consumer import TICKER, alpha, candle, publish, recv, subscribe, upd  # noqa: F401 - fixture
 

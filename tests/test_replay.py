@@ -12,9 +12,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from market.core import fyers_messages
+from market.vendors.fyers import messages as fyers_messages
 from market.core.engine import CandleEngine
-from market.core.recording import fyers_session, session_open
+from market.vendors.fyers.recording import fyers_session, session_open
 from market.core.sessions import DEFAULT_SESSIONS, SessionBook
 from market.core.timeframes import TimeframePlan
 from market.core.types import Tick

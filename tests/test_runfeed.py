@@ -15,10 +15,10 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.test import override_settings
 
-from market.broadcast import group_name
+from market.live.broadcast import group_name
 from market.conf import market
 from market.models import Candle, Symbol
-from market.runner import run_feed
+from market.feed.runner import run_feed
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -30,9 +30,10 @@ from django.conf import settings
 from django.db import connections
 from django.test import override_settings
 
-from market import consumers, selectors, services
+from market import selectors, services
+from market.web import consumers
 from market.conf import market
-from market.consumers import CLOSE_TOO_SLOW, MarketConsumer
+from market.web.consumers import CLOSE_TOO_SLOW, MarketConsumer
 from market.core.timeframes import Timeframe
 from market.core.types import Candle, CandleUpdate
 from tests.conftest import REDIS_URL, need_service
@@ -332,7 +333,7 @@ async def _stalled_socket_case(env: dict, port: int, pid: int) -> None:
     import websockets
     from channels_redis.pubsub import RedisPubSubChannelLayer
 
-    from market.broadcast import EVENT_TYPE, group_name
+    from market.live.broadcast import EVENT_TYPE, group_name
 
     url, origin = f"ws://127.0.0.1:{port}/ws/market/", f"http://127.0.0.1:{port}"
     sub = json.dumps({"type": "subscribe", "symbol": "DEMO:ALPHA", "tf": "5s"})

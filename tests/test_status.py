@@ -13,7 +13,7 @@ from django.test import override_settings
 
 from market.conf import market
 from market.models import FeedState
-from market.runner import run_feed
+from market.feed.runner import run_feed
 from tickchart.asgi import application
 
 HEADERS = [(b"origin", b"http://localhost"), (b"host", b"localhost")]

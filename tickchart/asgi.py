@@ -18,7 +18,7 @@ eager_writes.install(settings.TICKCHART_EAGER_WRITES)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from market.access import SocketAuthMiddlewareStack  # noqa: E402
+from market.web.access import SocketAuthMiddlewareStack  # noqa: E402
 from market.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -26,7 +26,7 @@ application = ProtocolTypeRouter(
         "http": django_asgi_app,
         # Origin check first (cross-site pages cannot ride the cookie), then the session
         # cookie's user in scope["user"] (not read under public access); the consumers apply
-        # market.access before accept().
+        # market.web.access before accept().
         "websocket": AllowedHostsOriginValidator(
             SocketAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

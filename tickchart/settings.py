@@ -36,6 +36,36 @@ def env_list(name: str, default: str) -> list[str]:
     return [item for item in (env(name, default) or "").replace(",", " ").split() if item]
 
 
+def env_float(name: str) -> float | None:
+    value = env(name)
+    return None if value is None else float(value)
+
+
+def env_int(name: str) -> int | None:
+    value = env(name)
+    return None if value is None else int(value)
+
+
+def env_flag(name: str) -> bool | None:
+    value = env(name)
+    return None if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_items(name: str) -> list[str] | None:
+    value = env(name)
+    return None if value is None else [item for item in value.replace(",", " ").split() if item]
+
+
+def env_json(name: str) -> object:
+    value = env(name)
+    return None if value is None else json.loads(value)
+
+
+def given(values: dict[str, object]) -> dict[str, object]:
+    """The keys the environment set; market.conf supplies the rest."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
 # ---- Core -------------------------------------------------------------------------
 DEBUG = env_bool("DJANGO_DEBUG", True)
 SECRET_KEY = env("SECRET_KEY")
@@ -60,7 +90,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "market.csp.ContentSecurityPolicyMiddleware",
+    "market.web.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -68,7 +98,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "market.ratelimit_middleware.RateLimitMiddleware",  # after auth: counts per user, else per address
+    "market.web.ratelimit.RateLimitMiddleware",  # after auth: counts per user, else per address
 ]
 
 ROOT_URLCONF = "tickchart.urls"
@@ -133,7 +163,7 @@ else:
         "default": {
             "BACKEND": "channels.layers.InMemoryChannelLayer",
             # The default 1-day group expiry would silently drop a chart left open longer.
-            # market.relay's one channel carries every watched group of the process. (The
+            # market.live.relay's one channel carries every watched group of the process. (The
             # in-memory layer uses channel_capacity as given: (compiled pattern, size) pairs.)
             "CONFIG": {"group_expiry": 10 * 365 * 86400, "capacity": 1000,
                        "channel_capacity": [(re.compile(r"relay\..*"), 100_000)]},
@@ -148,7 +178,7 @@ TICKCHART_EAGER_WRITES = env_bool("TICKCHART_EAGER_WRITES", True)
 TICKCHART_GC_FULL_SECONDS = float(env("TICKCHART_GC_FULL_SECONDS", "300") or 0)
 
 # ---- Cache -------------------------------------------------------------------------
-# "ratelimit" holds the HTTP rate-limit counts (market.ratelimit_middleware): in Redis
+# "ratelimit" holds the HTTP rate-limit counts (market.web.ratelimit): in Redis
 # (Django's RedisCache) when REDIS_URL is set, so every daphne process shares them; else
 # in this process's memory. Short timeouts: a Redis outage must not stall requests (the
 # middleware then lets them through and logs it).
@@ -187,7 +217,7 @@ WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 
 # ---- Access and security (docs/security.md) --------------------------------------
-# Who may read the market (market.access). Off in production: the chart and pulse pages,
+# Who may read the market (market.web.access). Off in production: the chart and pulse pages,
 # /api/* and the sockets need a signed-in user (or, for /api/*, a personal token). The
 # default follows DEBUG so the embedded one-command default works without an account.
 TICKCHART_PUBLIC_ACCESS = env_bool("TICKCHART_PUBLIC_ACCESS", DEBUG)
@@ -237,7 +267,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-# Content-Security-Policy (market.csp): no inline scripts or styles anywhere. The one hash
+# Content-Security-Policy (market.web.csp): no inline scripts or styles anywhere. The one hash
 # is lightweight-charts' attribution-logo <style> element (tests/security/test_deploy.py
 # checks it against the vendored build).
 TICKCHART_CSP = env("TICKCHART_CSP", "") or (
@@ -249,7 +279,7 @@ TICKCHART_CSP = env("TICKCHART_CSP", "") or (
 
 # ---- Logging ----------------------------------------------------------------------
 # Error pages and reports hide the broker PIN, webhook URLs and URL credentials too.
-DEFAULT_EXCEPTION_REPORTER_FILTER = "market.reporting.SecretSafeExceptionReporterFilter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "market.web.reporting.SecretSafeExceptionReporterFilter"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -260,160 +290,131 @@ LOGGING = {
 }
 
 # ---- TickChart --------------------------------------------------------------------
-# Resolved and validated by market.conf; every key documented in README "Configuration".
-_sessions_env = env("TICKCHART_SESSIONS")
-MARKET = {
+# Only what the environment sets: the defaults, validation and types are market.conf's
+# (its DEFAULTS), and every key is documented in README "Configuration".
+MARKET = given({
     # Timeframes kept in the database; the other codes are derived on read.
-    "STORED_TIMEFRAMES": env_list("TICKCHART_TIMEFRAMES", "5s 1m 5m 15m 1h 1d"),
+    "STORED_TIMEFRAMES": env_items("TICKCHART_TIMEFRAMES"),
     # Exchange sessions (JSON); exchanges not listed trade round the clock in UTC.
-    "SESSIONS": json.loads(_sessions_env) if _sessions_env else None,
-    # Feed used by `runfeed` without --source: simulated | replay.
-    "FEED": env("TICKCHART_FEED", "simulated"),
+    "SESSIONS": env_json("TICKCHART_SESSIONS"),
+    # Feed used by `runfeed` without --source.
+    "FEED": env("TICKCHART_FEED"),
     # Simulated feed: ticks per second per symbol and hours back-filled on first run.
-    "SIM_RATE": float(env("TICKCHART_SIM_RATE", "4") or 4),
-    "SIM_BACKFILL_HOURS": float(env("TICKCHART_SIM_BACKFILL_HOURS", "3") or 3),
+    "SIM_RATE": env_float("TICKCHART_SIM_RATE"),
+    "SIM_BACKFILL_HOURS": env_float("TICKCHART_SIM_BACKFILL_HOURS"),
     # How often runfeed writes changed candles and publishes them (seconds).
-    "FLUSH_INTERVAL": float(env("TICKCHART_FLUSH_INTERVAL", "0.5") or 0.5),
+    "FLUSH_INTERVAL": env_float("TICKCHART_FLUSH_INTERVAL"),
     # Candles a page or a subscription gets when it asks for "the newest".
-    "HISTORY_LIMIT": int(env("TICKCHART_HISTORY_LIMIT", "1000") or 1000),
-    "MAX_LIMIT": 10_000,
-    # Live sources reject ticks this far ahead of the wall clock (contract e).
-    "MAX_AHEAD_SECONDS": 300,
+    "HISTORY_LIMIT": env_int("TICKCHART_HISTORY_LIMIT"),
     # Conflation: updates per second per (symbol, timeframe) stream; finals always go.
-    "MAX_UPDATES_PER_SECOND": float(env("TICKCHART_MAX_UPDATES_PER_SECOND", "4") or 4),
+    "MAX_UPDATES_PER_SECOND": env_float("TICKCHART_MAX_UPDATES_PER_SECOND"),
     # /readyz fails when no feed heartbeat is this recent (seconds); 0 = report only.
-    "READY_MAX_FEED_AGE": float(env("TICKCHART_READY_MAX_FEED_AGE", "0") or 0),
-    # ---- Limits (README "Limits"; market.core.limits, resolved in market.conf) ----
+    "READY_MAX_FEED_AGE": env_float("TICKCHART_READY_MAX_FEED_AGE"),
+    # ---- Limits (README "Limits"; market.core.limits) ----
     # WebSocket, per connection: client messages a second and the burst allowed at once (a
     # page re-subscribes its whole watchlist after a reconnect: keep the burst above
     # WS_MAX_SUBSCRIPTIONS), frame size, subscriptions. A message over a limit gets
     # {"type":"error","code":...}; WS_STRIKES_TO_CLOSE of those within WS_STRIKE_WINDOW
     # seconds close the socket with code 4429.
-    "WS_MESSAGES_PER_SECOND": float(env("TICKCHART_WS_MESSAGES_PER_SECOND", "20") or 20),
-    "WS_MESSAGE_BURST": int(env("TICKCHART_WS_MESSAGE_BURST", "60") or 60),
-    "WS_MAX_FRAME_BYTES": int(env("TICKCHART_WS_MAX_FRAME_BYTES", "4096") or 4096),
-    "WS_MAX_SUBSCRIPTIONS": int(env("TICKCHART_WS_MAX_SUBSCRIPTIONS", "50") or 50),
-    "WS_STRIKES_TO_CLOSE": int(env("TICKCHART_WS_STRIKES_TO_CLOSE", "10") or 10),
-    "WS_STRIKE_WINDOW": float(env("TICKCHART_WS_STRIKE_WINDOW", "10") or 10),
-    # HTTP (market.ratelimit_middleware): requests a minute to these paths per signed-in
-    # user, else per client address; 0 turns it off. Counted in CACHES[HTTP_RATE_CACHE].
-    "HTTP_RATE_PER_MINUTE": int(env("TICKCHART_HTTP_RATE_PER_MINUTE", "120") or 0),
-    "HTTP_RATE_PATHS": ["/api/candles", "/api/symbols"],
-    "HTTP_RATE_CACHE": "ratelimit",
+    "WS_MESSAGES_PER_SECOND": env_float("TICKCHART_WS_MESSAGES_PER_SECOND"),
+    "WS_MESSAGE_BURST": env_int("TICKCHART_WS_MESSAGE_BURST"),
+    "WS_MAX_FRAME_BYTES": env_int("TICKCHART_WS_MAX_FRAME_BYTES"),
+    "WS_MAX_SUBSCRIPTIONS": env_int("TICKCHART_WS_MAX_SUBSCRIPTIONS"),
+    "WS_STRIKES_TO_CLOSE": env_int("TICKCHART_WS_STRIKES_TO_CLOSE"),
+    "WS_STRIKE_WINDOW": env_float("TICKCHART_WS_STRIKE_WINDOW"),
+    # HTTP (market.web.ratelimit): requests a minute to /api/candles and /api/symbols per
+    # signed-in user, else per client address; 0 turns it off.
+    "HTTP_RATE_PER_MINUTE": env_int("TICKCHART_HTTP_RATE_PER_MINUTE"),
     # Peers whose X-Forwarded-For is believed (addresses or networks, e.g. 127.0.0.1 when
     # nginx proxies to daphne without --proxy-headers). Empty: REMOTE_ADDR only.
-    "TRUSTED_PROXIES": env_list("TICKCHART_TRUSTED_PROXIES", ""),
+    "TRUSTED_PROXIES": env_items("TICKCHART_TRUSTED_PROXIES"),
     # Slow clients (docs/deploy.md): live frames a browser may leave unacknowledged (and
     # bytes), then it is "behind" and caught up later; closed (4008) after this many
     # seconds behind without acking. WS_WINDOW_FRAMES=0 disables flow control.
-    "WS_WINDOW_FRAMES": int(env("TICKCHART_WS_WINDOW_FRAMES", "256") or 256),
-    "WS_WINDOW_BYTES": int(env("TICKCHART_WS_WINDOW_BYTES", "524288") or 524288),
-    "WS_STALL_SECONDS": float(env("TICKCHART_WS_STALL_SECONDS", "60") or 60),
-}
+    "WS_WINDOW_FRAMES": env_int("TICKCHART_WS_WINDOW_FRAMES"),
+    "WS_WINDOW_BYTES": env_int("TICKCHART_WS_WINDOW_BYTES"),
+    "WS_STALL_SECONDS": env_float("TICKCHART_WS_STALL_SECONDS"),
+})
 
 # ---- Finnhub feed (`runfeed --source finnhub`; docs/finnhub.md) -------------------------
 # The API key comes from the environment only; it is never logged (the feed redacts it).
-FINNHUB = {
+FINNHUB = given({
     "API_KEY": env("FINNHUB_API_KEY"),
     # Tests point this at a loopback server speaking Finnhub's protocol.
-    "WS_URL": env("FINNHUB_WS_URL", "wss://ws.finnhub.io"),
+    "WS_URL": env("FINNHUB_WS_URL"),
     # Finnhub's free plan: 50 symbols per connection. Symbols past it are named in the log
     # and in the feed status every browser sees; never dropped silently.
-    "MAX_SYMBOLS": int(env("FINNHUB_MAX_SYMBOLS", "50") or 50),
-    # Exchange prefix -> asset class for "PREFIX:..." symbols; plain tickers are US stocks.
-    "PREFIX_KINDS": None,  # None: market.core.finnhub_messages.DEFAULT_PREFIX_KINDS
-    "STOCK_EXCHANGE": "US",
+    "MAX_SYMBOLS": env_int("FINNHUB_MAX_SYMBOLS"),
     # Trade condition codes whose prints are dropped (counted as excluded_condition).
-    "EXCLUDED_CONDITIONS": env_list("FINNHUB_EXCLUDED_CONDITIONS", ""),
+    "EXCLUDED_CONDITIONS": env_items("FINNHUB_EXCLUDED_CONDITIONS"),
     # Reconnect backoff (seconds, doubled per failure up to the maximum).
-    "BACKOFF_MIN": float(env("FINNHUB_BACKOFF_MIN", "1") or 1),
-    "BACKOFF_MAX": float(env("FINNHUB_BACKOFF_MAX", "60") or 60),
+    "BACKOFF_MIN": env_float("FINNHUB_BACKOFF_MIN"),
+    "BACKOFF_MAX": env_float("FINNHUB_BACKOFF_MAX"),
     # How often the feed re-reads which symbols to stream (admin / add_symbols changes).
-    "REFRESH_SECONDS": float(env("FINNHUB_REFRESH_SECONDS", "30") or 30),
+    "REFRESH_SECONDS": env_float("FINNHUB_REFRESH_SECONDS"),
     # Symbols on demand (docs/finnhub.md): any known finnhub symbol streams while a browser
     # watches it; it stays subscribed this long after the last viewer left; a web worker
     # silent for DEMAND_TTL_SECONDS (it re-announces every third of it) is forgotten.
-    "ON_DEMAND": env_bool("FINNHUB_ON_DEMAND", True),
-    "DEMAND_LINGER_SECONDS": float(env("FINNHUB_DEMAND_LINGER_SECONDS", "300") or 300),
-    "DEMAND_TTL_SECONDS": float(env("FINNHUB_DEMAND_TTL_SECONDS", "90") or 90),
-}
+    "ON_DEMAND": env_flag("FINNHUB_ON_DEMAND"),
+    "DEMAND_LINGER_SECONDS": env_float("FINNHUB_DEMAND_LINGER_SECONDS"),
+    "DEMAND_TTL_SECONDS": env_float("FINNHUB_DEMAND_TTL_SECONDS"),
+})
 
 # ---- Market Pulse (/pulse/, `runpulse`; docs/pulse.md) ----------------------------------
-# Defaults are the ancestor's (SEEDS S1): 1m/5m/15m windows, high_vol above the 80th
-# percentile of recent volatility, 30 s cooldown per symbol and event type.
-PULSE = {
+# The thresholds, windows and correlation card's shape are market.conf DEFAULTS["PULSE"].
+PULSE = given({
     # Watched universe: empty = every active symbol.
-    "SYMBOLS": env_list("PULSE_SYMBOLS", ""),
-    "PUBLISH_INTERVAL": float(env("PULSE_PUBLISH_INTERVAL", "1") or 1),
-    "VOL_WINDOW": 900,                 # seconds of 1m closes in the volatility and slope
-    "REGIME_PERCENTILE": 80.0,
-    "REGIME_LOOKBACK": 240,            # volatility samples (one per closed minute)
-    "REGIME_MIN_SAMPLES": 20,
-    "COOLDOWN": float(env("PULSE_COOLDOWN", "30") or 30),
-    # Per asset class: move_1m / move_5m are absolute returns; vol_spike is the ratio of
-    # the 15m volatility to the median of the symbol's recent volatility.
-    "THRESHOLDS": {
-        "equity": {"move_1m": 0.005, "move_5m": 0.01, "vol_spike": 2.5},
-        "index": {"move_1m": 0.003, "move_5m": 0.007, "vol_spike": 2.5},
-        "currency": {"move_1m": 0.001, "move_5m": 0.0025, "vol_spike": 2.5},
-        "crypto": {"move_1m": 0.01, "move_5m": 0.02, "vol_spike": 2.5},
-        "default": {"move_1m": 0.005, "move_5m": 0.01, "vol_spike": 2.5},
-    },
-    # Correlation card: base symbol (empty: the first watched), time bucket, look-back in
-    # buckets (shorter while the base is in the high_vol regime), rows shown.
-    "CORR_BASE": env("PULSE_CORR_BASE", "") or "",
-    "CORR_BUCKET": int(env("PULSE_CORR_BUCKET", "60") or 60),
-    "CORR_LOOKBACK": 60,
-    "CORR_LOOKBACK_HIGH_VOL": 30,
-    "CORR_MIN_POINTS": 5,
-    "CORR_TOP": 10,
-    # Stress events shown on /pulse/ after a refresh.
-    "RECENT_EVENTS": 50,
+    "SYMBOLS": env_items("PULSE_SYMBOLS"),
+    "PUBLISH_INTERVAL": env_float("PULSE_PUBLISH_INTERVAL"),
+    "COOLDOWN": env_float("PULSE_COOLDOWN"),
+    # Correlation card: base symbol (empty: the first watched) and time bucket (seconds).
+    "CORR_BASE": env("PULSE_CORR_BASE"),
+    "CORR_BUCKET": env_int("PULSE_CORR_BUCKET"),
     # Optional alert delivery: POST each stress event as JSON to this URL.
-    "WEBHOOK_URL": env("PULSE_WEBHOOK_URL", "") or "",
-}
+    "WEBHOOK_URL": env("PULSE_WEBHOOK_URL"),
+})
 
 # ---- Fyers feed (`runfeed --source fyers`, fyers_login, backfill; docs/fyers.md) ----------
 # Credentials come from the environment only; they are never logged or shown in the admin.
-FYERS = {
-    "CLIENT_ID": env("FYERS_CLIENT_ID", "") or "",          # e.g. "XB12345-100"
-    "SECRET_KEY": env("FYERS_SECRET_KEY", "") or "",
-    "REDIRECT_URI": env("FYERS_REDIRECT_URI", "") or "",
+FYERS = given({
+    "CLIENT_ID": env("FYERS_CLIENT_ID"),          # e.g. "XB12345-100"
+    "SECRET_KEY": env("FYERS_SECRET_KEY"),
+    "REDIRECT_URI": env("FYERS_REDIRECT_URI"),
     # Optional unattended daily login (TOTP): all three must be set.
-    "USER_ID": env("FYERS_USER_ID", "") or "",
-    "PIN": env("FYERS_PIN", "") or "",
-    "TOTP_SECRET": env("FYERS_TOTP_SECRET", "") or "",
+    "USER_ID": env("FYERS_USER_ID"),
+    "PIN": env("FYERS_PIN"),
+    "TOTP_SECRET": env("FYERS_TOTP_SECRET"),
     # Access token file (0600, outside the repository).
-    "TOKEN_FILE": env("FYERS_TOKEN_FILE", str(Path.home() / ".config" / "tickchart" / "fyers_token.json")),
+    "TOKEN_FILE": env("FYERS_TOKEN_FILE"),
     # The SDK writes its own log files here (never into the working directory).
-    "LOG_DIR": env("FYERS_LOG_DIR", str(BASE_DIR / "var" / "log" / "fyers")),
+    "LOG_DIR": env("FYERS_LOG_DIR"),
     # Endpoints: tests point these at loopback servers speaking Fyers' protocols.
-    "API_BASE": env("FYERS_API_BASE", "https://api-t1.fyers.in"),
-    "LOGIN_BASE": env("FYERS_LOGIN_BASE", "https://api-t2.fyers.in"),
-    "PUBLIC_BASE": env("FYERS_PUBLIC_BASE", "https://public.fyers.in"),
-    "WS_URL": env("FYERS_WS_URL", "wss://socket.fyers.in/hsm/v1-5/prod"),
+    "API_BASE": env("FYERS_API_BASE"),
+    "LOGIN_BASE": env("FYERS_LOGIN_BASE"),
+    "PUBLIC_BASE": env("FYERS_PUBLIC_BASE"),
+    "WS_URL": env("FYERS_WS_URL"),
     # REST limits shared by every call of the process (Fyers: 10/s, 200/min).
-    "RATE_PER_SECOND": int(env("FYERS_RATE_PER_SECOND", "10") or 10),
-    "RATE_PER_MINUTE": int(env("FYERS_RATE_PER_MINUTE", "200") or 200),
+    "RATE_PER_SECOND": env_int("FYERS_RATE_PER_SECOND"),
+    "RATE_PER_MINUTE": env_int("FYERS_RATE_PER_MINUTE"),
     # Live socket supervision.
-    "STALL_SECONDS": float(env("FYERS_STALL_SECONDS", "90") or 90),
-    "BACKOFF_MIN": float(env("FYERS_BACKOFF_MIN", "2") or 2),
-    "BACKOFF_MAX": float(env("FYERS_BACKOFF_MAX", "120") or 120),
-    "REFRESH_SECONDS": float(env("FYERS_REFRESH_SECONDS", "2") or 2),   # admin changes
-    "QUEUE_MAX": int(env("FYERS_QUEUE_MAX", "200000") or 200000),       # SDK -> asyncio
-    "MAX_SYMBOLS": int(env("FYERS_MAX_SYMBOLS", "5000") or 5000),
+    "STALL_SECONDS": env_float("FYERS_STALL_SECONDS"),
+    "BACKOFF_MIN": env_float("FYERS_BACKOFF_MIN"),
+    "BACKOFF_MAX": env_float("FYERS_BACKOFF_MAX"),
+    "REFRESH_SECONDS": env_float("FYERS_REFRESH_SECONDS"),   # admin changes
+    "QUEUE_MAX": env_int("FYERS_QUEUE_MAX"),                 # SDK -> asyncio
+    "MAX_SYMBOLS": env_int("FYERS_MAX_SYMBOLS"),
     # Back-fill at start (days back when nothing is stored) and reconciliation pace.
-    "BACKFILL_DAYS": float(env("FYERS_BACKFILL_DAYS", "5") or 5),
-    "RECONCILE_SECONDS": float(env("FYERS_RECONCILE_SECONDS", "300") or 300),
-    "RECONCILE_LOOKBACK": float(env("FYERS_RECONCILE_LOOKBACK", "1800") or 1800),
-    "RECONCILE_BUDGET": float(env("FYERS_RECONCILE_BUDGET", "0.5") or 0.5),  # share of 200/min
+    "BACKFILL_DAYS": env_float("FYERS_BACKFILL_DAYS"),
+    "RECONCILE_SECONDS": env_float("FYERS_RECONCILE_SECONDS"),
+    "RECONCILE_LOOKBACK": env_float("FYERS_RECONCILE_LOOKBACK"),
+    "RECONCILE_BUDGET": env_float("FYERS_RECONCILE_BUDGET"),  # share of 200/min
     # Raw message recording (runfeed --record DIR overrides).
-    "RECORD_DIR": env("FYERS_RECORD_DIR", "") or "",
+    "RECORD_DIR": env("FYERS_RECORD_DIR"),
     # Symbols on demand (docs/fyers.md): any known fyers symbol streams while a browser
     # watches it, within MAX_SYMBOLS; it stays subscribed this long after the last viewer
     # left; a web worker silent for DEMAND_TTL_SECONDS (it re-announces every third of it)
     # is forgotten.
-    "ON_DEMAND": env_bool("FYERS_ON_DEMAND", True),
-    "DEMAND_LINGER_SECONDS": float(env("FYERS_DEMAND_LINGER_SECONDS", "300") or 300),
-    "DEMAND_TTL_SECONDS": float(env("FYERS_DEMAND_TTL_SECONDS", "90") or 90),
-}
+    "ON_DEMAND": env_flag("FYERS_ON_DEMAND"),
+    "DEMAND_LINGER_SECONDS": env_float("FYERS_DEMAND_LINGER_SECONDS"),
+    "DEMAND_TTL_SECONDS": env_float("FYERS_DEMAND_TTL_SECONDS"),
+})

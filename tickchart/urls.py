@@ -12,7 +12,7 @@ if settings.TICKCHART_ADMIN_OTP:
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    # Sign-in for the chart pages, the API and the sockets (market.access); users are made
+    # Sign-in for the chart pages, the API and the sockets (market.web.access); users are made
     # in the admin. Logout is a POST (Django 5), from the form on the login page.
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

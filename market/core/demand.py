@@ -20,7 +20,7 @@ frees up, first come first served. A ticker that gets a new viewer after it went
 counts as a new request, so it never displaces one admitted meanwhile.
 
 Pure and synchronous: the clock is injected, nothing here does I/O, and it imports
-nothing from Django or Channels (``market.demand`` is the Channels edge).
+nothing from Django or Channels (``market.live.demand`` is the Channels edge).
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ class DemandBook:
     def take_refusals(self) -> list[Refusal]:
         """Viewers newly left without a stream (each told once per refusal), oldest first.
 
-        Call it after every change (``market.demand.DemandListener`` does).
+        Call it after every change (``market.live.demand.DemandListener`` does).
 
         A viewer whose ticker gets streamed later is forgotten here, so it is told again
         if it is ever displaced (e.g. the admin pins more symbols than fit)."""

@@ -1,7 +1,7 @@
 """Rate-limit mechanics, framework-free: token bucket, strikes, sliding-window counts.
 
-The edges wire these in (``market.consumers`` per WebSocket connection,
-``market.ratelimit_middleware`` per user or client address over Django's cache); this
+The edges wire these in (``market.web.consumers`` per WebSocket connection,
+``market.web.ratelimit`` per user or client address over Django's cache); this
 module owns only the arithmetic, so every rule is unit-tested with a fake clock
 (``tests/core/test_limits.py``). Clocks are injected: any ``() -> float`` in seconds,
 ``time.monotonic`` by default. Imports: the standard library only.

@@ -2,7 +2,7 @@
 
 Pure and framework-free: callers feed it candle closes (``update``) and ask it once a
 second for what changed (``step``) and for the correlation card (``correlations``).
-``market.pulse_service`` wires it to the channel layer and the database.
+``market.pulse.service`` wires it to the channel layer and the database.
 
 Definitions (each pinned against a naive recomputation in ``tests/pulse``):
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -83,3 +83,23 @@ class CandleUpdate:
     timeframe: str
     candle: Candle
     final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """A message that is not a tick: ``ping``, ``error`` (with the vendor's text) or ``other``."""
+
+    kind: str
+    message: str = ""
+
+
+@dataclass(slots=True)
+class TickBatch:
+    """What one message holding several prints (a Finnhub frame) parsed into."""
+
+    ticks: list[Tick] = field(default_factory=list)
+    controls: list[Control] = field(default_factory=list)
+    rejects: dict[str, int] = field(default_factory=dict)
+
+    def reject(self, reason: str) -> None:
+        self.rejects[reason] = self.rejects.get(reason, 0) + 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from market.core.engine import CandleEngine
-from market.core.fyers_messages import exchange_of
+from market.vendors.fyers.messages import exchange_of
 from market.core.sessions import DEFAULT_SESSIONS, SessionBook
 from market.core.timeframes import DEFAULT_STORED, Timeframe
 from market.core.types import Candle, Tick

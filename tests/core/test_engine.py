@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from market.core import fyers_messages
+from market.vendors.fyers import messages as fyers_messages
 from market.core.derive import aggregate
 from market.core.engine import CandleEngine
 from market.core.timeframes import BASE

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from market.core.engine import CandleEngine
-from market.core.fyers_messages import exchange_of, kind_of, parse
+from market.vendors.fyers.messages import exchange_of, kind_of, parse
 from market.core.timeframes import BASE
 from market.core.types import Reject, Tick
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from market.core.derive import aggregate
 from market.core.engine import CandleEngine
-from market.core.fyers_messages import exchange_of
+from market.vendors.fyers.messages import exchange_of
 from market.core.timeframes import ALL, BASE, CODES, TimeframePlan, divides
 from market.core.types import Candle, Reject, Tick
 

@@ -106,7 +106,7 @@ class Server:
 
     def replay_nse(self) -> None:
         """Two NSE sessions (Fyers-shaped messages) into the same database, before serving."""
-        from market.core.recording import fyers_session
+        from market.vendors.fyers.recording import fyers_session
 
         path = self.tmp / "nse.jsonl"
         with open(path, "w") as out:

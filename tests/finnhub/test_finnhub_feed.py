@@ -16,7 +16,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from market.models import Candle, FeedState, Symbol
-from market.runner import run_feed
+from market.feed.runner import run_feed
 from tests.finnhub.server import Conn, FakeFinnhub
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from market.core import finnhub_messages as fm
+from market.vendors.finnhub import messages as fm
 from market.core.types import Tick
 
 

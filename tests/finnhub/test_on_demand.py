@@ -22,10 +22,10 @@ from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.db import connections
 
-from market.demand import DemandListener, demand_group
-from market.feeds import finnhub as finnhub_feed
+from market.live.demand import DemandListener, demand_group
+from market.vendors.finnhub import feed as finnhub_feed
 from market.models import Symbol
-from market.runner import run_feed
+from market.feed.runner import run_feed
 from tests import wsclient
 from tests.wsclient import quiet
 from tests.conftest import record_listeners

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.test import override_settings
 
 from market.conf import market
-from market.fyers.auth import TokenStore
+from market.vendors.fyers.auth import TokenStore
 from tests.fyers.loopback import FyersHTTP, FyersWS, fake_jwt
 
 CLIENT_ID = "XB12345-100"

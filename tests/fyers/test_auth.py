@@ -15,8 +15,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from market.fyers import auth
-from market.fyers.auth import LoginError, TokenStore
+from market.vendors.fyers import auth
+from market.vendors.fyers.auth import LoginError, TokenStore
 from tests.fyers.conftest import CLIENT_ID, SECRET
 from tests.fyers.loopback import fake_jwt
 

@@ -12,9 +12,9 @@ from channels.testing import WebsocketCommunicator
 from channels.layers import get_channel_layer
 from django.test import override_settings
 
-from market.broadcast import group_name
+from market.live.broadcast import group_name
 
-from market.runner import run_feed
+from market.feed.runner import run_feed
 from tests.fyers.live import TOKENS, Market, candles, db, eventually, make_symbols
 from tickchart.asgi import application
 

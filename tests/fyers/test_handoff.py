@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from market.core import fyers_messages
+from market.vendors.fyers import messages as fyers_messages
 from market.core.types import Reject, Tick
-from market.fyers.socket import MSG, Event, Handoff
+from market.vendors.fyers.socket import MSG, Event, Handoff
 
 
 async def test_messages_from_another_thread_arrive_in_order_in_batches():

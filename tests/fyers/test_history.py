@@ -9,8 +9,8 @@ import pytest
 
 from market.core.sessions import DEFAULT_SESSIONS, SessionBook
 from market.core.timeframes import Timeframe
-from market.fyers.history import HistoryClient, HistoryError, TokenRejected, chunks, to_candles
-from market.fyers.ratelimit import RateLimiter
+from market.vendors.fyers.history import HistoryClient, HistoryError, TokenRejected, chunks, to_candles
+from market.vendors.fyers.ratelimit import RateLimiter
 
 IST = ZoneInfo("Asia/Kolkata")
 NSE = SessionBook.from_config(DEFAULT_SESSIONS).for_exchange("NSE")

@@ -14,7 +14,7 @@ from django.test import override_settings
 
 from market.conf import market
 from market.models import FeedState, Symbol
-from market.runner import run_feed
+from market.feed.runner import run_feed
 from tests.fyers.live import TOKENS, Market, candles, db, eventually, make_symbols
 from tests.fyers.loopback import custom_message, topic_for
 
@@ -127,7 +127,7 @@ async def test_plan_limit_and_the_5000_cap_name_the_symbols_left_out(http, ws, f
 
 async def test_a_rejected_token_is_a_status_not_a_crash_loop(http, ws, fyers_settings, token, caplog, monkeypatch):
     caplog.set_level(logging.INFO, "market")
-    monkeypatch.setattr("market.feeds.fyers.TOKEN_POLL", 0.5)  # how often the token file is re-read
+    monkeypatch.setattr("market.vendors.fyers.feed.TOKEN_POLL", 0.5)  # how often the token file is re-read
     http.tokens.update(TOKENS)
     await db(make_symbols, "NSE:SBIN-EQ")
     ws.auth_ok = False
@@ -139,7 +139,7 @@ async def test_a_rejected_token_is_a_status_not_a_crash_loop(http, ws, fyers_set
         assert ws.connects == 1  # waits for a new token instead of hammering the server
         assert not task.done()
         # a new login (fyers_login writes the file) is picked up without a restart
-        from market.fyers.auth import TokenStore
+        from market.vendors.fyers.auth import TokenStore
         from tests.fyers.loopback import fake_jwt
         ws.auth_ok = True
         TokenStore(fyers_settings["TOKEN_FILE"]).save(fake_jwt(time.time() + 3600, n=2), "XB12345-100")
@@ -168,7 +168,7 @@ async def test_unattended_totp_login_at_start_and_no_secret_in_any_log(http, ws,
 
     import pyotp
 
-    from market.fyers.auth import TokenStore
+    from market.vendors.fyers.auth import TokenStore
     from tests.fyers.conftest import SECRET
     from tests.fyers.loopback import fake_jwt
 
@@ -206,10 +206,10 @@ async def test_unattended_totp_login_at_start_and_no_secret_in_any_log(http, ws,
 async def test_an_expiring_token_is_renewed_by_totp_and_the_feed_reconnects(http, ws, fyers_settings, monkeypatch):
     import pyotp
 
-    from market.fyers.auth import TokenStore
+    from market.vendors.fyers.auth import TokenStore
     from tests.fyers.loopback import fake_jwt
 
-    monkeypatch.setattr("market.feeds.fyers.TOKEN_MARGIN", 1.0)
+    monkeypatch.setattr("market.vendors.fyers.feed.TOKEN_MARGIN", 1.0)
     totp_secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
     fresh = fake_jwt(time.time() + 3600, n=2)
     http.routes[("POST", "/vagator/v2/send_login_otp_v2")] = lambda b, h: (200, {"s": "ok", "request_key": "r1"})

@@ -9,7 +9,9 @@ so a test can wait until the feed listens (and reach the feed through its callba
 
 from __future__ import annotations
 
+
 import asyncio
+import os
 import time
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -21,11 +23,13 @@ from django.conf import settings
 from django.db import connections
 from django.test import override_settings
 
-from market.demand import DemandListener, demand_conf, on_demand
-from market.feeds import fyers as fyers_feed
-from market.feeds.fyers import Job, JobQueue
+from market import conf
+from market.conf import demand_conf
+from market.live.demand import DemandListener, on_demand
+from market.vendors.fyers import feed as fyers_feed
+from market.vendors.fyers.feed import Job, JobQueue
 from market.models import Candle, Symbol
-from market.runner import run_feed
+from market.feed.runner import run_feed
 from tests import wsclient
 from tests.conftest import record_listeners
 from tests.wsclient import quiet
@@ -289,8 +293,10 @@ async def test_with_on_demand_off_an_inactive_fyers_symbol_is_unknown_to_a_brows
 
 
 def test_on_demand_is_the_default_for_fyers():
-    assert settings.FYERS["ON_DEMAND"] is True
-    assert settings.FYERS["DEMAND_LINGER_SECONDS"] == 300 and settings.FYERS["DEMAND_TTL_SECONDS"] == 90
+    assert "FYERS_ON_DEMAND" not in os.environ
+    resolved = conf.raw("FYERS")
+    assert resolved["ON_DEMAND"] is True
+    assert resolved["DEMAND_LINGER_SECONDS"] == 300 and resolved["DEMAND_TTL_SECONDS"] == 90
     without = {k: v for k, v in settings.FYERS.items() if k != "ON_DEMAND"}
     with override_settings(FYERS=without):
         assert on_demand("fyers")

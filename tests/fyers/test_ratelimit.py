@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from market.fyers.ratelimit import RateLimiter, shared_limiter
+from market.vendors.fyers.ratelimit import RateLimiter, shared_limiter
 
 
 class Clock:

@@ -15,10 +15,10 @@ from market import services
 from market.core.sessions import SessionBook
 from market.core.timeframes import Timeframe
 from market.core.types import Candle, CandleUpdate
-from market.fyers import sync
-from market.fyers.history import HistoryClient
-from market.fyers.ratelimit import RateLimiter
-from market.fyers.reconcile import corrections
+from market.vendors.fyers import sync
+from market.vendors.fyers.history import HistoryClient
+from market.vendors.fyers.ratelimit import RateLimiter
+from market.vendors.fyers.reconcile import corrections
 from market.models import Candle as Row
 from market.models import Symbol
 from tests.fyers.live import candles
@@ -110,8 +110,8 @@ def test_backfill_without_a_token_says_to_log_in(fyers_settings):
 
 
 def test_reconciliation_pace_fits_its_share_of_the_rate_limit(fyers_settings):
-    from market.feeds.fyers import FyersFeed
-    from market.fyers.conf import fyers_conf
+    from market.vendors.fyers.feed import FyersFeed
+    from market.conf import fyers_conf
 
     class Ctx:
         pipeline = None

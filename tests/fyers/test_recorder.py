@@ -13,8 +13,8 @@ import pytest
 from django.test import override_settings
 
 from market.models import Candle, Symbol
-from market.recorder import Recorder
-from market.runner import run_feed
+from market.vendors.fyers.recorder import Recorder
+from market.feed.runner import run_feed
 from tests.fyers.live import TOKENS, Market, db, eventually, make_symbols
 
 

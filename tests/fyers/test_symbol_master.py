@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from market.fyers.symbol_master import parse, parse_csv, parse_json
+from market.vendors.fyers.symbol_master import parse, parse_csv, parse_json
 from market.models import Symbol
 
 FIXTURES = Path(__file__).parent / "fixtures"

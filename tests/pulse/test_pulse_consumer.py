@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import connections
 
 from market.models import PulseEvent
-from market.pulse_service import PULSE_EVENT, PULSE_GROUP
+from market.pulse.service import PULSE_EVENT, PULSE_GROUP
 from tickchart.asgi import application
 
 HEADERS = [(b"origin", b"http://localhost"), (b"host", b"localhost")]

@@ -18,11 +18,11 @@ from channels.layers import get_channel_layer
 from django.db import connections
 
 from market import services
-from market.broadcast import candles_publish
+from market.live.broadcast import candles_publish
 from market.core.pulse import PulseConfig, Thresholds
 from market.core.types import Candle, CandleUpdate
 from market.models import PulseEvent, Symbol
-from market.pulse_service import PULSE_GROUP, PulseService
+from market.pulse.service import PULSE_GROUP, PulseService
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,4 +1,4 @@
-"""Who may see the market (market.access), in production settings: public access off.
+"""Who may see the market (market.web.access), in production settings: public access off.
 
 Each page, API endpoint and socket is tried anonymously and signed in; /healthz and
 /readyz stay open; /metrics wants a staff session or the metrics token; the login flow
@@ -16,7 +16,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from market import access
+from market.web import access
 from tickchart.asgi import application
 
 WS_HEADERS = [(b"origin", b"http://localhost"), (b"host", b"localhost")]

@@ -258,7 +258,7 @@ def test_the_web_process_never_imports_the_fyers_sdk_nor_its_old_pins():
     code = (
         "import sys, django; django.setup()\n"
         "from tickchart.asgi import application\n"
-        "import tickchart.urls, market.views, market.consumers\n"
+        "import tickchart.urls, market.web.views, market.web.consumers\n"
         "bad = sorted({m.split('.')[0] for m in sys.modules} & {'fyers_apiv3', 'aiohttp', 'websocket'})\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )

@@ -28,8 +28,8 @@ from django.db import connections
 from hypothesis import HealthCheck, event, given, settings as hsettings, strategies as st
 
 from market import services
-from market.broadcast import candles_publish
-from market.consumers import CLOSE_LIMITS
+from market.live.broadcast import candles_publish
+from market.web.consumers import CLOSE_LIMITS
 from market.core.types import Candle, CandleUpdate
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,6 +1,6 @@
 """Each limit at the edges (README "Limits"): WebSocket message rate, frame size and
-subscriptions per socket (market.consumers), and HTTP requests a minute per user or
-address on the history API (market.ratelimit_middleware).
+subscriptions per socket (market.web.consumers), and HTTP requests a minute per user or
+address on the history API (market.web.ratelimit).
 
 The arithmetic is unit-tested in tests/core/test_limits.py; these pin the wiring: the
 error frames and their codes, the 4429 close, other clients unaffected, 429 with
@@ -22,8 +22,9 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.db import connections
 
-from market import ratelimit_middleware, services
-from market.broadcast import candles_publish
+from market import services
+from market.web import ratelimit as ratelimit_middleware
+from market.live.broadcast import candles_publish
 from market.conf import market
 from market.core.types import Candle, CandleUpdate
 
@@ -292,7 +293,7 @@ def test_http_token_callers_are_counted_per_user_from_any_address(client, settin
 @pytest.mark.django_db
 def test_http_cache_failure_lets_requests_through_and_logs(client, settings, clock, caplog):
     http_limits(settings, per_minute=1, HTTP_RATE_CACHE="no-such-cache")
-    with caplog.at_level(logging.WARNING, logger="market.ratelimit_middleware"):
+    with caplog.at_level(logging.WARNING, logger="market.web.ratelimit"):
         assert [client.get("/api/symbols").status_code for _ in range(3)] == [200, 200, 200]
     assert "rate limit cache 'no-such-cache' failed" in caplog.text
 

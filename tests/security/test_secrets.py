@@ -36,7 +36,7 @@ from django.test import Client, override_settings
 from django.urls import path
 
 from market.models import FeedState
-from market.runner import run_feed
+from market.feed.runner import run_feed
 from tests.finnhub.server import Conn, FakeFinnhub
 from tests.fyers.conftest import CLIENT_ID, fyers_settings, http, ws  # noqa: F401 - fixtures
 from tests.fyers.live import TOKENS, Market, candles, db, eventually, make_symbols
@@ -206,7 +206,7 @@ async def test_fyers_logins_and_live_feed_leak_no_secret(http, ws, fyers_setting
             "fyers_login", code="http://127.0.0.1/cb?s=ok&auth_code=AUTHCODE-OK&state=tickchart", stdout=out)
         assert "valid until" in out.getvalue()
 
-        monkeypatch.setattr("market.feeds.fyers.TOKEN_POLL", 0.5)
+        monkeypatch.setattr("market.vendors.fyers.feed.TOKEN_POLL", 0.5)
         http.tokens.update(TOKENS)
         await db(make_symbols, "NSE:SBIN-EQ")
         broker = Market(ws)
@@ -309,7 +309,7 @@ def test_production_error_page_and_its_log_show_no_secret(everything, capfd):
 @pytest.mark.django_db
 def test_debug_technical_error_page_hides_the_broker_secrets(everything):
     """The embedded default runs with DEBUG on: its error page lists the settings (Django
-    hides API|AUTH|TOKEN|KEY|SECRET|PASS names; market.reporting adds the PIN, webhook
+    hides API|AUTH|TOKEN|KEY|SECRET|PASS names; market.web.reporting adds the PIN, webhook
     URLs and credentials inside URLs)."""
     with override_settings(DEBUG=True, ROOT_URLCONF=__name__, **SECRET_SETTINGS):
         response = Client(raise_request_exception=False).get("/boom/")

@@ -10,10 +10,10 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from market import services
-from market.core.finnhub_messages import classify
-from market.feeds.finnhub import finnhub_conf
+from market.vendors.finnhub.messages import classify
+from market.conf import finnhub_conf
 from market.models import Symbol
-from market.validation import is_ticker
+from market.web.validation import is_ticker
 
 
 class Command(BaseCommand):

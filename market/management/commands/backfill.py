@@ -19,14 +19,14 @@ from channels.layers import get_channel_layer
 from django.core.management.base import BaseCommand, CommandError
 
 from market import selectors
-from market.broadcast import candles_publish
+from market.live.broadcast import candles_publish
 from market.conf import market
 from market.core.timeframes import Timeframe, TimeframeError
-from market.fyers import sync
-from market.fyers.auth import TokenStore
-from market.fyers.conf import fyers_conf
-from market.fyers.history import HistoryClient, HistoryError, TokenRejected
-from market.fyers.ratelimit import shared_limiter
+from market.vendors.fyers import sync
+from market.vendors.fyers.auth import TokenStore
+from market.conf import fyers_conf
+from market.vendors.fyers.history import HistoryClient, HistoryError, TokenRejected
+from market.vendors.fyers.ratelimit import shared_limiter
 from market.models import Symbol
 
 logger = logging.getLogger("market.fyers")

@@ -11,10 +11,10 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from market.fyers.auth import (
+from market.vendors.fyers.auth import (
     LoginError, TokenStore, auth_code_from, exchange_auth_code, login_url, totp_login,
 )
-from market.fyers.conf import fyers_conf
+from market.conf import fyers_conf
 
 
 class Command(BaseCommand):

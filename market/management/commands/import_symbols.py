@@ -11,9 +11,9 @@ from pathlib import Path
 import requests
 from django.core.management.base import BaseCommand, CommandError
 
-from market.fyers.conf import fyers_conf
-from market.fyers.symbol_master import Parsed, parse
-from market.fyers.symbols import symbol_import
+from market.conf import fyers_conf
+from market.vendors.fyers.symbol_master import Parsed, parse
+from market.vendors.fyers.symbols import symbol_import
 from market.models import Symbol
 
 logger = logging.getLogger("market.fyers")

@@ -18,10 +18,10 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from market.conf import market
-from market.feeds import FEEDS
+from market.feed.registry import FEEDS
 from market.core.shards import Shard
-from market.locks import WriterLockBusy
-from market.runner import run_feed
+from market.feed.locks import WriterLockBusy
+from market.feed.runner import run_feed
 
 logger = logging.getLogger("market.feed")
 # Largest message a browser may send before daphne closes it (1009) without buffering more:
@@ -94,7 +94,7 @@ class Command(BaseCommand):
         tasks: list[asyncio.Task] = []
 
         def start_feed() -> None:
-            from market.pulse_service import run_pulse
+            from market.pulse.service import run_pulse
 
             # The feed, and Market Pulse computed from its candles, on the same loop.
             for coro in (run_feed(source, stop, **options), run_pulse(stop)):

@@ -1,4 +1,4 @@
-"""``manage.py runpulse``: the Market Pulse service (market.pulse_service.run_pulse).
+"""``manage.py runpulse``: the Market Pulse service (market.pulse.service.run_pulse).
 
 Run it beside ``runfeed`` over Redis (REDIS_URL): it listens to the published 1m candles
 and publishes pulse frames for /pulse/. In embedded mode (no REDIS_URL) the in-process
@@ -13,7 +13,7 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from market.pulse_service import run_pulse
+from market.pulse.service import run_pulse
 
 
 class Command(BaseCommand):

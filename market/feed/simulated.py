@@ -1,0 +1,67 @@
+"""The default feed: a simulated round-the-clock market, so a fresh install is never empty.
+
+On start it creates the demo symbols, back-fills from the last stored candle (at most
+``SIM_BACKFILL_HOURS`` back) up to now through the same engine, then streams live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from channels.db import database_sync_to_async
+
+from market import services
+from market.conf import market
+from market.core.simulator import DEMO_SYMBOLS, RandomWalk
+from market.core.timeframes import BASE
+from market.feed.base import Feed
+
+logger = logging.getLogger("market.feed")
+
+BACKFILL_CHUNK = 600.0  # seconds of simulated time between yields to the event loop
+LIVE_STEP = 0.1
+
+
+class SimulatedFeed(Feed):
+    live = True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        conf = market()
+        symbols = await database_sync_to_async(services.symbol_ensure_demo)(symbols=DEMO_SYMBOLS)
+        active = [s for s in symbols if s.active]
+        last = await self.ctx.track(active)
+        walk = RandomWalk([s for s in DEMO_SYMBOLS if s.ticker in last], rate=conf.sim_rate,
+                          seed=int(self.options.get("seed") or 7))
+        now = time.time()
+        start = now - conf.sim_backfill_hours * 3600
+        for ticker, candles in last.items():
+            newest = candles.get(BASE)
+            if newest is not None:
+                start = max(start, newest.time + BASE.seconds)
+                walk.start_from(ticker, newest.close)
+        start = min(start, now)
+        ctx = self.ctx
+        t, filled = start, 0
+        while t < now and not stop.is_set():
+            t_next = min(t + BACKFILL_CHUNK, now)
+            for tick in walk.ticks_until(t_next, t_start=start):
+                ctx.add(tick)
+                filled += 1
+            t = t_next
+            await asyncio.sleep(0)
+        if filled:
+            logger.info("simulated back-fill: %d ticks over %.1f h for %d symbols",
+                        filled, (now - start) / 3600, len(last))
+        if t == start:  # nothing to back-fill: start the clock now
+            list(walk.ticks_until(now, t_start=now))
+        await ctx.flush()  # history stored before anyone is told the feed is live
+        self.ctx.set_status("live", "simulated market")
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=LIVE_STEP)
+            except asyncio.TimeoutError:
+                pass
+            for tick in walk.ticks_until(time.time()):
+                ctx.add(tick)

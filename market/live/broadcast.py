@@ -1,0 +1,99 @@
+"""The one place candles leave runfeed for browsers: Channels group messages.
+
+One group per (symbol, stored timeframe). Each message carries the whole candle (an
+idempotent snapshot, so a lost message is repaired by the next) and the frame the
+consumers relay, serialised once here rather than once per browser.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from functools import lru_cache
+from typing import Any, Iterable
+
+import orjson
+
+from market.core.types import CandleUpdate
+
+EVENT_TYPE = "candle.update"
+_SAFE = frozenset(string.ascii_letters + string.digits + "-.")
+
+
+@lru_cache(maxsize=65536)
+def group_name(ticker: str, timeframe: str) -> str:
+    """A valid, injective Channels group name: ``NSE:SBIN-EQ`` is not one as it stands.
+
+    ASCII tickers are escaped readably (``:`` -> ``_3a``, fixed width, so injective);
+    anything else, or a name that would reach the 100-character limit, is hashed under
+    another prefix so the two forms never collide.
+    """
+    if ticker.isascii():
+        escaped = "".join(ch if ch in _SAFE else f"_{ord(ch):02x}" for ch in ticker)
+        name = f"c.{timeframe}.{escaped}"
+        if len(name) < 100:
+            return name
+    return f"h.{timeframe}.{hashlib.sha256(ticker.encode()).hexdigest()[:48]}"
+
+
+def candle_frame(symbol: str, timeframe: str, candle: dict[str, Any]) -> str:
+    return orjson.dumps({"type": "candle", "symbol": symbol, "tf": timeframe, "candle": candle}).decode()
+
+
+def candle_events(updates: Iterable[CandleUpdate], *, revised: bool = False) -> list[tuple[str, dict[str, Any]]]:
+    """``(group, event)`` pairs, keeping only the newest state of each candle."""
+    latest: dict[tuple[str, str, int], CandleUpdate] = {}
+    for u in updates:
+        latest[(u.symbol, u.timeframe, u.candle.time)] = u
+    out = []
+    for u in latest.values():
+        candle = u.candle.as_dict()
+        out.append((
+            group_name(u.symbol, u.timeframe),
+            {
+                "type": EVENT_TYPE,
+                "symbol": u.symbol,
+                "tf": u.timeframe,
+                "candle": candle,
+                "final": u.final,
+                # A correction (gap repair, reconciliation): delivered even if older than
+                # what a browser already has, so an open chart replaces the bar.
+                "revised": revised,
+                "text": candle_frame(u.symbol, u.timeframe, candle),
+            },
+        ))
+    return out
+
+
+async def candles_publish(layer: Any, updates: Iterable[CandleUpdate], *, revised: bool = False) -> int:
+    """Send the updates to their groups; a layer failure is logged by the caller."""
+    sent = 0
+    for group, event in candle_events(updates, revised=revised):
+        await layer.group_send(group, event)
+        sent += 1
+    return sent
+
+
+STATUS_GROUP = "feed.status"
+STATUS_EVENT = "feed.status"
+
+
+def status_frame(*, source: str, state: str, detail: str, heartbeat: float) -> str:
+    return orjson.dumps(
+        {"type": "status", "source": source, "state": state, "detail": detail, "heartbeat": heartbeat}
+    ).decode()
+
+
+def event_group(event: dict[str, Any]) -> str:
+    """The group a candle or status event was sent to (market.live.relay hands it on by group)."""
+    if event["type"] == STATUS_EVENT:
+        return STATUS_GROUP
+    return group_name(event["symbol"], event["tf"])
+
+
+async def status_publish(layer: Any, *, source: str, state: str, detail: str, heartbeat: float) -> None:
+    """Every browser hears each feed's state (live, stale, reconnecting, …) and heartbeat."""
+    await layer.group_send(STATUS_GROUP, {
+        "type": STATUS_EVENT,
+        "text": status_frame(source=source, state=state, detail=detail, heartbeat=heartbeat),
+    })

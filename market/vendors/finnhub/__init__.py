@@ -1,0 +1,1 @@
+"""Finnhub: the pure trade-frame parser (``messages``), its settings and the live feed."""

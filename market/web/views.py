@@ -1,0 +1,137 @@
+"""HTTP edges: the chart page and the JSON API. Validation here, reads in selectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import render
+
+from market import selectors
+from market.web import access
+from market.conf import market
+from market.core.timeframes import CODES, Timeframe, TimeframeError
+from market.web.validation import is_ticker
+
+DEFAULT_TF = "1m"
+_MAX_EPOCH = 10**10
+
+
+class BadRequest(ValueError):
+    pass
+
+
+def _json(payload: Any, status: int = 200) -> HttpResponse:
+    return HttpResponse(orjson.dumps(payload), status=status, content_type="application/json")
+
+
+def _int_param(params: QueryDict, name: str, *, low: int, high: int) -> int | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    # int() would also read "١٢", "1_0", " 5 " and "+5": accept plain ASCII digits only.
+    digits = raw[1:] if raw.startswith("-") else raw
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 20:
+        raise BadRequest(f"{name} must be an integer")
+    value = int(raw)
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}")
+    return value
+
+
+def _timeframe(code: str | None) -> Timeframe:
+    try:
+        return Timeframe.parse(code or DEFAULT_TF)
+    except TimeframeError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+@access.api_view()
+def api_candles(request: HttpRequest) -> HttpResponse:
+    """``GET /api/candles?symbol=&tf=[&from=][&to=][&limit=]``: ascending candles."""
+    conf = market()
+    try:
+        # "?limit=10&limit=10000": which one counts is a guess; say so instead.
+        repeated = [k for k in ("symbol", "tf", "from", "to", "limit") if len(request.GET.getlist(k)) > 1]
+        if repeated:
+            raise BadRequest(f"{repeated[0]} given more than once")
+        ticker = request.GET.get("symbol", "").strip()
+        if not ticker:
+            raise BadRequest("symbol is required")
+        if not is_ticker(ticker):
+            raise BadRequest("symbol must be a ticker such as NSE:SBIN-EQ")
+        tf = _timeframe(request.GET.get("tf"))
+        start = _int_param(request.GET, "from", low=0, high=_MAX_EPOCH)
+        end = _int_param(request.GET, "to", low=0, high=_MAX_EPOCH)
+        limit = _int_param(request.GET, "limit", low=1, high=conf.max_limit)
+        if start is not None and end is not None and start > end:
+            raise BadRequest("from must not be after to")
+    except BadRequest as exc:
+        return _json({"error": str(exc)}, status=400)
+    symbol = selectors.symbol_get(ticker=ticker)
+    if symbol is None:
+        return _json({"error": f"unknown symbol {ticker}"}, status=404)
+    candles = selectors.candle_list(symbol=symbol, tf=tf, start=start, end=end, limit=limit)
+    return _json({
+        "symbol": symbol.ticker,
+        "tf": tf.code,
+        "candles": [selectors.candle_as_dict(c) for c in candles],
+    })
+
+
+@access.api_view()
+def api_symbols(request: HttpRequest) -> HttpResponse:
+    """``GET /api/symbols?q=``: search and autocomplete."""
+    query = "".join(ch for ch in request.GET.get("q", "")[:64] if ch.isprintable())
+    return _json({"symbols": selectors.symbol_search(query=query)})
+
+
+@access.api_view(require_read=False)
+def api_session(request: HttpRequest) -> HttpResponse:
+    """``GET /api/session``: may this browser or token read? Open to all, so a page whose
+    socket handshake failed can tell "signed out" from "server down" (market.web.access)."""
+    return _json(access.session_info(request))
+
+
+@access.page_view
+def chart(request: HttpRequest, ticker: str | None = None) -> HttpResponse:
+    """The chart page, with its history rendered in (no second round trip)."""
+    conf = market()
+    symbols = selectors.symbol_list(active=True)
+    if ticker is None:
+        if not symbols:
+            return render(request, "market/empty.html", status=200)
+        symbol = symbols[0]
+    else:
+        symbol = selectors.symbol_get(ticker=ticker) if is_ticker(ticker) else None
+        if symbol is None:
+            raise Http404("unknown symbol")
+    try:
+        tf = _timeframe(request.GET.get("tf"))
+    except BadRequest:
+        tf = Timeframe.parse(DEFAULT_TF)
+    candles = selectors.candle_list(symbol=symbol, tf=tf)
+    session = conf.sessions.for_exchange(symbol.exchange)
+    config = {
+        "symbol": symbol.ticker,
+        "name": symbol.name,
+        "exchange": symbol.exchange,
+        "tz": conf.sessions.tz_name(symbol.exchange),
+        # Regular session (exchange-local HH:MM) for the countdown and "market closed";
+        # null: the exchange trades round the clock.
+        "session": None if session.round_the_clock or session.close is None else {
+            "tz": session.tz, "open": session.open.strftime("%H:%M"), "close": session.close.strftime("%H:%M"),
+        },
+        "tf": tf.code,
+        "timeframes": list(CODES),
+        "symbols": [{"ticker": s.ticker, "name": s.name} for s in symbols],
+        "candles": [selectors.candle_as_dict(c) for c in candles],
+        "ws_path": "/ws/market/",
+        "api_candles": "/api/candles",
+        "api_symbols": "/api/symbols",
+        "api_session": "/api/session",
+        # Without public access a failed handshake may be a refusal: the page asks api_session.
+        "sign_in_required": not access.public_access(),
+    }
+    return render(request, "market/chart.html", {"chart_config": config, "symbol": symbol, "tf": tf.code})
