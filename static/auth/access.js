@@ -1,4 +1,4 @@
-/* Shared by the chart and pulse pages: was a WebSocket refused for access (market.access)?
+/* Shared by the chart and pulse pages: was a WebSocket refused for access (market.web.access)?
  * Daphne answers a refused handshake with HTTP 403, so a page sees only close code 1006;
  * /api/session tells "signed out" (show a sign-in link, stop retrying) from "server down". */
 (function () {

@@ -1,4 +1,4 @@
-/* Market Pulse page: draws what the server computes (market.pulse_service) and pushes over
+/* Market Pulse page: draws what the server computes (market.pulse.service) and pushes over
  * /ws/pulse/. Movers grouped by asset class and sortable; stress feed (stored events on
  * load, then live); correlation card. Reconnects with backoff. No framework, no CDN. */
 (function () {
@@ -160,7 +160,7 @@
     document.getElementById('pulse-status').textContent = text || s;
   }
 
-  // A refused socket (market.access) shows a sign-in link instead of retrying for ever
+  // A refused socket (market.web.access) shows a sign-in link instead of retrying for ever
   // (static/auth/access.js).
   function checkAccess(code, proceed) {
     window.tickchartAccess.check(code, config.api_session, showSignIn, proceed);
