@@ -4,10 +4,10 @@ or in an error page.
 Runs, with every logger at DEBUG and every record captured (also those of loggers that
 do not propagate, such as the Fyers SDK's):
 - the Fyers login flows: the auth-code exchange and the TOTP login (``fyers_login``),
-  succeeding and failing, against the loopback server of tests/fyers;
+  succeeding and failing, against the loopback server of tests/vendors/fyers;
 - the Fyers live feed with the real SDK: a rejected access token, then a new one that
   streams ticks into candles (SDK log files in FYERS LOG_DIR);
-- the Finnhub feed with a rejected and then an accepted API key (tests/finnhub/server.py);
+- the Finnhub feed with a rejected and then an accepted API key (tests/vendors/finnhub/server.py);
 - a server error (500) in production settings, and in DEBUG the technical error page.
 
 Each secret is searched in the forms it travels in: as is, base64 (the PIN and user id
@@ -37,10 +37,10 @@ from django.urls import path
 
 from market.models import FeedState
 from market.feed.runner import run_feed
-from tests.finnhub.server import Conn, FakeFinnhub
-from tests.fyers.conftest import CLIENT_ID, fyers_settings, http, ws  # noqa: F401 - fixtures
-from tests.fyers.live import TOKENS, Market, candles, db, eventually, make_symbols
-from tests.fyers.loopback import fake_jwt
+from tests.vendors.finnhub.server import Conn, FakeFinnhub
+from tests.vendors.fyers.conftest import CLIENT_ID, fyers_settings, http, ws  # noqa: F401 - fixtures
+from tests.vendors.fyers.live import TOKENS, Market, candles, db, eventually, make_symbols
+from tests.vendors.fyers.loopback import fake_jwt
 
 # -- the fake secrets ------------------------------------------------------------------------------
 SECRET_KEY = "FySecret-7Q2x-do-not-log"

@@ -29,8 +29,8 @@ from market.feed.runner import run_feed
 from tests import wsclient
 from tests.wsclient import quiet
 from tests.conftest import record_listeners
-from tests.finnhub.server import Conn, FakeFinnhub
-from tests.finnhub.test_finnhub_feed import KEY, T_NY_OPEN, conf, until
+from tests.vendors.finnhub.server import Conn, FakeFinnhub
+from tests.vendors.finnhub.test_feed import KEY, T_NY_OPEN, conf, until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,7 +1,7 @@
 """A dead Redis under open sockets: a private redis-server is killed and restarted on the
 same port while a browser's socket stays open in this "daphne". Publishing during the
 outage fails loudly on the publisher's side (runfeed keeps the candles stored; see
-tests/test_pipeline.py); once Redis is back, the relay's subscription is restored and the
+tests/feed/test_pipeline.py); once Redis is back, the relay's subscription is restored and the
 same socket gets live candles again, without reconnecting."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from market.live.broadcast import candles_publish
 from tests import wsclient
 from tests.conftest import IN_CI
 from tests.servers import free_port
-from tests.test_consumer import TICKER, alpha, candle, recv, subscribe, upd  # noqa: F401 - fixture
+from tests.web.test_consumers import TICKER, alpha, candle, recv, subscribe, upd  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 

@@ -14,7 +14,7 @@ from channels.sessions import InstanceSessionWrapper
 from market.live.broadcast import STATUS_GROUP, event_group, group_name
 from market.live.relay import relay_for
 from tests import wsclient
-from tests.test_consumer import TICKER, alpha, candle, publish, recv, subscribe, upd  # noqa: F401 - fixture
+from tests.web.test_consumers import TICKER, alpha, candle, publish, recv, subscribe, upd  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 GROUP = group_name(TICKER, "1m")

@@ -15,7 +15,7 @@ from django.test import override_settings
 from market.models import Candle, Symbol
 from market.vendors.fyers.recorder import Recorder
 from market.feed.runner import run_feed
-from tests.fyers.live import TOKENS, Market, db, eventually, make_symbols
+from tests.vendors.fyers.live import TOKENS, Market, db, eventually, make_symbols
 
 
 def test_one_file_per_trading_day_by_exchange_time_and_appends_across_restarts(tmp_path):

@@ -15,7 +15,7 @@ from django.test import override_settings
 from market.live.broadcast import group_name
 
 from market.feed.runner import run_feed
-from tests.fyers.live import TOKENS, Market, candles, db, eventually, make_symbols
+from tests.vendors.fyers.live import TOKENS, Market, candles, db, eventually, make_symbols
 from tickchart.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)

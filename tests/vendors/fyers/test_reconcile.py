@@ -21,7 +21,7 @@ from market.vendors.fyers.ratelimit import RateLimiter
 from market.vendors.fyers.reconcile import corrections
 from market.models import Candle as Row
 from market.models import Symbol
-from tests.fyers.live import candles
+from tests.vendors.fyers.live import candles
 
 TF5, TF1M = Timeframe.parse("5s"), Timeframe.parse("1m")
 UTC_DAY = SessionBook.from_config({}).for_exchange("X")  # round the clock

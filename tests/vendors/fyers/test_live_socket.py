@@ -15,8 +15,8 @@ from django.test import override_settings
 from market.conf import market
 from market.models import FeedState, Symbol
 from market.feed.runner import run_feed
-from tests.fyers.live import TOKENS, Market, candles, db, eventually, make_symbols
-from tests.fyers.loopback import custom_message, topic_for
+from tests.vendors.fyers.live import TOKENS, Market, candles, db, eventually, make_symbols
+from tests.vendors.fyers.loopback import custom_message, topic_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -140,7 +140,7 @@ async def test_a_rejected_token_is_a_status_not_a_crash_loop(http, ws, fyers_set
         assert not task.done()
         # a new login (fyers_login writes the file) is picked up without a restart
         from market.vendors.fyers.auth import TokenStore
-        from tests.fyers.loopback import fake_jwt
+        from tests.vendors.fyers.loopback import fake_jwt
         ws.auth_ok = True
         TokenStore(fyers_settings["TOKEN_FILE"]).save(fake_jwt(time.time() + 3600, n=2), "XB12345-100")
         await eventually(lambda: len(ws.subscribed) == 1, 20)
@@ -169,8 +169,8 @@ async def test_unattended_totp_login_at_start_and_no_secret_in_any_log(http, ws,
     import pyotp
 
     from market.vendors.fyers.auth import TokenStore
-    from tests.fyers.conftest import SECRET
-    from tests.fyers.loopback import fake_jwt
+    from tests.vendors.fyers.conftest import SECRET
+    from tests.vendors.fyers.loopback import fake_jwt
 
     caplog.set_level(logging.DEBUG)
     totp_secret, pin, user = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", "4321", "XY01234"
@@ -207,7 +207,7 @@ async def test_an_expiring_token_is_renewed_by_totp_and_the_feed_reconnects(http
     import pyotp
 
     from market.vendors.fyers.auth import TokenStore
-    from tests.fyers.loopback import fake_jwt
+    from tests.vendors.fyers.loopback import fake_jwt
 
     monkeypatch.setattr("market.vendors.fyers.feed.TOKEN_MARGIN", 1.0)
     totp_secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"

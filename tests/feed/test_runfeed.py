@@ -20,7 +20,7 @@ from market.conf import market
 from market.models import Candle, Symbol
 from market.feed.runner import run_feed
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def market_settings(**overrides):

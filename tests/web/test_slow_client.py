@@ -38,7 +38,7 @@ from market.core.timeframes import Timeframe
 from market.core.types import Candle, CandleUpdate
 from tests.conftest import REDIS_URL, need_service
 from tests.servers import ROOT, daphne as serve
-from tests.test_consumer import HEADERS, T0, TICKER, TIMEOUT, publish, recv, subscribe
+from tests.web.test_consumers import HEADERS, T0, TICKER, TIMEOUT, publish, recv, subscribe
 from tickchart.asgi import application
 
 WINDOW = 32
@@ -53,7 +53,7 @@ def flow(**extra: Any):
 
 @pytest.fixture(autouse=True)
 async def _close_consumer_db_connections():
-    """The consumer reads in asgiref's shared sync thread (see tests/test_consumer.py)."""
+    """The consumer reads in asgiref's shared sync thread (see tests/web/test_consumers.py)."""
     yield
     await sync_to_async(connections.close_all, thread_sensitive=True)()
 

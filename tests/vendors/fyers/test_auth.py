@@ -17,8 +17,8 @@ from django.core.management.base import CommandError
 
 from market.vendors.fyers import auth
 from market.vendors.fyers.auth import LoginError, TokenStore
-from tests.fyers.conftest import CLIENT_ID, SECRET
-from tests.fyers.loopback import fake_jwt
+from tests.vendors.fyers.conftest import CLIENT_ID, SECRET
+from tests.vendors.fyers.loopback import fake_jwt
 
 # RFC 6238 test secret ("12345678901234567890"); its 6-digit TOTP at 1111111109 is 081804.
 TOTP_SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"

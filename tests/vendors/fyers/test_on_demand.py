@@ -33,8 +33,8 @@ from market.feed.runner import run_feed
 from tests import wsclient
 from tests.conftest import record_listeners
 from tests.wsclient import quiet
-from tests.fyers.live import TOKENS, Market, candles, db, eventually, make_symbols
-from tests.fyers.loopback import topic_for
+from tests.vendors.fyers.live import TOKENS, Market, candles, db, eventually, make_symbols
+from tests.vendors.fyers.loopback import topic_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,6 +1,6 @@
 """``runfeed --source finnhub`` against a loopback server speaking Finnhub's protocol.
 
-Nothing is mocked: the feed opens a real WebSocket to ``tests/finnhub/server.py``, which
+Nothing is mocked: the feed opens a real WebSocket to ``tests/vendors/finnhub/server.py``, which
 checks the token, records real subscribe frames and sends real trade/ping/error frames or
 drops the TCP connection.
 """
@@ -17,7 +17,7 @@ from channels.db import database_sync_to_async
 
 from market.models import Candle, FeedState, Symbol
 from market.feed.runner import run_feed
-from tests.finnhub.server import Conn, FakeFinnhub
+from tests.vendors.finnhub.server import Conn, FakeFinnhub
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

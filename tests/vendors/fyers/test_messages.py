@@ -13,7 +13,7 @@ from market.vendors.fyers.messages import exchange_of, kind_of, parse
 from market.core.timeframes import BASE
 from market.core.types import Reject, Tick
 
-from tests.core import fyers_frames as ff
+from tests.vendors.fyers import frames as ff
 from tests.core.helpers import BOOK, STORED, C, t1
 
 T = int(t1(10, 0, 1))

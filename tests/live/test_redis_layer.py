@@ -27,7 +27,7 @@ from market.core.types import Candle, CandleUpdate
 
 pytestmark = pytest.mark.services
 
-SETTINGS_FILE = Path(__file__).resolve().parent.parent / "tickchart" / "settings.py"
+SETTINGS_FILE = Path(__file__).resolve().parents[2] / "tickchart" / "settings.py"
 TICKER = "DEMO:ALPHA"
 T0 = 1_731_999_960
 HEADERS = [(b"origin", b"http://localhost"), (b"host", b"localhost")]

@@ -10,7 +10,7 @@ from django.test import override_settings
 
 from market.conf import market
 from market.vendors.fyers.auth import TokenStore
-from tests.fyers.loopback import FyersHTTP, FyersWS, fake_jwt
+from tests.vendors.fyers.loopback import FyersHTTP, FyersWS, fake_jwt
 
 CLIENT_ID = "XB12345-100"
 SECRET = "SECRET-do-not-log-0f3a9c"

@@ -9,7 +9,7 @@ from typing import Callable
 from channels.db import database_sync_to_async
 
 from market.models import Candle, Symbol
-from tests.fyers.loopback import FyersWS, equity_frame, topic_for
+from tests.vendors.fyers.loopback import FyersWS, equity_frame, topic_for
 
 TOKENS = {"NSE:SBIN-EQ": "10100000003045", "NSE:TCS-EQ": "10100000011536", "NSE:INFY-EQ": "10100000001594"}
 

@@ -5,7 +5,7 @@
   and symbol master files. Programmable per test; records every request.
 * ``FyersWS``: a WebSocket server speaking the data socket's binary protocol (auth,
   full mode, subscribe/unsubscribe answers, custom message 51, data frames built with
-  ``tests.core.fyers_frames``) so the real SDK decodes real frames.
+  ``tests.vendors.fyers.frames``) so the real SDK decodes real frames.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlparse
 
 import websockets
 
-from tests.core import fyers_frames as ff
+from tests.vendors.fyers import frames as ff
 
 
 class FyersHTTP:
