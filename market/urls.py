@@ -1,12 +1,12 @@
 from django.urls import path
 
 from market.pulse import views as pulse_views
-from market.web import ops as ops_views, views
+from market.web import ops, views
 
 urlpatterns = [
-    path("healthz", ops_views.healthz, name="healthz"),
-    path("readyz", ops_views.readyz, name="readyz"),
-    path("metrics", ops_views.metrics, name="metrics"),
+    path("healthz", ops.healthz, name="healthz"),
+    path("readyz", ops.readyz, name="readyz"),
+    path("metrics", ops.metrics, name="metrics"),
     path("", views.chart, name="home"),
     path("chart/<path:ticker>/", views.chart, name="chart"),
     path("api/candles", views.api_candles, name="api-candles"),
