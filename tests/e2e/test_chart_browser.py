@@ -30,6 +30,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -40,6 +41,7 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+MODULES = ROOT / "static" / "market" / "js"  # the chart page's ES modules (entry: main.js)
 DOCS = ROOT / "docs"
 CHROMIUM = os.environ.get("TICKCHART_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -257,6 +259,38 @@ def _times(page) -> list[int]:
     return page.evaluate("window.tickchart.times()")
 
 
+def watch_modules(page) -> dict[str, tuple[int, str]]:
+    """Filled in as the page loads: {file name: (HTTP status, content type)} of every
+    /static/market/js/*.js response, and (0, error) for a request that failed outright."""
+    seen: dict[str, tuple[int, str]] = {}
+
+    def name(url: str) -> str | None:
+        path = urlsplit(url).path
+        return path.rsplit("/", 1)[1] if path.startswith("/static/market/js/") else None
+
+    def on_response(response) -> None:
+        if (n := name(response.url)) is not None:
+            seen[n] = (response.status, response.headers.get("content-type", ""))
+
+    def on_failed(request) -> None:
+        if (n := name(request.url)) is not None:
+            seen[n] = (0, request.failure or "failed")
+
+    page.on("response", on_response)
+    page.on("requestfailed", on_failed)
+    return seen
+
+
+def assert_all_modules_loaded(seen: dict[str, tuple[int, str]]) -> None:
+    """Every module on disk was requested (main.js imports all of them, directly or not),
+    answered 200 with a JavaScript MIME type (browsers refuse a module served otherwise)."""
+    expected = sorted(p.name for p in MODULES.glob("*.js"))
+    assert "main.js" in expected
+    assert sorted(seen) == expected, f"requested {sorted(seen)}, on disk {expected}"
+    bad = {n: s for n, s in seen.items() if s[0] != 200 or "javascript" not in s[1]}
+    assert bad == {}, f"modules that did not load: {bad}"
+
+
 def test_chart_renders_goes_live_and_switches_timeframe_and_type(server, page):
     page.goto(server.base + "/")
 
@@ -313,6 +347,20 @@ def test_chart_renders_goes_live_and_switches_timeframe_and_type(server, page):
     _wait_last_bar_changes(page, "5s")
     times = _times(page)
     assert all(t % 5 == 0 for t in times) and times == sorted(set(times))
+    _clean(page)
+
+
+def test_every_chart_module_loads_without_an_error(server, page):
+    """The page is native ES modules (static/market/js/, no build step): one that fails to
+    load, link (a missing export) or run stops the whole graph, so the chart never starts."""
+    seen = watch_modules(page)
+    page.goto(server.base + "/")  # returns after the load event: the module graph has run by then
+    assert page.problems == [], "\n".join(page.problems)
+    assert_all_modules_loaded(seen)
+    _wait_live(page)
+    assert page.evaluate("document.querySelector('script[type=module]').src").endswith("/static/market/js/main.js")
+    for name in ("setCandles", "loadOlder", "series", "times"):
+        assert page.evaluate("n => typeof window.tickchart[n]", name) == "function", name
     _clean(page)
 
 

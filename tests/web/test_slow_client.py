@@ -109,7 +109,8 @@ async def recv_skipping_syncs(comm: WebsocketCommunicator) -> dict:
 
 
 class Series:
-    """What a browser holds per (symbol, tf), applying frames the way chart.js does."""
+    """What a browser holds per (symbol, tf), applying frames the way static/market/js/socket.js
+    does."""
 
     def __init__(self) -> None:
         self.bars: dict[str, dict[int, dict]] = {}

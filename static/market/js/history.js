@@ -1,0 +1,113 @@
+/*
+ * History over HTTP (config.api_candles): the candles of a timeframe, older pages added on
+ * the left when the view nears the left edge, and the range buttons (1D 5D 1M All), which
+ * load older pages until the range is covered.
+ *
+ * Owns the generation (bumped on every timeframe switch; answers for an older one are
+ * dropped) and whether an older page is loading or there is nothing older.
+ */
+import { indexOfTime, normalize } from './candles.js';
+
+var PAGE = 1000; // candles per scroll-back page
+var PREFETCH_BARS = 150; // load older history when fewer bars than this are left of the view
+var RANGE_PAGE = 10000; // candles per request for the range buttons (the API's maximum)
+var MAX_BARS = 60000; // "All" stops here
+var RANGES = { '1D': 86400, '5D': 5 * 86400, '1M': 31 * 86400, All: null };
+
+// view: the chart view; api: window.tickchart; publish(): after older bars were added.
+export function createHistory(config, view, api, publish) {
+  var generation = 0;
+  var loadingOlder = false;
+  var noMoreOlder = false;
+  var rangeBusy = false;
+
+  function candlesUrl(params) {
+    var url = new URL(config.api_candles || '/api/candles', window.location.href);
+    url.searchParams.set('symbol', view.symbol);
+    url.searchParams.set('tf', view.tf);
+    for (var k in params) if (params[k] !== undefined && params[k] !== null) url.searchParams.set(k, params[k]);
+    return url.toString();
+  }
+
+  // Bars of the shown symbol and timeframe (normalized); params: to, limit, ...
+  function getCandles(params) {
+    return fetch(candlesUrl(params), { headers: { Accept: 'application/json' }, credentials: 'same-origin' })
+      .then(function (response) {
+        if (!response.ok) throw new Error('HTTP ' + response.status);
+        return response.json();
+      })
+      .then(function (body) { return normalize(body.candles || []); });
+  }
+
+  // One page older than the first bar, added on the left without moving the view.
+  function loadOlder(limit) {
+    if (loadingOlder || noMoreOlder || !view.bars.length) return Promise.resolve(0);
+    loadingOlder = true;
+    var asked = generation;
+    var first = view.bars[0].time;
+    return getCandles({ to: first - 1, limit: limit || PAGE })
+      .then(function (older) {
+        if (asked !== generation) return 0;
+        older = older.filter(function (b) { return b.time < view.bars[0].time; });
+        if (older.length < (limit || PAGE)) noMoreOlder = true;
+        if (older.length) {
+          view.prepend(older);
+          api.olderLoads += 1;
+          publish();
+        }
+        return older.length;
+      })
+      .catch(function (err) {
+        console.warn('tickchart: could not load older candles:', err.message);
+        return 0;
+      })
+      .then(function (n) {
+        loadingOlder = false;
+        return n;
+      });
+  }
+
+  view.onRangeFrame(function (r) {
+    if (r && r.from < PREFETCH_BARS && !rangeBusy) loadOlder(PAGE);
+  });
+
+  function showRange(code) {
+    if (!(code in RANGES) || !view.bars.length) return;
+    var span = RANGES[code];
+    var asked = generation;
+    var target = span === null ? null : view.lastBar().time - span;
+    rangeBusy = true;
+    document.body.setAttribute('data-loading', 'true');
+    function more() {
+      if (asked !== generation) return Promise.resolve();
+      var enough = target !== null && view.bars[0].time <= target;
+      if (enough || noMoreOlder || view.bars.length >= MAX_BARS) return Promise.resolve();
+      return loadOlder(RANGE_PAGE).then(function (n) { return n ? more() : null; });
+    }
+    more().then(function () {
+      rangeBusy = false;
+      document.body.removeAttribute('data-loading');
+      if (asked !== generation) return;
+      var ts = view.chart.timeScale();
+      if (target === null) {
+        ts.fitContent();
+      } else {
+        var i = indexOfTime(view.bars, target);
+        var from = i >= 0 ? i : -i - 1;
+        ts.setVisibleLogicalRange({ from: from, to: view.bars.length - 1 + 3 });
+      }
+      api.range = code;
+    });
+  }
+
+  return {
+    getCandles: getCandles,
+    loadOlder: loadOlder,
+    showRange: showRange,
+    // New bars replaced the old ones: there may be older pages again.
+    reset: function () { noMoreOlder = false; },
+    // A timeframe switch: answers asked for before it are dropped. Returns the new one.
+    nextGeneration: function () { generation += 1; return generation; },
+    generation: function () { return generation; },
+  };
+}

@@ -1,0 +1,161 @@
+/*
+ * TickChart chart page: the entry module (templates/market/chart.html loads it after the
+ * classic scripts static/vendor/lightweight-charts.standalone.production.js, whose global
+ * is window.LightweightCharts, and static/auth/access.js, window.tickchartAccess).
+ *
+ * Reads the view's JSON data block (#chart-config), builds the modules and wires them with
+ * explicit objects and callbacks, owns the toolbar (timeframe, chart type, range, theme)
+ * and starts: theme, chart type, the embedded candles, the countdown, the socket.
+ *
+ * For tests and debugging: document.body.dataset.status is 'connecting' | 'live' |
+ * 'stale' | 'reconnecting' | 'market_closed' | 'token_expired' | 'stopped', and
+ * window.tickchart holds {symbol, tf, lastCandle, candleCount, firstTime, status, ...}.
+ */
+import { createChart, theme } from './chart.js';
+import { createHistory } from './history.js';
+import { createLegend } from './legend.js';
+import { createSearch } from './search.js';
+import { createSocket } from './socket.js';
+import { createStatus } from './status.js';
+import { storageGet, storageSet, THEME_KEY, TYPE_KEY } from './storage.js';
+import { showCountdown } from './time.js';
+import { createWatchlist } from './watchlist.js';
+
+var LC = window.LightweightCharts;
+var configEl = document.getElementById('chart-config');
+var chartEl = document.getElementById('chart');
+if (LC && configEl && chartEl) {
+  start(LC, JSON.parse(configEl.textContent), chartEl);
+}
+
+function chartUrl(ticker, tf) {
+  var path = '/chart/' + encodeURIComponent(ticker).replace(/%3A/gi, ':') + '/';
+  return path + '?tf=' + encodeURIComponent(tf);
+}
+
+function start(LC, config, chartEl) {
+  var api = (window.tickchart = {
+    symbol: config.symbol,
+    tf: config.tf,
+    lastCandle: null,
+    candleCount: 0,
+    firstTime: null,
+    status: 'connecting',
+    feed: null,
+    seriesType: 'candles',
+    olderLoads: 0,
+    revisions: 0,
+    tickLabels: [],
+    hoverTime: null,
+    firstPaintMs: null,
+  });
+
+  var legend, candleHistory;
+  var view = createChart(LC, chartEl, {
+    symbol: config.symbol,
+    tf: config.tf,
+    tz: config.tz || 'UTC',
+    session: config.session || null,
+    candles: config.candles,
+    api: api,
+    changed: function () { legend.publish(); },
+    replaced: function () { candleHistory.reset(); },
+  });
+  legend = createLegend(document.getElementById('legend'), view, api);
+  var status = createStatus(document.getElementById('status'), view.session, api);
+  candleHistory = createHistory(config, view, api, legend.publish);
+
+  var search = createSearch(document.getElementById('symbol-search'), document.getElementById('search-results'),
+    config.api_symbols, chooseSymbol);
+  function chooseSymbol(ticker) {
+    search.close();
+    if (ticker === view.symbol) return;
+    window.location.assign(chartUrl(ticker, view.tf));
+  }
+
+  var socket;
+  var watchlist = createWatchlist(config, view, function (msg) { return socket.send(msg); },
+    function (ticker) { return chartUrl(ticker, view.tf); }, chooseSymbol);
+  socket = createSocket(config, view, status, watchlist);
+
+  // ---- Toolbar ----------------------------------------------------------------------
+
+  function switchTimeframe(tf) {
+    if (!tf || tf === view.tf) return;
+    socket.unsubscribe();
+    var generation = candleHistory.nextGeneration();
+    socket.setReplaceOnSnapshot(true); // ignore live updates until the new history is in
+    candleHistory.reset();
+    view.setTimeframe(tf);
+    var url = new URL(window.location.href);
+    url.searchParams.set('tf', tf);
+    window.history.replaceState(window.history.state, '', url.toString());
+    api.tf = tf;
+    watchlist.updateAdd();
+
+    candleHistory.getCandles({})
+      .then(function (bars) {
+        if (generation !== candleHistory.generation()) return;
+        socket.setReplaceOnSnapshot(false);
+        view.setData(bars);
+        socket.subscribe();
+      })
+      .catch(function (err) {
+        if (generation !== candleHistory.generation()) return;
+        console.warn('tickchart: could not load candles for ' + tf + ':', err.message);
+        socket.setReplaceOnSnapshot(true);
+        socket.subscribe();
+      });
+  }
+
+  var tfSelect = document.getElementById('tf-select');
+  if (tfSelect) {
+    tfSelect.addEventListener('change', function () { switchTimeframe(tfSelect.value); });
+  }
+  document.querySelectorAll('[data-type]').forEach(function (b) {
+    b.addEventListener('click', function () { view.setSeriesType(b.getAttribute('data-type')); });
+  });
+  document.querySelectorAll('[data-range]').forEach(function (b) {
+    b.addEventListener('click', function () { candleHistory.showRange(b.getAttribute('data-range')); });
+  });
+
+  var themeBtn = document.getElementById('theme-toggle');
+  function applyTheme(name) {
+    view.applyTheme(name);
+    if (themeBtn) themeBtn.setAttribute('aria-label', name === 'dark' ? 'Switch to light theme' : 'Switch to dark theme');
+  }
+  if (themeBtn) {
+    themeBtn.addEventListener('click', function () {
+      var next = theme() === 'dark' ? 'light' : 'dark';
+      storageSet(THEME_KEY, next);
+      applyTheme(next);
+    });
+  }
+
+  // ---- Start ------------------------------------------------------------------------
+
+  // Benchmarks and tests: replace the data with `candles` (e.g. 50,000 bars).
+  api.setCandles = function (candles) {
+    view.setData(candles);
+    return view.bars.length;
+  };
+  api.loadOlder = candleHistory.loadOlder;
+  api.series = view.series;
+  api.times = function () { return view.bars.map(function (b) { return b.time; }); };
+
+  var countdownEl = document.getElementById('countdown');
+  function tick() {
+    showCountdown(countdownEl, Date.now() / 1000, view.tf, view.session);
+    status.refresh();
+  }
+
+  applyTheme(theme());
+  view.setSeriesType(storageGet(TYPE_KEY) || 'candles');
+  view.setData(config.candles || []);
+  window.requestAnimationFrame(function () {
+    api.firstPaintMs = performance.now();
+  });
+  tick();
+  window.setInterval(tick, 1000);
+  socket.connect();
+}
