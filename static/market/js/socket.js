@@ -154,7 +154,7 @@ export function createSocket(config, view, status, watchlist) {
       ws = null;
       subscribed = null;
       if (closing) return;
-      // A handshake that never opened may have been refused (market.access): ask first.
+      // A handshake that never opened may have been refused (market.web.access): ask first.
       if ((config.sign_in_required && !opened) || event.code === 4401 || event.code === 4403) {
         checkAccess(event.code, scheduleReconnect);
       } else {
