@@ -72,6 +72,26 @@ class _SymbolState:
         return Candle(int(self.start), self.o, self.h, self.l, self.c, self.v, self.n)
 
 
+#: A symbol's engine state as ``collect(states)`` gives it: plain JSON values only.
+SymbolState = dict
+STATE_VERSION = 1
+
+
+def _finite(x: float) -> float | None:
+    return x if x == x and x not in (_INF, _NEG_INF) else None
+
+
+def _state_of(st: _SymbolState) -> SymbolState:
+    return {
+        "v": STATE_VERSION,
+        "start": _finite(st.start), "end": _finite(st.end),
+        "ohlcv": [st.o, st.h, st.l, st.c, st.v], "n": st.n, "ot": st.ot, "ct": st.ct,
+        "vol_label": st.vol_label, "vol_max": st.vol_max,
+        "last_key": list(st.last_key) if st.last_key is not None else None,
+        "rollups": {r.code: [r.start, r.end, r.o, r.h, r.l, r.c, r.v, r.n] for r in st.rollups},
+    }
+
+
 class CandleEngine:
     """Aggregates ticks of registered symbols into the stored timeframes."""
 
@@ -301,16 +321,59 @@ class CandleEngine:
             r.start, r.o, max(r.h, st.h), min(r.l, st.l), st.c, r.v + st.v, r.n + st.n
         )
 
-    def collect(self) -> list[CandleUpdate]:
-        """Candles changed since the last call: closed ones (final) then the open ones."""
+    def collect(self, states: dict[str, SymbolState] | None = None) -> list[CandleUpdate]:
+        """Candles changed since the last call: closed ones (final) then the open ones.
+
+        With ``states``, also the exact state of every symbol that changed (``restore``
+        takes it back), captured at the same instant as the candles: stored together,
+        they let a restart continue as if nothing had happened.
+        """
         out = self._closed
         self._closed = []
         current = self._current
         for st in self._dirty:
             st.dirty = False
             current(st, out)
+        if states is not None:
+            for st in self._dirty:
+                states[st.symbol] = _state_of(st)
         self._dirty = []
         return out
+
+    def restore(self, symbol: str, state: SymbolState) -> bool:
+        """Continue exactly where ``collect(states)`` left ``symbol``: open 5 s candle,
+        rolled-up larger buckets, day volume and repeat detection included.
+
+        False (and nothing changed) when the state does not fit this engine, e.g. the
+        stored timeframes changed since it was taken; ``resume`` is the fallback then.
+        """
+        st = self._states[symbol]
+        try:
+            if state.get("v") != STATE_VERSION:
+                return False
+            rollups = state["rollups"]
+            if sorted(rollups) != sorted(r.code for r in st.rollups):
+                return False
+            start, end = float(state["start"]), float(state["end"])
+            day = st.session.day_of(start)
+            values = [(r, [float(x) for x in rollups[r.code]]) for r in st.rollups]
+            o, h, l, c, v = (float(x) for x in state["ohlcv"])
+            n, ot, ct = int(state["n"]), float(state["ot"]), float(state["ct"])
+            key = state["last_key"]
+            vol_label = state["vol_label"]
+            vol_max = float(state["vol_max"])
+        except (KeyError, TypeError, ValueError):
+            return False
+        st.day, st.start, st.end = day, start, end
+        st.o, st.h, st.l, st.c, st.v, st.n, st.ot, st.ct = o, h, l, c, v, n, ot, ct
+        st.last_key = tuple(float(x) for x in key) if key is not None else None
+        st.vol_label = None if vol_label is None else int(vol_label)
+        st.vol_max = vol_max
+        for r, (r_start, r_end, ro, rh, rl, rc, rv, rn) in values:
+            r.start, r.end = int(r_start), int(r_end)
+            r.o, r.h, r.l, r.c, r.v, r.n = ro, rh, rl, rc, rv, int(rn)
+        self._day_volume_seed.pop(symbol, None)
+        return True
 
     def current(self, symbol: str, timeframe: Timeframe) -> Candle | None:
         """The open candle of ``symbol`` at a stored ``timeframe``, if it has one."""

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from hypothesis import HealthCheck, given, settings
@@ -230,3 +231,66 @@ def test_every_code_derived_from_each_stored_base_equals_direct_aggregation(step
             for s in SYMBOLS:
                 derived = list(aggregate(series.get((s, base.code), []), target, SESSION[s]))
                 assert derived == want.get(s, []), (s, base.code, target.code)
+
+
+def run_with_restarts(stream, stored, seeds, restart_after):
+    """The same stream, but the engine is thrown away after each collect in ``restart_after``
+    and a fresh one continues from the stored states (through JSON, as the database keeps them)."""
+    def fresh():
+        engine = CandleEngine([TF(c) for c in stored], BOOK)
+        for s in SYMBOLS:
+            engine.register(s, exchange_of(s))
+        return engine
+
+    engine = fresh()
+    for s in SYMBOLS:
+        if s in seeds:
+            engine.resume(s, {}, day_volume=seeds[s])
+    stored_states: dict[str, str] = {}
+    verdicts, state = [], {}
+
+    def fold(updates, states):
+        for u in updates:
+            state[(u.symbol, u.timeframe, u.candle.time)] = u.candle
+        stored_states.update({s: json.dumps(v) for s, v in states.items()})
+
+    for i, tk in enumerate(stream.ticks):
+        verdicts.append(engine.add(tk))
+        if i in stream.collect_after or i in restart_after:
+            states: dict = {}
+            fold(engine.collect(states), states)
+        if i in restart_after:
+            engine = fresh()
+            for s, raw in stored_states.items():
+                assert engine.restore(s, json.loads(raw))
+            for s in SYMBOLS:  # a symbol with no state yet still has its baseline
+                if s in seeds and s not in stored_states:
+                    engine.resume(s, {}, day_volume=seeds[s])
+    states = {}
+    fold(engine.collect(states), states)
+    return verdicts, state
+
+
+@SETTINGS
+@given(steps=st.lists(step, min_size=30, max_size=200), stored=stored_sets, raw_seeds=seeds,
+       cuts=st.sets(st.integers(0, 199), max_size=12))
+def test_restarting_from_collected_states_at_any_point_changes_nothing(steps, stored, raw_seeds, cuts):
+    stream = build_stream(steps)
+    seeds_ = _seed_values(raw_seeds)
+    _, verdicts, state, _ = run_engine(stream, stored, seeds_)
+    restarted_verdicts, restarted_state = run_with_restarts(stream, stored, seeds_, cuts)
+    assert restarted_verdicts == verdicts
+    assert restarted_state == state
+
+
+def test_a_state_from_other_timeframes_is_refused():
+    engine = CandleEngine([TF("5s"), TF("1m")], BOOK)
+    engine.register("DEMO:BTC", "DEMO")
+    engine.add(Tick("DEMO:BTC", START["DEMO:BTC"], 10.0, None, None, 1.0))
+    states: dict = {}
+    engine.collect(states)
+    other = CandleEngine([TF("5s"), TF("5m")], BOOK)
+    other.register("DEMO:BTC", "DEMO")
+    assert other.restore("DEMO:BTC", states["DEMO:BTC"]) is False
+    assert other.restore("DEMO:BTC", {"v": 99}) is False
+    assert other.current("DEMO:BTC", TF("5s")) is None  # nothing half-restored
