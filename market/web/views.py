@@ -70,7 +70,7 @@ def api_candles(request: HttpRequest) -> HttpResponse:
     return json_response({
         "symbol": symbol.ticker,
         "tf": tf.code,
-        "candles": [selectors.candle_as_dict(c) for c in candles],
+        "candles": [c.as_dict() for c in candles],
     })
 
 
@@ -120,7 +120,7 @@ def chart(request: HttpRequest, ticker: str | None = None) -> HttpResponse:
         "tf": tf.code,
         "timeframes": list(CODES),
         "symbols": [{"ticker": s.ticker, "name": s.name} for s in symbols],
-        "candles": [selectors.candle_as_dict(c) for c in candles],
+        "candles": [c.as_dict() for c in candles],
         "ws_path": "/ws/market/",
         "api_candles": "/api/candles",
         "api_symbols": "/api/symbols",
