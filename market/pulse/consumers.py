@@ -21,7 +21,7 @@ import orjson
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from market.web.access import websocket_refusal
+from market.web.access import websocket_accept
 from market.conf import pulse_settings
 from market.pulse.service import PULSE_EVENT, PULSE_GROUP, pulse_event_list_recent
 from market.web.protocol import PONG, error_frame, hello_frame
@@ -33,11 +33,8 @@ ONLY_PING = error_frame('only {"type":"ping"} is accepted')
 
 class PulseConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
-        refusal = await websocket_refusal(self.scope)
-        if refusal is not None:  # before accept(): daphne answers the handshake with 403
-            await self.close(code=refusal)
+        if not await websocket_accept(self):
             return
-        await self.accept()
         await self.channel_layer.group_add(PULSE_GROUP, self.channel_name)
         limit = int(pulse_settings().get("RECENT_EVENTS", 50))
         events = await database_sync_to_async(pulse_event_list_recent)(limit=limit)

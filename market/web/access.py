@@ -200,6 +200,17 @@ async def websocket_refusal(scope: dict[str, Any]) -> int | None:
     return CLOSE_FORBIDDEN if user is not None and user.is_authenticated else CLOSE_UNAUTHENTICATED
 
 
+async def websocket_accept(consumer: Any) -> bool:
+    """Accept the consumer's socket if it may read, else refuse it: closed before accept(),
+    which daphne answers the handshake with 403. True once accepted."""
+    refusal = await websocket_refusal(consumer.scope)
+    if refusal is not None:
+        await consumer.close(code=refusal)
+        return False
+    await consumer.accept()
+    return True
+
+
 class SocketAuthMiddleware(AuthMiddleware):
     """channels' AuthMiddleware, minus the session read when no decision needs the user.
 

@@ -58,7 +58,7 @@ from market.live.broadcast import EVENT_TYPE, STATUS_EVENT, STATUS_GROUP, event_
 from market.live.demand import ADD, REFRESH, REMOVE, announce_seconds, demand_send, on_demand
 from market.live.relay import Relay, relay_for
 from market.metrics import WS_CLIENTS, WS_DELIVERIES, WS_ERRORS, WS_SUBSCRIPTIONS
-from market.web.access import websocket_refusal
+from market.web.access import websocket_accept
 from market.web.protocol import (
     CAUGHT_UP, CLOSE_LIMITS, CLOSE_TOO_SLOW, PONG, LimitExceeded, ProtocolError, behind_frame, candle_frame,
     echo, error_frame, read_message, read_since, read_target, resync_frame, snapshot_frame, status_frame,
@@ -212,11 +212,8 @@ class MarketConsumer(AsyncWebsocketConsumer):
             await self._connect()
 
     async def _connect(self) -> None:
-        refusal = await websocket_refusal(self.scope)
-        if refusal is not None:  # before accept(): daphne answers the handshake with 403
-            await self.close(code=refusal)
+        if not await websocket_accept(self):
             return
-        await self.accept()
         self.counted = True
         WS_CLIENTS.inc()
         await self._relay.join(STATUS_GROUP, self)
