@@ -2,7 +2,8 @@
 
 One group per (symbol, stored timeframe). Each message carries the whole candle (an
 idempotent snapshot, so a lost message is repaired by the next) and the frame the
-consumers relay, serialised once here rather than once per browser.
+consumers relay, serialised once here rather than once per browser (the frames are built
+by ``market.core.frames``, the one place that writes what browsers receive).
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ import string
 from functools import lru_cache
 from typing import Any, Iterable
 
-import orjson
-
+from market.core.frames import candle_frame, status_frame
 from market.core.types import CandleUpdate
 
 EVENT_TYPE = "candle.update"
@@ -34,10 +34,6 @@ def group_name(ticker: str, timeframe: str) -> str:
         if len(name) < 100:
             return name
     return f"h.{timeframe}.{hashlib.sha256(ticker.encode()).hexdigest()[:48]}"
-
-
-def candle_frame(symbol: str, timeframe: str, candle: dict[str, Any]) -> str:
-    return orjson.dumps({"type": "candle", "symbol": symbol, "tf": timeframe, "candle": candle}).decode()
 
 
 def candle_events(updates: Iterable[CandleUpdate], *, revised: bool = False) -> list[tuple[str, dict[str, Any]]]:
@@ -76,12 +72,6 @@ async def candles_publish(layer: Any, updates: Iterable[CandleUpdate], *, revise
 
 STATUS_GROUP = "feed.status"
 STATUS_EVENT = "feed.status"
-
-
-def status_frame(*, source: str, state: str, detail: str, heartbeat: float) -> str:
-    return orjson.dumps(
-        {"type": "status", "source": source, "state": state, "detail": detail, "heartbeat": heartbeat}
-    ).decode()
 
 
 def event_group(event: dict[str, Any]) -> str:

@@ -8,7 +8,8 @@ Protocol (JSON text frames)::
             {"type": "pong"} / {"type": "error", "message"}
     client: {"type": "ping"}
 
-Pulse frames are serialised once by ``market.pulse.service`` and relayed as they are.
+Pulse frames are serialised once by ``market.pulse.service`` and relayed as they are; the
+others are built by ``market.web.protocol`` (schemas in market/web/protocol.schema.json).
 """
 
 from __future__ import annotations
@@ -20,24 +21,24 @@ import orjson
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from market.web.access import websocket_refusal
+from market.web.access import websocket_accept
 from market.conf import pulse_settings
 from market.pulse.service import PULSE_EVENT, PULSE_GROUP, pulse_event_list_recent
+from market.web.protocol import PONG, error_frame, hello_frame
 
 logger = logging.getLogger(__name__)
+
+ONLY_PING = error_frame('only {"type":"ping"} is accepted')
 
 
 class PulseConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
-        refusal = await websocket_refusal(self.scope)
-        if refusal is not None:  # before accept(): daphne answers the handshake with 403
-            await self.close(code=refusal)
+        if not await websocket_accept(self):
             return
-        await self.accept()
         await self.channel_layer.group_add(PULSE_GROUP, self.channel_name)
         limit = int(pulse_settings().get("RECENT_EVENTS", 50))
         events = await database_sync_to_async(pulse_event_list_recent)(limit=limit)
-        await self.send(text_data=orjson.dumps({"type": "hello", "events": events}).decode())
+        await self.send(text_data=hello_frame(events))
 
     async def disconnect(self, code: int) -> None:
         await self.channel_layer.group_discard(PULSE_GROUP, self.channel_name)
@@ -55,6 +56,6 @@ class PulseConsumer(AsyncWebsocketConsumer):
         except orjson.JSONDecodeError:
             msg = None
         if isinstance(msg, dict) and msg.get("type") == "ping":
-            await self.send(text_data='{"type":"pong"}')
+            await self.send(text_data=PONG)
         else:
-            await self.send(text_data='{"type":"error","message":"only {\\"type\\":\\"ping\\"} is accepted"}')
+            await self.send(text_data=ONLY_PING)

@@ -24,7 +24,6 @@ import functools
 import hmac
 from typing import Any, Callable
 
-import orjson
 from channels.auth import AuthMiddleware
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.contrib.auth.models import AnonymousUser
@@ -35,6 +34,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from market.conf import access_conf
 from market.tokens import TokenError, api_token_verify
+from market.web.responses import json_response
 
 READ_METHODS = ("GET", "HEAD")
 # Application close codes (4000-4999), named after the HTTP statuses they stand for.
@@ -75,18 +75,11 @@ def _bearer(request: HttpRequest) -> str | None:
     return credentials.strip()
 
 
-def _json(payload: dict[str, Any], status: int, **headers: str) -> HttpResponse:
-    response = HttpResponse(orjson.dumps(payload), status=status, content_type="application/json")
-    for name, value in headers.items():
-        response[name.replace("_", "-")] = value
-    return response
-
-
 def _unauthorized(message: str, *, invalid_token: bool = False) -> HttpResponse:
     challenge = f'Bearer realm="{REALM}"'
     if invalid_token:
         challenge += f', error="invalid_token", error_description="{message}"'
-    return _json({"error": message, "login_url": login_url()}, 401, WWW_Authenticate=challenge)
+    return json_response({"error": message, "login_url": login_url()}, 401, WWW_Authenticate=challenge)
 
 
 def bearer_sign_in(request: HttpRequest) -> TokenError | None:
@@ -129,7 +122,7 @@ def api_view(*, require_read: bool = True) -> Callable[[View], View]:
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method not in READ_METHODS:
-                return _json({"error": "the API is read-only: use GET"}, 405, Allow=", ".join(READ_METHODS))
+                return json_response({"error": "the API is read-only: use GET"}, 405, Allow=", ".join(READ_METHODS))
             refused = _authenticate_bearer(request)
             if refused is not None:
                 return refused
@@ -205,6 +198,17 @@ async def websocket_refusal(scope: dict[str, Any]) -> int | None:
     if user_is_reader(user):
         return None
     return CLOSE_FORBIDDEN if user is not None and user.is_authenticated else CLOSE_UNAUTHENTICATED
+
+
+async def websocket_accept(consumer: Any) -> bool:
+    """Accept the consumer's socket if it may read, else refuse it: closed before accept(),
+    which daphne answers the handshake with 403. True once accepted."""
+    refusal = await websocket_refusal(consumer.scope)
+    if refusal is not None:
+        await consumer.close(code=refusal)
+        return False
+    await consumer.accept()
+    return True
 
 
 class SocketAuthMiddleware(AuthMiddleware):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import orjson
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connection
@@ -15,17 +14,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from market import selectors
 from market.web import access
 from market.conf import market
+from market.web.responses import json_response
 
 LAYER_TIMEOUT = 2.0
 
 
-def _json(payload: dict, status: int = 200) -> HttpResponse:
-    return HttpResponse(orjson.dumps(payload), status=status, content_type="application/json")
-
-
 def healthz(request: HttpRequest) -> HttpResponse:
     """Liveness: the process answers. No dependencies, so a database outage never restarts it."""
-    return _json({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 def _database() -> tuple[bool, list[dict]]:
@@ -72,7 +68,7 @@ async def readyz(request: HttpRequest) -> HttpResponse:
     ):
         ok = False
         checks["feed"] = f"no live feed heartbeat within {max_age:g}s"
-    return _json({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
+    return json_response({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
 
 
 @access.metrics_view

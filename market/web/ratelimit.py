@@ -20,11 +20,11 @@ import logging
 import time
 from collections.abc import Callable
 
-import orjson
 from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
 
 from market.web.access import bearer_sign_in
+from market.web.responses import json_response
 from market.conf import market
 from market.core.limits import client_address, sliding_window_decide, window_index
 
@@ -99,6 +99,4 @@ class RateLimitMiddleware:
             "error": f"too many requests: at most {limit} a minute; retry in {decision.retry_after} s",
             "code": "rate_limited",
         }
-        response = HttpResponse(orjson.dumps(body), status=429, content_type="application/json")
-        response["Retry-After"] = str(decision.retry_after)
-        return response
+        return json_response(body, 429, Retry_After=str(decision.retry_after))

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 
@@ -12,6 +9,7 @@ from market import selectors
 from market.web import access
 from market.conf import market
 from market.core.timeframes import CODES, Timeframe, TimeframeError
+from market.web.responses import json_response
 from market.web.validation import is_ticker
 
 DEFAULT_TF = "1m"
@@ -20,10 +18,6 @@ _MAX_EPOCH = 10**10
 
 class BadRequest(ValueError):
     pass
-
-
-def _json(payload: Any, status: int = 200) -> HttpResponse:
-    return HttpResponse(orjson.dumps(payload), status=status, content_type="application/json")
 
 
 def _int_param(params: QueryDict, name: str, *, low: int, high: int) -> int | None:
@@ -68,15 +62,15 @@ def api_candles(request: HttpRequest) -> HttpResponse:
         if start is not None and end is not None and start > end:
             raise BadRequest("from must not be after to")
     except BadRequest as exc:
-        return _json({"error": str(exc)}, status=400)
+        return json_response({"error": str(exc)}, status=400)
     symbol = selectors.symbol_get(ticker=ticker)
     if symbol is None:
-        return _json({"error": f"unknown symbol {ticker}"}, status=404)
+        return json_response({"error": f"unknown symbol {ticker}"}, status=404)
     candles = selectors.candle_list(symbol=symbol, tf=tf, start=start, end=end, limit=limit)
-    return _json({
+    return json_response({
         "symbol": symbol.ticker,
         "tf": tf.code,
-        "candles": [selectors.candle_as_dict(c) for c in candles],
+        "candles": [c.as_dict() for c in candles],
     })
 
 
@@ -84,14 +78,14 @@ def api_candles(request: HttpRequest) -> HttpResponse:
 def api_symbols(request: HttpRequest) -> HttpResponse:
     """``GET /api/symbols?q=``: search and autocomplete."""
     query = "".join(ch for ch in request.GET.get("q", "")[:64] if ch.isprintable())
-    return _json({"symbols": selectors.symbol_search(query=query)})
+    return json_response({"symbols": selectors.symbol_search(query=query)})
 
 
 @access.api_view(require_read=False)
 def api_session(request: HttpRequest) -> HttpResponse:
     """``GET /api/session``: may this browser or token read? Open to all, so a page whose
     socket handshake failed can tell "signed out" from "server down" (market.web.access)."""
-    return _json(access.session_info(request))
+    return json_response(access.session_info(request))
 
 
 @access.page_view
@@ -126,7 +120,7 @@ def chart(request: HttpRequest, ticker: str | None = None) -> HttpResponse:
         "tf": tf.code,
         "timeframes": list(CODES),
         "symbols": [{"ticker": s.ticker, "name": s.name} for s in symbols],
-        "candles": [selectors.candle_as_dict(c) for c in candles],
+        "candles": [c.as_dict() for c in candles],
         "ws_path": "/ws/market/",
         "api_candles": "/api/candles",
         "api_symbols": "/api/symbols",

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, event, given, settings as hsettings, strateg
 
 from market import services
 from market.live.broadcast import candles_publish
-from market.web.consumers import CLOSE_LIMITS
+from market.web.protocol import CLOSE_LIMITS
 from market.core.types import Candle, CandleUpdate
 
 pytestmark = pytest.mark.django_db(transaction=True)

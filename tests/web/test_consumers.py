@@ -512,7 +512,7 @@ async def test_random_payloads_get_json_replies_and_socket_stays_open(alpha, pay
             msg = orjson.loads(payload)  # the consumer's own parser
         except orjson.JSONDecodeError:
             return False
-        small = len(payload) <= consumers.MAX_FRAME_BYTES
+        small = len(payload) <= market().ws_max_frame_bytes
         return small and isinstance(msg, dict) and msg.get("type") == "ping"
 
     async with ws() as comm:

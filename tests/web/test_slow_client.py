@@ -33,7 +33,8 @@ from django.test import override_settings
 from market import selectors, services
 from market.web import consumers
 from market.conf import market
-from market.web.consumers import CLOSE_TOO_SLOW, MarketConsumer
+from market.web.consumers import MarketConsumer
+from market.web.protocol import CLOSE_TOO_SLOW
 from market.core.timeframes import Timeframe
 from market.core.types import Candle, CandleUpdate
 from tests.conftest import REDIS_URL, need_service
