@@ -22,7 +22,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from market.web.access import websocket_refusal
 from market.conf import pulse_settings
-from market.pulse.service import PULSE_EVENT, PULSE_GROUP, pulse_event_list_recent
+from market.pulse.service import PULSE_EVENT, PULSE_GROUP
+from market.selectors import pulse_event_list_recent
 
 logger = logging.getLogger(__name__)
 
