@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import heapq
 import re
-from typing import Any
+from typing import Any, Iterable
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import Count, Q, Sum
 
@@ -13,7 +15,7 @@ from market.conf import market
 from market.core.derive import aggregate
 from market.core.timeframes import BASE, Timeframe
 from market.core.types import Candle as CandleValue
-from market.models import Candle, FeedState, Symbol
+from market.models import Candle, FeedState, PulseEvent, Symbol
 
 _COLUMNS = ("time", "open", "high", "low", "close", "volume", "ticks")
 
@@ -29,6 +31,15 @@ def symbol_list(*, active: bool | None = True, source: str | None = None) -> lis
     if source is not None:
         qs = qs.filter(source=source)
     return list(qs.order_by("ticker"))
+
+
+def symbol_list_by_tickers(*, tickers: Iterable[str]) -> list[Symbol]:
+    """The known symbols among ``tickers`` (unknown ones are simply absent)."""
+    return list(Symbol.objects.filter(ticker__in=list(tickers)))
+
+
+def symbol_count(*, active: bool = True, source: str) -> int:
+    return Symbol.objects.filter(active=active, source=source).count()
 
 
 def symbol_search(*, query: str, limit: int = 20) -> list[dict[str, Any]]:
@@ -197,14 +208,26 @@ def candle_list(
     return out[-limit:]
 
 
+def candle_newest(*, symbol: Symbol, tf: Timeframe) -> CandleValue | None:
+    """The newest stored ``tf`` candle of ``symbol`` (``tf`` is a stored timeframe)."""
+    rows = _rows(symbol, tf, start=None, end=None, limit=1, newest=True)
+    return rows[0] if rows else None
+
+
 def candle_latest_stored(*, symbol: Symbol) -> dict[Timeframe, CandleValue]:
     """The newest stored candle of each stored timeframe (for resuming the engine)."""
     out: dict[Timeframe, CandleValue] = {}
     for tf in market().plan.stored:
-        rows = _rows(symbol, tf, start=None, end=None, limit=1, newest=True)
-        if rows:
-            out[tf] = rows[0]
+        newest = candle_newest(symbol=symbol, tf=tf)
+        if newest is not None:
+            out[tf] = newest
     return out
+
+
+def candle_stored_range(*, symbol: Symbol, tf: Timeframe, start: int, end: int) -> dict[int, CandleValue]:
+    """The stored ``tf`` candles of ``symbol`` in ``[start, end)``, by time (``tf`` stored)."""
+    rows = Candle.objects.filter(symbol=symbol, timeframe=tf.code, time__gte=start, time__lt=end).order_by("time")
+    return {r.time: CandleValue(r.time, r.open, r.high, r.low, r.close, r.volume, r.ticks) for r in rows}
 
 
 def candle_day_volume(*, symbol: Symbol, label: int) -> float | None:
@@ -231,3 +254,23 @@ def symbol_list_recorded(*, source: str) -> list[Symbol]:
     ``always_record`` first, then the other ``active`` ones, each by ticker."""
     qs = Symbol.objects.filter(source=source).filter(Q(active=True) | Q(always_record=True))
     return list(qs.order_by("-always_record", "ticker"))
+
+
+def pulse_event_list_recent(*, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest stored Market Pulse events, newest first, ``asset_class`` as ``class``."""
+    rows = PulseEvent.objects.order_by("-time", "-id").values(
+        "symbol", "asset_class", "kind", "time", "value", "threshold", "message")[:limit]
+    out = []
+    for r in rows:
+        r["class"] = r.pop("asset_class")
+        out.append(r)
+    return out
+
+
+def user_get(*, username: str) -> AbstractBaseUser | None:
+    """The user ``username`` names (the user model's natural key), or None."""
+    model = get_user_model()
+    try:
+        return model.objects.get_by_natural_key(username)
+    except model.DoesNotExist:
+        return None

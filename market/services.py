@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from django.db import connection, transaction
 
+from market.core.pulse import StressEvent
 from market.core.simulator import SimSymbol
 from market.core.types import CandleUpdate
-from market.models import Candle, FeedState, Symbol
+from market.models import Candle, FeedState, PulseEvent, Symbol
 
 UPSERT_BATCH = 2000
+SYMBOL_BATCH = 1000
 _UPSERT_SQL = (
     f"INSERT INTO {Candle._meta.db_table} "
     "(symbol_id, timeframe, time, open, high, low, close, volume, ticks) "
@@ -46,6 +48,53 @@ def symbol_ensure_demo(*, symbols: Iterable[SimSymbol]) -> list[Symbol]:
     ]
 
 
+def symbol_upsert_many(*, values: Mapping[str, Mapping[str, Any]]) -> tuple[int, int]:
+    """Upsert symbols by ticker (``values``: ticker -> field values, the same fields for
+    each); returns ``(created, updated)``. New symbols start inactive, existing ones keep
+    their ``active`` flag and are written only where a field differs."""
+    created = updated = 0
+    tickers = list(values)
+    fields = list(next(iter(values.values()), {}))
+    with transaction.atomic():
+        for i in range(0, len(tickers), SYMBOL_BATCH):
+            chunk = tickers[i:i + SYMBOL_BATCH]
+            existing = {s.ticker: s for s in Symbol.objects.filter(ticker__in=chunk)}
+            new, changed = [], []
+            for ticker in chunk:
+                row = values[ticker]
+                symbol = existing.get(ticker)
+                if symbol is None:
+                    new.append(Symbol(ticker=ticker, active=False, **row))
+                    continue
+                if any(_differs(getattr(symbol, k), v) for k, v in row.items()):
+                    for k, v in row.items():
+                        setattr(symbol, k, v)
+                    changed.append(symbol)
+            Symbol.objects.bulk_create(new, batch_size=SYMBOL_BATCH)
+            if changed:
+                Symbol.objects.bulk_update(changed, fields, batch_size=SYMBOL_BATCH)
+            created += len(new)
+            updated += len(changed)
+    return created, updated
+
+
+def _differs(a: object, b: object) -> bool:
+    try:
+        return float(a) != float(b)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return a != b
+
+
+def symbol_set_active(*, symbol: Symbol, active: bool) -> None:
+    """Stream ``symbol`` or stop (the row only; ``symbol`` itself is left as it was)."""
+    Symbol.objects.filter(pk=symbol.pk).update(active=active)
+
+
+def symbol_activate_many(*, tickers: Iterable[str], source: str) -> int:
+    """Activate the known ``tickers`` for ``source``; returns how many there were."""
+    return Symbol.objects.filter(ticker__in=list(tickers)).update(active=True, source=source)
+
+
 def candle_upsert_many(*, updates: Iterable[CandleUpdate], symbol_ids: Mapping[str, int]) -> int:
     """Idempotent batched upsert; the last update of a (symbol, timeframe, time) wins.
 
@@ -73,3 +122,11 @@ def feed_state_save(*, source: str, state: str, detail: str, heartbeat: float) -
     FeedState.objects.update_or_create(
         source=source, defaults={"state": state, "detail": detail[:200], "heartbeat": heartbeat}
     )
+
+
+def pulse_event_create_many(*, events: Iterable[StressEvent]) -> int:
+    """Store Market Pulse stress events (texts cut to their columns); returns how many."""
+    rows = [PulseEvent(symbol=e.symbol[:64], asset_class=e.asset_class[:16], kind=e.kind, time=e.time,
+                       value=e.value, threshold=e.threshold, message=e.message[:200]) for e in events]
+    PulseEvent.objects.bulk_create(rows)
+    return len(rows)

@@ -5,7 +5,11 @@
 - nothing imports upward: each package has a rank and imports only its own rank or
   below (``core`` imports nothing of the project; vendors never import ``web``; ``web``
   never imports a vendor);
-- there is no import circle between modules.
+- there is no import circle between modules;
+- only ``market.selectors`` (reads) and ``market.services`` (writes) use the ORM (besides
+  the models, their migrations, Django admin and ``market.tokens``, the ApiToken entity's
+  own services and selector): nothing else touches ``.objects`` or ``transaction`` or
+  imports ``market.models`` except under ``TYPE_CHECKING`` (for annotations).
 """
 
 from __future__ import annotations
@@ -184,3 +188,68 @@ def test_no_import_circle():
 def test_market_itself_holds_at_most_14_modules():
     flat = sorted(p.name for p in ROOT.joinpath("market").glob("*.py"))
     assert len(flat) <= 14, flat
+
+
+#: Modules that may use the ORM. ``market.tokens`` holds the services and the selector of
+#: one entity (ApiToken, HackSoft style) beside the policy that needs them (market.web.access).
+ORM_ALLOWED = ("market.selectors", "market.services", "market.models", "market.admin", "market.migrations",
+               "market.tokens")
+
+
+def _type_checking_only(tree: ast.AST) -> set[ast.AST]:
+    """The nodes inside ``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``) blocks."""
+    inside: set[ast.AST] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and (getattr(node.test, "id", None) == "TYPE_CHECKING"
+                                         or getattr(node.test, "attr", None) == "TYPE_CHECKING"):
+            for stmt in node.body:
+                inside.update(ast.walk(stmt))
+    return inside
+
+
+def _orm_uses(source: str, package: str = "market") -> list[tuple[int, str]]:
+    """Where ``source`` (a module of ``package``) uses the ORM: ``.objects``, ``transaction``,
+    or an import of ``market.models`` outside ``TYPE_CHECKING``."""
+    tree = ast.parse(source)
+    hints = _type_checking_only(tree)
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == "objects":
+            found.append((node.lineno, ".objects"))
+        elif isinstance(node, ast.Name) and node.id == "transaction":
+            found.append((node.lineno, "transaction"))
+        elif isinstance(node, ast.ImportFrom) and node not in hints:
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            names = [a.name for a in node.names]
+            if base == "market.models" or (base == "market" and "models" in names):
+                found.append((node.lineno, f"from {base} import {', '.join(names)}"))
+            if base == "django.db" and "transaction" in names:
+                found.append((node.lineno, "from django.db import transaction"))
+        elif isinstance(node, ast.Import) and node not in hints:
+            found += [(node.lineno, f"import {a.name}") for a in node.names if a.name == "market.models"]
+    return found
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("from market.models import Symbol\nSymbol.objects.filter(active=True)\n", 2),
+    ("from django.db import transaction\nwith transaction.atomic(): pass\n", 2),
+    ("import market.models\n", 1),
+    ("from .. import models\n", 1),
+    ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from market.models import Symbol\n", 0),
+    ("from market import selectors\nselectors.symbol_list(active=True)\n", 0),
+])
+def test_the_orm_check_sees_queries_writes_and_model_imports(source, expected):
+    assert len(_orm_uses(source, "market.vendors")) == expected
+
+
+def test_only_selectors_and_services_use_the_orm():
+    offenders = []
+    for name, path in _sources().items():
+        if not name.startswith("market") or any(name == a or name.startswith(a + ".") for a in ORM_ALLOWED):
+            continue
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        offenders += [f"{name}:{line} {what}" for line, what in _orm_uses(path.read_text(), package)]
+    assert offenders == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -18,11 +18,13 @@ from market.core.sessions import Session
 from market.core.types import CandleUpdate
 from market.feed.base import Parser
 from market.feed.registry import load_feed
-from market.models import Symbol
 from market.core.shards import Shard
 from market.feed.locks import WriterLock
 from market.metrics import serve_pipeline_metrics
 from market.feed.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from market.models import Symbol
 
 logger = logging.getLogger("market.feed")
 

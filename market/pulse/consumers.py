@@ -23,7 +23,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from market.web.access import websocket_accept
 from market.conf import pulse_settings
-from market.pulse.service import PULSE_EVENT, PULSE_GROUP, pulse_event_list_recent
+from market.pulse.service import PULSE_EVENT, PULSE_GROUP
+from market.selectors import pulse_event_list_recent
 from market.web.protocol import PONG, error_frame, hello_frame
 
 logger = logging.getLogger(__name__)

@@ -25,18 +25,20 @@ import asyncio
 import logging
 import time
 import urllib.request
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from market import selectors
+from market import selectors, services
 from market.live.broadcast import EVENT_TYPE, group_name
 from market.conf import market, pulse_conf, pulse_settings
-from market.core.pulse import PulseConfig, PulseEngine, StressEvent, snapshot
+from market.core.pulse import PulseConfig, PulseEngine, snapshot
 from market.core.timeframes import Timeframe
-from market.models import PulseEvent, Symbol
+
+if TYPE_CHECKING:
+    from market.models import Symbol
 
 logger = logging.getLogger("market.pulse")
 
@@ -46,7 +48,7 @@ REFRESH_SECONDS = 30.0
 WEBHOOK_TIMEOUT = 5.0
 
 
-# -- reads and writes (HackSoft style; candidates for selectors.py / services.py) ----------
+# -- the universe and its warm-up (through market.selectors) ------------------------------
 def pulse_universe() -> list[Symbol]:
     wanted = set(pulse_settings().get("SYMBOLS") or ())
     symbols = selectors.symbol_list(active=True)
@@ -56,23 +58,6 @@ def pulse_universe() -> list[Symbol]:
 def pulse_warmup_rows(*, symbol: Symbol, limit: int) -> list[tuple[int, float]]:
     candles = selectors.candle_list(symbol=symbol, tf=Timeframe.parse("1m"), limit=limit)
     return [(c.time, c.close) for c in candles]
-
-
-def pulse_event_create_many(*, events: Iterable[StressEvent]) -> int:
-    rows = [PulseEvent(symbol=e.symbol[:64], asset_class=e.asset_class[:16], kind=e.kind, time=e.time,
-                       value=e.value, threshold=e.threshold, message=e.message[:200]) for e in events]
-    PulseEvent.objects.bulk_create(rows)
-    return len(rows)
-
-
-def pulse_event_list_recent(*, limit: int = 50) -> list[dict[str, Any]]:
-    rows = PulseEvent.objects.order_by("-time", "-id").values(
-        "symbol", "asset_class", "kind", "time", "value", "threshold", "message")[:limit]
-    out = []
-    for r in rows:
-        r["class"] = r.pop("asset_class")
-        out.append(r)
-    return out
 
 
 def webhook_post(url: str, event: dict[str, Any]) -> int:
@@ -161,7 +146,7 @@ class PulseService:
         self.frames += 1
         if events:
             try:
-                self.events_stored += await database_sync_to_async(pulse_event_create_many)(events=events)
+                self.events_stored += await database_sync_to_async(services.pulse_event_create_many)(events=events)
             except Exception as exc:  # noqa: BLE001 - the live frame went out; storage is best effort
                 logger.error("pulse: storing %d events failed: %s", len(events), exc)
             if self.webhook_url:

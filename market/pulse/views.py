@@ -7,7 +7,7 @@ from django.shortcuts import render
 
 from market.web import access
 from market.conf import pulse_settings
-from market.pulse.service import pulse_event_list_recent
+from market.selectors import pulse_event_list_recent
 
 CLASS_ORDER = ["equity", "index", "currency", "crypto", "future", "option", "other"]
 

@@ -206,7 +206,7 @@ async def test_fyers_logins_and_live_feed_leak_no_secret(http, ws, fyers_setting
             "fyers_login", code="http://127.0.0.1/cb?s=ok&auth_code=AUTHCODE-OK&state=tickchart", stdout=out)
         assert "valid until" in out.getvalue()
 
-        monkeypatch.setattr("market.vendors.fyers.feed.TOKEN_POLL", 0.5)
+        monkeypatch.setattr("market.vendors.fyers.session.TOKEN_POLL", 0.5)
         http.tokens.update(TOKENS)
         await db(make_symbols, "NSE:SBIN-EQ")
         broker = Market(ws)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from market import services
+from market import selectors, services
 from market.vendors.finnhub.messages import classify
 from market.conf import finnhub_conf
-from market.models import Symbol
 from market.web.validation import is_ticker
 
 
@@ -38,12 +37,12 @@ class Command(BaseCommand):
                                                        source=opts["source"])
             active = not opts["inactive"]
             if not created and symbol.active != active:
-                Symbol.objects.filter(pk=symbol.pk).update(active=active)
+                services.symbol_set_active(symbol=symbol, active=active)
             elif created and not active:
-                Symbol.objects.filter(pk=symbol.pk).update(active=False)
+                services.symbol_set_active(symbol=symbol, active=False)
             self.stdout.write(f"{'added' if created else 'exists'} {ticker} ({exchange}, {kind}, "
                               f"source {symbol.source}{'' if active else ', inactive'})")
-        n = Symbol.objects.filter(active=True, source=opts["source"]).count()
+        n = selectors.symbol_count(active=True, source=opts["source"])
         if opts["source"] == "finnhub" and n > conf.max_symbols:
             self.stderr.write(f"warning: {n} active finnhub symbols; Finnhub allows {conf.max_symbols} "
                               "per connection, the rest will not be streamed (the feed names them)")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from market.selectors import user_get
 from market.tokens import TokenError, api_token_create, api_token_find, api_token_list, api_token_revoke
 
 
@@ -30,10 +30,10 @@ class Command(BaseCommand):
         revoke.add_argument("key", metavar="PREFIX_OR_ID")
 
     def _user(self, username: str):
-        try:
-            return get_user_model().objects.get_by_natural_key(username)
-        except get_user_model().DoesNotExist:
-            raise CommandError(f"no user {username!r}") from None
+        user = user_get(username=username)
+        if user is None:
+            raise CommandError(f"no user {username!r}")
+        return user
 
     def handle(self, *args, action: str, **options) -> None:
         if action == "create":

@@ -27,7 +27,6 @@ from market.vendors.fyers.auth import TokenStore
 from market.conf import fyers_conf
 from market.vendors.fyers.history import HistoryClient, HistoryError, TokenRejected
 from market.vendors.fyers.ratelimit import shared_limiter
-from market.models import Symbol
 
 logger = logging.getLogger("market.fyers")
 
@@ -78,7 +77,7 @@ class Command(BaseCommand):
             raise CommandError(f"not stored timeframes: {' '.join(not_stored)} "
                                f"(stored: {' '.join(tf.code for tf in plan.stored)})")
         if opts["symbol"]:
-            symbols = list(Symbol.objects.filter(ticker__in=opts["symbol"]))
+            symbols = selectors.symbol_list_by_tickers(tickers=opts["symbol"])
             unknown = sorted(set(opts["symbol"]) - {s.ticker for s in symbols})
             if unknown:
                 raise CommandError(f"unknown symbols: {', '.join(unknown)} (import_symbols first)")

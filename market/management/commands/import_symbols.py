@@ -11,10 +11,10 @@ from pathlib import Path
 import requests
 from django.core.management.base import BaseCommand, CommandError
 
+from market import selectors, services
 from market.conf import fyers_conf
 from market.vendors.fyers.symbol_master import Parsed, parse
 from market.vendors.fyers.symbols import symbol_import
-from market.models import Symbol
 
 logger = logging.getLogger("market.fyers")
 SEGMENTS = ("NSE_CM", "NSE_FO", "NSE_CD", "NSE_COM", "BSE_CM", "BSE_FO", "MCX_COM")
@@ -45,9 +45,9 @@ class Command(BaseCommand):
             total_bad += len(parsed.errors)
             self._report(source, parsed, created, updated)
         if opts["activate"]:
-            n = Symbol.objects.filter(ticker__in=opts["activate"]).update(active=True, source="fyers")
-            missing = sorted(set(opts["activate"]) - set(
-                Symbol.objects.filter(ticker__in=opts["activate"]).values_list("ticker", flat=True)))
+            n = services.symbol_activate_many(tickers=opts["activate"], source="fyers")
+            known = selectors.symbol_list_by_tickers(tickers=opts["activate"])
+            missing = sorted(set(opts["activate"]) - {s.ticker for s in known})
             unknown = f"; unknown: {', '.join(missing)}" if missing else ""
             self.stdout.write(f"activated {n} symbol(s){unknown}")
         logger.info("import_symbols: %d created, %d updated, %d rows did not parse", total_created,

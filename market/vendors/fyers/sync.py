@@ -10,17 +10,18 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Container, Iterable, Mapping
+from typing import TYPE_CHECKING, Container, Iterable, Mapping
 
-from market import services
+from market import selectors, services
 from market.conf import market
 from market.core.sessions import Session
 from market.core.timeframes import BASE, Timeframe
 from market.core.types import Candle, CandleUpdate
 from market.vendors.fyers.history import Converted, HistoryClient
 from market.vendors.fyers.reconcile import bucket_of, corrections, rederive
-from market.models import Candle as CandleRow
-from market.models import Symbol
+
+if TYPE_CHECKING:
+    from market.models import Symbol
 
 logger = logging.getLogger("market.fyers")
 
@@ -36,12 +37,6 @@ class SyncResult:
         self.updates += other.updates
         for k, n in other.skipped.items():
             self.skipped[k] = self.skipped.get(k, 0) + n
-
-
-def stored(symbol: Symbol, tf: Timeframe, start: int, end: int) -> dict[int, Candle]:
-    rows = (CandleRow.objects.filter(symbol=symbol, timeframe=tf.code, time__gte=start, time__lt=end)
-            .order_by("time"))
-    return {r.time: Candle(r.time, r.open, r.high, r.low, r.close, r.volume, r.ticks) for r in rows}
 
 
 def write(symbol: Symbol, tf: Timeframe, candles: Iterable[Candle]) -> list[CandleUpdate]:
@@ -62,7 +57,7 @@ def apply(
     """Write the fetched bars that differ from ours (database only; no HTTP)."""
     session = _session(symbol)
     lo = min((c.time for c in fetched.candles), default=start)
-    ours = stored(symbol, tf, min(lo, start), end)
+    ours = selectors.candle_stored_range(symbol=symbol, tf=tf, start=min(lo, start), end=end)
     return write(symbol, tf, corrections(ours, fetched.candles, tf=tf, session=session,
                                          closed_before=closed_before, skip=skip))
 
@@ -102,8 +97,9 @@ def rederive_larger(
         if not buckets:
             continue
         lo, hi = min(buckets), max(buckets.values())
-        fresh = rederive(stored(symbol, BASE, lo, hi).values(), tf, session, set(buckets))
-        ours = stored(symbol, tf, lo, hi)
+        base = selectors.candle_stored_range(symbol=symbol, tf=BASE, start=lo, end=hi)
+        fresh = rederive(base.values(), tf, session, set(buckets))
+        ours = selectors.candle_stored_range(symbol=symbol, tf=tf, start=lo, end=hi)
         out += write(symbol, tf, [c for c in fresh if ours.get(c.time) != c])
     return out
 
@@ -199,7 +195,7 @@ def backfill(
     for tf in tfs:
         a = start
         if a is None:
-            newest = CandleRow.objects.filter(symbol=symbol, timeframe=tf.code).order_by("-time").first()
+            newest = selectors.candle_newest(symbol=symbol, tf=tf)
             a = newest.time if newest is not None else int(now - default_days * 86400)
         if tf.seconds < 60:
             a = max(a, seconds_floor)

@@ -127,7 +127,7 @@ async def test_plan_limit_and_the_5000_cap_name_the_symbols_left_out(http, ws, f
 
 async def test_a_rejected_token_is_a_status_not_a_crash_loop(http, ws, fyers_settings, token, caplog, monkeypatch):
     caplog.set_level(logging.INFO, "market")
-    monkeypatch.setattr("market.vendors.fyers.feed.TOKEN_POLL", 0.5)  # how often the token file is re-read
+    monkeypatch.setattr("market.vendors.fyers.session.TOKEN_POLL", 0.5)  # how often the token file is re-read
     http.tokens.update(TOKENS)
     await db(make_symbols, "NSE:SBIN-EQ")
     ws.auth_ok = False
@@ -209,7 +209,7 @@ async def test_an_expiring_token_is_renewed_by_totp_and_the_feed_reconnects(http
     from market.vendors.fyers.auth import TokenStore
     from tests.vendors.fyers.loopback import fake_jwt
 
-    monkeypatch.setattr("market.vendors.fyers.feed.TOKEN_MARGIN", 1.0)
+    monkeypatch.setattr("market.vendors.fyers.session.TOKEN_MARGIN", 1.0)
     totp_secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
     fresh = fake_jwt(time.time() + 3600, n=2)
     http.routes[("POST", "/vagator/v2/send_login_otp_v2")] = lambda b, h: (200, {"s": "ok", "request_key": "r1"})

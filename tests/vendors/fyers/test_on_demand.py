@@ -27,7 +27,6 @@ from market import conf
 from market.conf import demand_conf
 from market.live.demand import DemandListener, on_demand
 from market.vendors.fyers import feed as fyers_feed
-from market.vendors.fyers.feed import Job, JobQueue
 from market.models import Candle, Symbol
 from market.feed.runner import run_feed
 from tests import wsclient
@@ -75,16 +74,17 @@ def aim(fyers_settings, ws, **extra):
 
 
 async def start_feed(listeners: list[DemandListener], ws, *, subscribes: int = 1):
-    """runfeed's Fyers feed, authenticated, its recorded symbols subscribed, listening."""
+    """runfeed's Fyers feed, authenticated, its recorded symbols subscribed, listening; returns
+    ``(stop, task, streams)``, ``streams`` the feed's symbol book (its session at ``.session``)."""
     stop = asyncio.Event()
     task = asyncio.create_task(run_feed("fyers", stop, standby=True))
     await eventually(lambda: bool(listeners), 40)  # standby: another test run may hold the lock
     await asyncio.wait_for(listeners[0].ready.wait(), 40)
     if subscribes:
         await eventually(lambda: len(ws.subscribed) >= subscribes, 40)
-    feed = listeners[0].changed.__self__
-    await eventually(lambda: feed.authed, 10)
-    return stop, task, feed
+    streams = listeners[0].changed.__self__  # the feed's market.vendors.fyers.streams.Streams
+    await eventually(lambda: streams.session.authed, 10)
+    return stop, task, streams
 
 
 async def stop_feed(stop: asyncio.Event, task: asyncio.Task) -> None:
@@ -154,7 +154,7 @@ async def test_an_inactive_symbol_streams_while_watched_backfilled_and_unsubscri
     http.history = history
     broker = Market(ws)
     with aim(fyers_settings, ws):
-        stop, task, feed = await start_feed(listeners, ws)
+        stop, task, streams = await start_feed(listeners, ws)
         assert subscribed_topics(ws) == [topic(SBIN)]  # nobody watches TCS: not streamed
         async with browser() as comm:
             asked = time.monotonic()
@@ -182,11 +182,11 @@ async def test_an_inactive_symbol_streams_while_watched_backfilled_and_unsubscri
         await eventually(lambda: topic(TCS) in unsubscribed_topics(ws), 10)
         assert time.monotonic() - left >= LINGER
         assert unsubscribed_topics(ws) == [topic(TCS)]
-        assert TCS not in feed.symbols and SBIN in feed.symbols
+        assert TCS not in streams.symbols and SBIN in streams.symbols
         # The SDK's own list of subscribed symbols forgot TCS too (its unsubscribe quirk
         # would otherwise leave a stale copy behind per cycle, up to its 5000 cap).
-        await eventually(lambda: topic(TCS) not in feed.socket._sdk.scrips_per_channel[11], 5)
-        assert feed.socket._sdk.scrips_per_channel[11] == [topic(SBIN)]
+        await eventually(lambda: topic(TCS) not in streams.session.socket._sdk.scrips_per_channel[11], 5)
+        assert streams.session.socket._sdk.scrips_per_channel[11] == [topic(SBIN)]
         before = await db(candles, TCS, "5s")
         broker.trade(TCS, 3430.0, 5, t + 6)       # in flight after the unsubscribe: dropped
         broker.trade(SBIN, 600.0, 5, t + 6)
@@ -202,7 +202,7 @@ async def test_a_viewer_coming_back_within_the_linger_keeps_the_subscription(
     await db(make_symbols, TCS, active=False)
     Market(ws)
     with aim(fyers_settings, ws, DEMAND_LINGER_SECONDS=30):
-        stop, task, feed = await start_feed(listeners, ws)
+        stop, task, streams = await start_feed(listeners, ws)
         async with browser() as comm:
             await subscribe(comm, TCS)
             await eventually(lambda: topic(TCS) in subscribed_topics(ws), 5)
@@ -226,7 +226,7 @@ async def test_always_record_symbols_stay_subscribed_after_their_viewers_leave(
     await db(create)
     Market(ws)
     with aim(fyers_settings, ws):
-        stop, task, feed = await start_feed(listeners, ws)
+        stop, task, streams = await start_feed(listeners, ws)
         assert subscribed_topics(ws) == [topic(SBIN)]  # recorded with nobody watching
         async with browser() as comm:
             await subscribe(comm, SBIN)
@@ -235,7 +235,7 @@ async def test_always_record_symbols_stay_subscribed_after_their_viewers_leave(
         await eventually(lambda: topic(TCS) in unsubscribed_topics(ws), 10)
         await asyncio.sleep(LINGER + 0.5)
         assert topic(SBIN) not in unsubscribed_topics(ws)
-        assert list(feed.symbols) == [SBIN]
+        assert list(streams.symbols) == [SBIN]
         await stop_feed(stop, task)
 
 
@@ -247,7 +247,7 @@ async def test_past_the_cap_only_the_asking_browser_is_refused_and_gets_the_next
     await db(make_symbols, TCS, INFY, active=False)
     broker = Market(ws)
     with aim(fyers_settings, ws, MAX_SYMBOLS=2):
-        stop, task, feed = await start_feed(listeners, ws)
+        stop, task, streams = await start_feed(listeners, ws)
         async with browser() as first, browser() as second:
             await subscribe(first, TCS)
             await eventually(lambda: topic(TCS) in subscribed_topics(ws), 5)
@@ -264,7 +264,7 @@ async def test_past_the_cap_only_the_asking_browser_is_refused_and_gets_the_next
             assert (await candle_at(first, TCS, t))["close"] == 3500.0
             assert await quiet(second, 0.3) == []      # told once, no foreign candles
             assert topic(INFY) not in subscribed_topics(ws)  # Fyers never asked for a third
-            assert "1 watched symbol(s) waiting" in feed._live_detail()
+            assert "1 watched symbol(s) waiting" in streams.live_detail()
 
             # The first browser leaves TCS: the waiting one gets the slot at once (a
             # lingering symbol never keeps a real viewer waiting).
@@ -301,13 +301,3 @@ def test_on_demand_is_the_default_for_fyers():
     with override_settings(FYERS=without):
         assert on_demand("fyers")
         assert demand_conf("fyers").linger == 300
-
-
-async def test_back_fills_run_before_queued_reconciliation():
-    jobs = JobQueue()
-    for i in range(3):
-        jobs.put_nowait(Job(f"R{i}", 0, kind="reconcile"))
-    jobs.put_nowait(Job("NEW", 0, kind="backfill"))
-    jobs.put_nowait(Job("GAP", 0, kind="repair"))
-    order = [(await jobs.get()).ticker for _ in range(jobs.qsize())]
-    assert order == ["NEW", "GAP", "R0", "R1", "R2"]

@@ -119,7 +119,7 @@ def test_reconciliation_pace_fits_its_share_of_the_rate_limit(fyers_settings):
     feed = FyersFeed(Ctx(), conf=fyers_conf(RECONCILE_SECONDS=300, RECONCILE_BUDGET=0.5),
                      limiter=RateLimiter(10, 200))
     # half of 200/min for 5 minutes = 500 requests a round; one 5S request a symbol (+1 1D a day)
-    assert feed.reconcile_batch_size() == 500
+    assert feed.catchup.reconcile_batch_size() == 500
     feed = FyersFeed(Ctx(), conf=fyers_conf(RECONCILE_SECONDS=60, RECONCILE_BUDGET=0.25),
                      limiter=RateLimiter(10, 200))
-    assert feed.reconcile_batch_size() == 50
+    assert feed.catchup.reconcile_batch_size() == 50

@@ -1,0 +1,166 @@
+"""Which Fyers symbols stream, and following that onto the socket.
+
+Owns the ``market.core.demand.DemandBook`` (the recorded symbols, ``always_record``
+first, re-read every ``REFRESH_SECONDS``; then the ones browsers watch, by first
+request; then those whose last viewer left less than ``DEMAND_LINGER_SECONDS`` ago; up
+to ``MAX_SYMBOLS``), the symbol rows, and the map of what streams now. A symbol that
+starts streaming is tracked by the engine and queued for a back-fill
+(``market.vendors.fyers.catchup``); the session subscribes the difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from channels.db import database_sync_to_async
+
+from market import selectors
+from market.conf import DemandConf, FyersConf, market
+from market.core.demand import DemandBook
+from market.core.timeframes import BASE
+from market.feed.base import FeedContext
+from market.vendors.fyers.catchup import CatchUp, Job
+from market.vendors.fyers.session import FyersSession, names, wait
+from market.vendors.fyers.socket import MAX_SUBSCRIPTION
+
+if TYPE_CHECKING:
+    from market.live.demand import DemandListener
+    from market.models import Symbol
+
+logger = logging.getLogger("market.feed")
+
+SOURCE = "fyers"
+
+
+class Streams:
+    """``symbols`` (streamed now: tracked, back-fill queued, by ticker) is shared with the
+    catch-up; ``rows`` holds every Fyers symbol recorded or accepted on demand."""
+
+    def __init__(self, ctx: FeedContext, conf: FyersConf, demand: DemandConf | None, *,
+                 session: FyersSession, catchup: CatchUp, symbols: dict[str, Symbol]) -> None:
+        self.ctx = ctx
+        self.conf = conf
+        self.demand = demand
+        self.session = session
+        self.catchup = catchup
+        self.symbols = symbols
+        self.rows: dict[str, Symbol] = {}
+        self.left_out: list[str] = []
+        self.book = DemandBook(capacity=min(conf.max_symbols, MAX_SUBSCRIPTION),
+                               linger=demand.linger if demand else 0.0,
+                               ttl=demand.ttl if demand else 90.0, clock=time.monotonic)
+        self.listener: DemandListener | None = None
+        self._follow_lock = asyncio.Lock()
+        self._book_changed = asyncio.Event()
+
+    def wanted(self) -> list[str]:
+        """``book.streamed()`` (recorded symbols, then watched, then lingering, capped), as
+        far as ``follow`` has prepared it (tracked, back-fill queued)."""
+        return [t for t in self.book.streamed() if t in self.symbols]
+
+    def live_detail(self) -> str:
+        detail = f"Fyers: {len(self.session.subscribed)} symbols"
+        waiting = self.book.waiting()
+        if waiting:
+            detail += f"; {len(waiting)} watched symbol(s) waiting for a free slot"
+        if self.left_out:
+            detail += f"; {len(self.left_out)} over the {self.book.capacity}-symbol limit"
+        return detail
+
+    def market_open(self) -> bool:
+        now = time.time()
+        sessions = market().sessions
+        exchanges = {s.exchange for t, s in self.symbols.items() if t in self.session.subscribed} or {"NSE"}
+        return any(sessions.for_exchange(e).day_of(now).contains(now) for e in exchanges)
+
+    async def refresh(self, *, initial: bool = False) -> None:
+        """Re-read the recorded symbols (``always_record`` first, then ``active``) into the book."""
+        rows = await database_sync_to_async(selectors.symbol_list_recorded)(source=SOURCE)
+        owns = getattr(self.ctx, "owns", None)  # sharded runfeed: only this process's share
+        recorded = [s for s in rows if owns is None or owns(s.ticker)]
+        for symbol in recorded:
+            self.rows[symbol.ticker] = symbol
+        self.book.set_pinned([s.ticker for s in recorded])
+        left_out = self.book.left_out()
+        if left_out and left_out != self.left_out:
+            logger.error("fyers: %d recorded symbols (active or always record) exceed the %d-symbol limit; "
+                         "not streamed: %s", len(recorded), self.book.capacity, names(left_out))
+        self.left_out = left_out
+        if self.listener is not None:
+            await self.listener.resettle()  # pinned changes may displace or admit viewers
+        if initial and not recorded:
+            logger.warning("fyers: no active symbols with source 'fyers'; import them (import_symbols) "
+                           "and activate some in the admin%s",
+                           " (inactive ones stream while a browser watches them)" if self.demand else "")
+
+    async def accept(self, ticker: str) -> bool:
+        """A browser asks for ``ticker`` the first time: one of ours? (One database read.)"""
+        if ticker in self.rows:
+            return True
+        symbol = await database_sync_to_async(selectors.symbol_get)(ticker=ticker)
+        owns = getattr(self.ctx, "owns", None)
+        if symbol is None or symbol.source != SOURCE or (owns is not None and not owns(ticker)):
+            return False
+        self.rows[ticker] = symbol
+        logger.info("fyers: %s asked for on demand", ticker)
+        return True
+
+    async def changed(self) -> None:
+        """The listener's callback (under its lock): wake ``follow_loop``, never block on the
+        socket here, so a burst of requests is applied in one subscribe call."""
+        self._book_changed.set()
+
+    async def follow_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self._book_changed.wait()
+            self._book_changed.clear()
+            try:
+                await self.follow()
+            except Exception:  # noqa: BLE001 - e.g. the database is briefly down; next change retries
+                logger.exception("fyers: following symbols on demand failed")
+                await wait(stop, 1.0)
+                self._book_changed.set()
+
+    async def follow(self) -> None:
+        """Make ``self.symbols`` what the book streams, then the live socket too.
+
+        A symbol that starts streaming (recorded, asked for, or given a freed slot) is
+        tracked by the engine, resuming from its stored candles, and queued for a back-fill
+        from its newest stored 5 s candle (or ``BACKFILL_DAYS`` back) through the shared
+        rate limiter; its live ticks are held until that is written. One that stops
+        streaming is forgotten and its in-flight ticks are dropped and counted."""
+        async with self._follow_lock:
+            wanted = self.book.streamed()
+            keep = set(wanted)
+            for ticker in [t for t in self.symbols if t not in keep]:
+                self.symbols.pop(ticker)
+                self.catchup.release(ticker, drop=True)
+            added = [self.rows[t] for t in wanted if t not in self.symbols and t in self.rows]
+            if added:
+                await self.ctx.track(added)
+                now = time.time()
+                for symbol in added:
+                    if not self.ctx.knows(symbol.ticker):
+                        continue  # another runfeed shard owns it
+                    self.symbols[symbol.ticker] = symbol
+                    newest = await database_sync_to_async(selectors.candle_newest)(symbol=symbol, tf=BASE)
+                    if newest is not None:
+                        start = newest.time + BASE.seconds
+                    else:
+                        start = int(now - self.conf.backfill_days * 86400)
+                    self.catchup.enqueue(Job(symbol.ticker, start, reopen=True, kind="backfill"))
+            await self.session.apply_changes()
+
+    async def symbols_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await wait(stop, self.conf.refresh_seconds)
+            if stop.is_set():
+                return
+            try:
+                await self.refresh()
+                await self.follow()
+            except Exception:  # noqa: BLE001 - a database hiccup must not end the feed
+                logger.exception("fyers: refreshing symbols failed")
