@@ -240,11 +240,6 @@ def candle_day_volume(*, symbol: Symbol, label: int) -> float | None:
     return float(totals["volume"] or 0.0) if totals["n"] else None
 
 
-def candle_as_dict(c: CandleValue) -> dict[str, Any]:
-    return {"time": c.time, "open": c.open, "high": c.high, "low": c.low,
-            "close": c.close, "volume": c.volume, "ticks": c.ticks}
-
-
 def feed_state_list() -> list[dict[str, Any]]:
     return list(FeedState.objects.values("source", "state", "detail", "heartbeat"))
 

@@ -184,3 +184,10 @@ class DemandBook:
         times += [d.idle_since + self.linger for d in self._demand.values()
                   if not d.viewers and d.idle_since is not None]
         return min(times) if times else None
+
+
+def refusal_message(ticker: str, limit: int, cap: str) -> str:
+    """What the browser that asked for ``ticker`` reads when all ``limit`` slots are taken;
+    ``cap`` states the vendor's limit, e.g. "the Fyers feed streams at most 5000 symbols"."""
+    return (f"{ticker} is not streaming live: {cap} and all {limit} are in use. History is "
+            f"shown; live updates start when a slot frees up (try again later).")

@@ -37,7 +37,7 @@ class PulseConsumer(AsyncWebsocketConsumer):
         if not await websocket_accept(self):
             return
         await self.channel_layer.group_add(PULSE_GROUP, self.channel_name)
-        limit = int(pulse_settings().get("RECENT_EVENTS", 50))
+        limit = int(pulse_settings()["RECENT_EVENTS"])
         events = await database_sync_to_async(pulse_event_list_recent)(limit=limit)
         await self.send(text_data=hello_frame(events))
 

@@ -17,7 +17,7 @@ def pulse(request: HttpRequest) -> HttpResponse:
     raw = pulse_settings()
     config = {
         "ws_path": "/ws/pulse/",
-        "events": pulse_event_list_recent(limit=int(raw.get("RECENT_EVENTS", 50))),
+        "events": pulse_event_list_recent(limit=int(raw["RECENT_EVENTS"])),
         "class_order": CLASS_ORDER,
         "chart_path": "/chart/",
         "api_session": "/api/session",

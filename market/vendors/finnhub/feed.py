@@ -42,7 +42,7 @@ from channels.layers import get_channel_layer
 from market import selectors
 from market.conf import demand_conf, finnhub_conf, market
 from market.vendors.finnhub import messages as finnhub_messages
-from market.core.demand import DemandBook
+from market.core.demand import DemandBook, refusal_message
 from market.core.types import Reject, TickBatch
 from market.live.demand import DemandListener
 from market.feed.base import Feed, Parser
@@ -83,13 +83,6 @@ def limit_message(left_out: list[str], limit: int) -> str:
     names = ", ".join(left_out)
     return (f"{len(left_out)} symbol(s) not streamed: Finnhub allows {limit} per connection "
             f"(try again later or deactivate others): {names}")
-
-
-def refusal_message(ticker: str, limit: int) -> str:
-    """What the browser that asked for ``ticker`` reads when every slot is taken."""
-    return (f"{ticker} is not streaming live: Finnhub allows {limit} symbols per connection and "
-            f"all {limit} are in use. History is shown; live updates start when a slot frees up "
-            f"(try again later).")
 
 
 class FinnhubFeed(Feed):
@@ -290,7 +283,8 @@ class FinnhubFeed(Feed):
             limit = self.conf.max_symbols
             self.listener = DemandListener(
                 source=SOURCE, book=self.book, layer=get_channel_layer(), accept=self._accept,
-                changed=self._apply, refusal=lambda ticker: refusal_message(ticker, limit))
+                changed=self._apply,
+                refusal=lambda ticker: refusal_message(ticker, limit, f"Finnhub allows {limit} symbols per connection"))
             listening = asyncio.create_task(self.listener.run(stop))
         try:
             await self._connect_loop(stop)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from channels.layers import get_channel_layer
 
 from market.conf import FyersConf, demand_conf, fyers_conf
+from market.core.demand import refusal_message
 from market.core.types import Tick
 from market.feed.base import Feed, FeedContext, Parser
 from market.live.demand import DemandListener
@@ -38,13 +39,6 @@ if TYPE_CHECKING:
     from market.models import Symbol
 
 logger = logging.getLogger("market.feed")
-
-
-def refusal_message(ticker: str, limit: int) -> str:
-    """What the browser that asked for ``ticker`` reads when every slot is taken."""
-    return (f"{ticker} is not streaming live: the Fyers feed streams at most {limit} symbols and "
-            f"all {limit} are in use. History is shown; live updates start when a slot frees up "
-            f"(try again later).")
 
 
 class FyersFeed(Feed):
@@ -82,7 +76,8 @@ class FyersFeed(Feed):
             limit = streams.book.capacity
             streams.listener = DemandListener(
                 source=SOURCE, book=streams.book, layer=self.layer, accept=streams.accept,
-                changed=streams.changed, refusal=lambda ticker: refusal_message(ticker, limit))
+                changed=streams.changed,
+                refusal=lambda ticker: refusal_message(ticker, limit, f"the Fyers feed streams at most {limit} symbols"))
         await streams.refresh(initial=True)
         await streams.follow()
         coros = [streams.symbols_loop(stop), catchup.jobs_loop(stop), catchup.reconcile_loop(stop)]
