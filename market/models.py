@@ -1,5 +1,5 @@
 """What TickChart stores: instruments (``Symbol``), their candles (``Candle``), feed state,
-pulse events and personal API tokens (``ApiToken``)."""
+writers' checkpoints, pulse events and personal API tokens (``ApiToken``)."""
 
 from __future__ import annotations
 
@@ -87,6 +87,31 @@ class FeedState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source}: {self.state}"
+
+
+class WriterCheckpoint(models.Model):
+    """What one runfeed writer (a source, or ``source.shard``) has stored, written in the
+    same transaction as its candles: the input position they include, and the fencing
+    epoch of the writer that holds the lock (a writer whose epoch is stale may not write)."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    epoch = models.BigIntegerField(default=0)
+    position = models.JSONField(null=True, blank=True, help_text="where the input resumes, e.g. a replay line")
+    updated = models.FloatField(default=0, help_text="epoch seconds of the last checkpoint")
+
+    def __str__(self) -> str:
+        return f"{self.name} epoch {self.epoch}"
+
+
+class SymbolCheckpoint(models.Model):
+    """The engine's exact state of one symbol (``CandleEngine.collect(states)``), stored with
+    its candles so a restart continues the open candles instead of closing them."""
+
+    symbol = models.OneToOneField(Symbol, on_delete=models.CASCADE, primary_key=True, related_name="checkpoint")
+    state = models.JSONField()
+
+    def __str__(self) -> str:
+        return f"checkpoint of {self.symbol_id}"
 
 
 class PulseEvent(models.Model):

@@ -15,7 +15,7 @@ from market.conf import market
 from market.core.derive import aggregate
 from market.core.timeframes import BASE, Timeframe
 from market.core.types import Candle as CandleValue
-from market.models import Candle, FeedState, PulseEvent, Symbol
+from market.models import Candle, FeedState, PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint
 
 _COLUMNS = ("time", "open", "high", "low", "close", "volume", "ticks")
 
@@ -238,6 +238,16 @@ def candle_day_volume(*, symbol: Symbol, label: int) -> float | None:
         symbol=symbol, timeframe=BASE.code, time__gte=day.open, time__lt=day.close
     ).aggregate(volume=Sum("volume"), n=Count("id"))
     return float(totals["volume"] or 0.0) if totals["n"] else None
+
+
+def symbol_checkpoint_get(*, symbol: Symbol) -> dict[str, Any] | None:
+    """The engine state stored with ``symbol``'s candles, if any (``CandleEngine.restore``)."""
+    return SymbolCheckpoint.objects.filter(symbol=symbol).values_list("state", flat=True).first()
+
+
+def writer_position(*, name: str) -> Any:
+    """Where the writer ``name``'s input resumes (None: from its start)."""
+    return WriterCheckpoint.objects.filter(name=name).values_list("position", flat=True).first()
 
 
 def feed_state_list() -> list[dict[str, Any]]:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Iterable, Mapping
 
 from django.db import connection, transaction
 
 from market.core.pulse import StressEvent
 from market.core.simulator import SimSymbol
-from market.core.types import CandleUpdate
-from market.models import Candle, FeedState, PulseEvent, Symbol
+from market.core.types import CandleUpdate, WriterFenced
+from market.models import Candle, FeedState, PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint
 
 UPSERT_BATCH = 2000
 SYMBOL_BATCH = 1000
@@ -95,13 +96,8 @@ def symbol_activate_many(*, tickers: Iterable[str], source: str) -> int:
     return Symbol.objects.filter(ticker__in=list(tickers)).update(active=True, source=source)
 
 
-def candle_upsert_many(*, updates: Iterable[CandleUpdate], symbol_ids: Mapping[str, int]) -> int:
-    """Idempotent batched upsert; the last update of a (symbol, timeframe, time) wins.
-
-    One ``INSERT … ON CONFLICT DO UPDATE`` executed for many rows in a transaction:
-    SQLite and PostgreSQL both take the statement, and it skips building model
-    instances, which is most of the cost of ``bulk_create(update_conflicts=True)``.
-    """
+def _candle_rows(updates: Iterable[CandleUpdate], symbol_ids: Mapping[str, int]) -> list[tuple]:
+    """One row per (symbol, timeframe, time); the last update of each wins."""
     latest: dict[tuple[int, str, int], tuple] = {}
     for u in updates:
         c = u.candle
@@ -109,13 +105,70 @@ def candle_upsert_many(*, updates: Iterable[CandleUpdate], symbol_ids: Mapping[s
         latest[(sid, u.timeframe, c.time)] = (
             sid, u.timeframe, c.time, c.open, c.high, c.low, c.close, c.volume, c.ticks,
         )
-    if not latest:
-        return 0
-    rows = list(latest.values())
-    with transaction.atomic(), connection.cursor() as cursor:
+    return list(latest.values())
+
+
+def _candle_write(rows: list[tuple]) -> None:
+    with connection.cursor() as cursor:
         for i in range(0, len(rows), UPSERT_BATCH):
             cursor.executemany(_UPSERT_SQL, rows[i : i + UPSERT_BATCH])
+
+
+def candle_upsert_many(*, updates: Iterable[CandleUpdate], symbol_ids: Mapping[str, int]) -> int:
+    """Idempotent batched upsert; the last update of a (symbol, timeframe, time) wins.
+
+    One ``INSERT … ON CONFLICT DO UPDATE`` executed for many rows in a transaction:
+    SQLite and PostgreSQL both take the statement, and it skips building model
+    instances, which is most of the cost of ``bulk_create(update_conflicts=True)``.
+    """
+    rows = _candle_rows(updates, symbol_ids)
+    if not rows:
+        return 0
+    with transaction.atomic():
+        _candle_write(rows)
     return len(rows)
+
+
+def writer_claim(*, name: str) -> int:
+    """A new fencing epoch for the writer ``name``, whose lock was just taken: a writer
+    still holding an older epoch can no longer store (``candle_store_checkpointed``)."""
+    with transaction.atomic():
+        checkpoint, _ = WriterCheckpoint.objects.select_for_update().get_or_create(name=name)
+        checkpoint.epoch += 1
+        checkpoint.save(update_fields=["epoch"])
+        return checkpoint.epoch
+
+
+def candle_store_checkpointed(
+    *, updates: Iterable[CandleUpdate], symbol_ids: Mapping[str, int], writer: str, epoch: int,
+    states: Mapping[str, dict], position: Any,
+) -> int:
+    """Candles, the engine states they came from and the input position, in one transaction.
+
+    Raises ``WriterFenced`` (and writes nothing) when ``epoch`` is no longer the writer's:
+    another runfeed took the lock, e.g. while PostgreSQL restarted under this one. The
+    epoch row is locked for the transaction, so a takeover waits for a write in flight.
+    """
+    rows = _candle_rows(updates, symbol_ids)
+    with transaction.atomic():
+        current = (WriterCheckpoint.objects.select_for_update().filter(name=writer)
+                   .values_list("epoch", flat=True).first())
+        if current != epoch:
+            raise WriterFenced(f"writer {writer!r} is now epoch {current}, not {epoch}: another runfeed took over")
+        if rows:
+            _candle_write(rows)
+        if states:
+            SymbolCheckpoint.objects.bulk_create(
+                [SymbolCheckpoint(symbol_id=symbol_ids[ticker], state=state) for ticker, state in states.items()],
+                update_conflicts=True, unique_fields=["symbol"], update_fields=["state"],
+            )
+        WriterCheckpoint.objects.filter(name=writer).update(position=position, updated=time.time())
+    return len(rows)
+
+
+def symbol_checkpoint_clear(*, symbol: Symbol) -> None:
+    """Forget the engine state of ``symbol`` (its candles were rewritten from elsewhere)."""
+    SymbolCheckpoint.objects.filter(symbol=symbol).delete()
 
 
 def feed_state_save(*, source: str, state: str, detail: str, heartbeat: float) -> None:

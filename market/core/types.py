@@ -103,3 +103,7 @@ class TickBatch:
 
     def reject(self, reason: str) -> None:
         self.rejects[reason] = self.rejects.get(reason, 0) + 1
+
+
+class WriterFenced(RuntimeError):
+    """Another runfeed took this writer's lock (its fencing epoch is newer): stop writing."""

@@ -40,6 +40,32 @@ class WriterLock:
         self._conn: Any = None
         self._fd: int | None = None
 
+    def held(self) -> bool:
+        """Whether the lock is still ours: False once its PostgreSQL connection died (a
+        server restart or a dropped network drops the advisory lock with it)."""
+        if self._vendor != "postgresql":
+            return self._fd is not None  # the kernel keeps a flock while we live
+        if self._conn is None or self._conn.closed:
+            return False
+        key = _key(f"tickchart.writer.{self.name}") & 0xFFFFFFFFFFFFFFFF  # as pg_locks splits it
+        try:
+            row = self._conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
+                "AND granted AND objsubid = 1 AND classid::bigint = %s AND objid::bigint = %s",
+                (key >> 32, key & 0xFFFFFFFF)).fetchone()
+        except Exception:  # noqa: BLE001 - the connection is gone, and the lock with it
+            self._drop_connection()
+            return False
+        return bool(row and row[0])
+
+    def _drop_connection(self) -> None:
+        try:
+            if self._conn is not None:
+                self._conn.close()
+        except Exception:  # noqa: BLE001
+            pass
+        self._conn = None
+
     def try_acquire(self) -> bool:
         if self._vendor == "postgresql":
             return self._try_postgres()

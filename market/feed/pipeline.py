@@ -2,6 +2,12 @@
 
 No Django here: storing and publishing are injected coroutines, so the flow (what is
 written when, what happens when the database or the layer fails) is testable alone.
+
+Each write is a ``Checkpoint``: the changed candles, the engine states they came from and
+the feed's input position, all captured at one instant, stored in one transaction. A
+restart restores the states and resumes the input there, so it loses and doubles nothing.
+A failed write keeps everything for a retry (with backoff) while publishing goes on, so
+open charts stay live through a database outage.
 """
 
 from __future__ import annotations
@@ -9,20 +15,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from market.core.conflate import Conflator
 from market.core.engine import CandleEngine
-from market.core.types import CandleUpdate, Reject, Tick, TickBatch
+from market.core.types import CandleUpdate, Reject, Tick, TickBatch, WriterFenced
 from market.feed.base import Parser
 
 logger = logging.getLogger("market.feed")
 
-Store = Callable[[list[CandleUpdate]], Awaitable[int]]
+
+
+@dataclass
+class Checkpoint:
+    """What a restart needs beside the candles: each changed symbol's engine state and
+    where the feed's input stood when they were collected (None: a live feed)."""
+
+    states: dict[str, dict] = field(default_factory=dict)
+    position: Any = None
+
+
+Store = Callable[[list[CandleUpdate], Checkpoint], Awaitable[int]]
 Publish = Callable[[list[CandleUpdate]], Awaitable[int]]
 Report = Callable[[str, str, float], Awaitable[None]]  # (state, detail, heartbeat)
 
 HEARTBEAT_SECONDS = 5.0
+RETRY_MIN, RETRY_MAX = 0.5, 30.0  # seconds between attempts to store while the database fails
 
 
 async def _no_report(state: str, detail: str, heartbeat: float) -> None:
@@ -57,6 +76,14 @@ class Pipeline:
         self.last_write_seconds = 0.0
         self.max_write_seconds = 0.0  # a tick waits at most the flush interval plus this
         self._pending: dict[tuple[str, str, int], CandleUpdate] = {}
+        self._pending_states: dict[str, dict] = {}
+        #: The feed's input position (a replay's line); stored with the candles it led to.
+        self.position: Any = None
+        self._stored_position: Any = None
+        self._retry_delay = 0.0
+        self._retry_at = 0.0
+        self.store_failing_since: float | None = None
+        self.fenced = False  # another writer took over: nothing more may be stored
         self._flush_lock = asyncio.Lock()
         self.started = time.monotonic()
 
@@ -103,26 +130,22 @@ class Pipeline:
         return result
 
     # -- output ----------------------------------------------------------------------
-    async def flush(self) -> int:
-        """Write what changed, then publish it. A failed write keeps the candles for the next try."""
+    async def flush(self, *, force: bool = False) -> int:
+        """Store what changed (with its checkpoint), then publish it.
+
+        A failed write keeps everything for the next try, after a growing delay (``force``
+        tries at once, as the last flushes do); publishing the new candles goes on anyway.
+        """
         async with self._flush_lock:
-            for u in self.engine.collect():
+            fresh = self.engine.collect(self._pending_states)
+            for u in fresh:
                 self._pending[(u.symbol, u.timeframe, u.candle.time)] = u
+            position = self.position
             written = 0
-            updates: list[CandleUpdate] = []
-            if self._pending:
-                updates = list(self._pending.values())
-                started = time.monotonic()
-                try:
-                    written = await self._store(updates)
-                except Exception as exc:  # noqa: BLE001 - database down: keep and retry
-                    self.store_failures += 1
-                    logger.error("writing %d candles failed (%s); kept for the next flush", len(updates), exc)
-                    return 0
-                self._pending.clear()
-                self.written += written
-                self.last_write_seconds = time.monotonic() - started
-                self.max_write_seconds = max(self.max_write_seconds, self.last_write_seconds)
+            due = force or time.monotonic() >= self._retry_at
+            if due and not self.fenced and (self._pending or self._pending_states or position != self._stored_position):
+                written = await self._store_pending(position)
+            updates = fresh
             if self._conflator is not None:
                 updates = self._conflator.offer(updates, time.monotonic())
             if updates:
@@ -132,6 +155,38 @@ class Pipeline:
                     self.publish_failures += 1
                     logger.error("publishing %d candles failed: %s", len(updates), exc)
             return written
+
+    async def _store_pending(self, position: Any) -> int:
+        updates = list(self._pending.values())
+        checkpoint = Checkpoint(dict(self._pending_states), position)
+        started = time.monotonic()
+        try:
+            written = await self._store(updates, checkpoint)
+        except WriterFenced as exc:
+            self.fenced = True
+            logger.error("writer fenced, storing stops: %s", exc)
+            return 0
+        except Exception as exc:  # noqa: BLE001 - database down: keep everything and retry
+            self.store_failures += 1
+            self._retry_delay = min(RETRY_MAX, max(RETRY_MIN, self._retry_delay * 2))
+            self._retry_at = time.monotonic() + self._retry_delay
+            if self.store_failing_since is None:
+                self.store_failing_since = time.time()
+            logger.error("writing %d candles failed (%s); kept (%d pending), next try in %.1fs",
+                         len(updates), exc, len(self._pending), self._retry_delay)
+            return 0
+        if self.store_failing_since is not None:
+            logger.warning("writing works again after %.0fs: %d candles stored",
+                           time.time() - self.store_failing_since, written)
+        self.store_failing_since = None
+        self._retry_delay = self._retry_at = 0.0
+        self._pending.clear()
+        self._pending_states.clear()
+        self._stored_position = position
+        self.written += written
+        self.last_write_seconds = time.monotonic() - started
+        self.max_write_seconds = max(self.max_write_seconds, self.last_write_seconds)
+        return written
 
     def set_status(self, state: str, detail: str = "") -> None:
         """Feeds say how they are (live, reconnecting, token_expired, …); reported at the next flush."""
@@ -148,8 +203,12 @@ class Pipeline:
             return
         self._state_changed = False
         self._last_report = now
+        detail = self.detail
+        if self.store_failing_since is not None:  # charts stay live; say that storing waits
+            waiting = f"database unavailable for {now - self.store_failing_since:.0f}s, {self.pending} candles waiting"
+            detail = f"{detail}; {waiting}" if detail else waiting
         try:
-            await self._report(self.state, self.detail, now)
+            await self._report(self.state, detail, now)
         except Exception as exc:  # noqa: BLE001 - status is advisory; candles matter more
             logger.warning("reporting feed status failed: %s", exc)
 
@@ -166,6 +225,8 @@ class Pipeline:
                 pass
             await self.flush()
             await self.report_status()
+            if self.fenced:
+                stop.set()  # another runfeed writes this source now
             if time.monotonic() - last_summary >= summary_every:
                 logger.info(self.summary())
                 last_summary = time.monotonic()

@@ -21,7 +21,7 @@ from market.feed.registry import load_feed
 from market.core.shards import Shard
 from market.feed.locks import WriterLock
 from market.metrics import serve_pipeline_metrics
-from market.feed.pipeline import Pipeline
+from market.feed.pipeline import Checkpoint, Pipeline
 
 if TYPE_CHECKING:
     from market.models import Symbol
@@ -29,7 +29,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger("market.feed")
 
 
-def _resume_state(symbol: Symbol) -> tuple[dict, tuple[int, float] | None]:
+LOCK_CHECK_SECONDS = 2.0  # how often the writer checks that it still holds its lock
+
+
+def _resume_state(symbol: Symbol) -> tuple[dict, tuple[int, float] | None, dict | None]:
+    """The stored candles a symbol resumes from, its day-volume baseline and, when its
+    candles were written with one, the engine state to restore exactly."""
+    state = selectors.symbol_checkpoint_get(symbol=symbol)
     last = selectors.candle_latest_stored(symbol=symbol)
     day_volume = None
     base = min(last) if last else None
@@ -39,16 +45,18 @@ def _resume_state(symbol: Symbol) -> tuple[dict, tuple[int, float] | None]:
         volume = selectors.candle_day_volume(symbol=symbol, label=label)
         if volume is not None:
             day_volume = (label, volume)
-    return last, day_volume
+    return last, day_volume, state
 
 
 class PipelineContext:
     """The ``FeedContext`` a running feed gets: its pipeline, its symbols and its shard."""
 
     def __init__(
-        self, pipeline: Pipeline, source: str, symbol_ids: dict[str, int], shard: Shard | None = None
+        self, pipeline: Pipeline, source: str, symbol_ids: dict[str, int], shard: Shard | None = None,
+        resume_position: Any = None,
     ) -> None:
         self._pipeline = pipeline
+        self.resume_position = resume_position  # where the last run's stored input stopped
         self._engine = pipeline.engine
         self.source = source
         self.symbol_ids = symbol_ids  # ticker -> primary key, shared with the store
@@ -64,6 +72,15 @@ class PipelineContext:
     @property
     def status(self) -> str:
         return self._pipeline.state
+
+    @property
+    def position(self) -> Any:
+        return self._pipeline.position
+
+    @position.setter
+    def position(self, value: Any) -> None:
+        """Where the input stands: every tick before it has been handed over, none after."""
+        self._pipeline.position = value
 
     def set_status(self, state: str, detail: str = "") -> None:
         """live | stale | reconnecting | market_closed | token_expired: shown to every browser."""
@@ -81,19 +98,23 @@ class PipelineContext:
             out[tf.code] = candle.time if candle is not None else None
         return out
 
-    def _track_sync(self, symbol: Symbol) -> tuple[Symbol, dict, tuple[int, float] | None]:
-        return (symbol, *_resume_state(symbol))
-
-    async def track(self, symbols: list[Symbol]) -> dict[str, Any]:
-        """Register symbols with the engine, resuming from their stored candles."""
+    async def track(self, symbols: list[Symbol], *, restore: bool = True) -> dict[str, Any]:
+        """Register symbols with the engine, continuing from what is stored: exactly from the
+        engine state stored with the candles when there is one (and ``restore``), else from
+        the newest stored candles (the newest 5 s one then counts as closed)."""
         last_by_ticker: dict[str, Any] = {}
         for symbol in symbols:
             if not self.owns(symbol.ticker):
                 continue  # another runfeed of this source owns it
-            _, last, day_volume = await database_sync_to_async(self._track_sync)(symbol)
+            known = self._engine.knows(symbol.ticker)
+            last, day_volume, state = await database_sync_to_async(_resume_state)(symbol)
             self.symbol_ids[symbol.ticker] = symbol.pk
             self._engine.register(symbol.ticker, symbol.exchange)
-            self._engine.resume(symbol.ticker, last, day_volume=day_volume)
+            # A symbol already live here has newer state than anything stored.
+            if known and restore:
+                pass
+            elif not (restore and state is not None and self._engine.restore(symbol.ticker, state)):
+                self._engine.resume(symbol.ticker, last, day_volume=day_volume)
             last_by_ticker[symbol.ticker] = last
         return last_by_ticker
 
@@ -116,24 +137,39 @@ class PipelineContext:
         return True
 
 
-def build_pipeline(source: str, *, live: bool, ids: dict[str, int], parser: Parser | None = None) -> Pipeline:
+class Lease:
+    """The writer's name and fencing epoch: every store proves it still holds the lock."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.epoch: int | None = None
+
+
+def build_pipeline(source: str, *, live: bool, ids: dict[str, int], parser: Parser | None = None,
+                   lease: Lease | None = None) -> Pipeline:
     conf = market()
     engine = CandleEngine(
         conf.plan.stored, conf.sessions, max_ahead=conf.max_ahead_seconds if live else None
     )
     layer = get_channel_layer()
 
-    async def store(updates: list[CandleUpdate]) -> int:
-        return await database_sync_to_async(services.candle_upsert_many)(updates=updates, symbol_ids=ids)
+    async def store(updates: list[CandleUpdate], checkpoint: Checkpoint) -> int:
+        if lease is None or lease.epoch is None:
+            return await database_sync_to_async(services.candle_upsert_many)(updates=updates, symbol_ids=ids)
+        return await database_sync_to_async(services.candle_store_checkpointed)(
+            updates=updates, symbol_ids=ids, writer=lease.name, epoch=lease.epoch,
+            states=checkpoint.states, position=checkpoint.position)
 
     async def publish(updates: list[CandleUpdate]) -> int:
         return await candles_publish(layer, updates) if layer is not None else 0
 
     async def report(state: str, detail: str, heartbeat: float) -> None:
-        await database_sync_to_async(services.feed_state_save)(
-            source=source, state=state, detail=detail, heartbeat=heartbeat)
-        if layer is not None:
-            await status_publish(layer, source=source, state=state, detail=detail, heartbeat=heartbeat)
+        try:
+            await database_sync_to_async(services.feed_state_save)(
+                source=source, state=state, detail=detail, heartbeat=heartbeat)
+        finally:  # browsers hear it even while the database is down
+            if layer is not None:
+                await status_publish(layer, source=source, state=state, detail=detail, heartbeat=heartbeat)
 
     return Pipeline(engine, store=store, publish=publish, source=source, live=live, report=report,
                     conflator=Conflator(conf.max_updates_per_second), parser=parser)
@@ -150,26 +186,32 @@ async def run_feed(
     """
     feed_cls = load_feed(source)
     ids: dict[str, int] = {}
-    pipeline = build_pipeline(source, live=feed_cls.live, ids=ids, parser=feed_cls.parser())
+    lease = Lease(source if shard is None else f"{source}.{shard}")
+    pipeline = build_pipeline(source, live=feed_cls.live, ids=ids, parser=feed_cls.parser(), lease=lease)
     if metrics_port:
         serve_pipeline_metrics(pipeline, metrics_port)
-    lock = WriterLock(source if shard is None else f"{source}.{shard}")
+    lock = WriterLock(lease.name)
     if not await lock.acquire(standby=standby, stop=stop):
         return pipeline  # stopped while waiting as a standby
     try:
-        ctx = PipelineContext(pipeline, source, ids, shard)
+        lease.epoch = await database_sync_to_async(services.writer_claim)(name=lease.name)
+        position = await database_sync_to_async(selectors.writer_position)(name=lease.name)
+        pipeline.position = position
+        ctx = PipelineContext(pipeline, source, ids, shard, resume_position=position)
         feed = feed_cls(ctx, **options)
         flusher = asyncio.create_task(pipeline.run_flusher(market().flush_interval, stop))
+        guard = asyncio.create_task(_guard_lock(lock, lease, pipeline, stop))
         logger.info("feed %s starting", source)
         try:
             await feed.run(stop)
         finally:
             stop.set()
             await flusher
+            await guard
             pipeline.set_status("stopped")
             for _ in range(3):
-                await pipeline.flush()
-                if not pipeline.pending:
+                await pipeline.flush(force=True)
+                if not pipeline.pending or pipeline.fenced:
                     break
                 await asyncio.sleep(1)
             await pipeline.report_status(force=True)
@@ -177,3 +219,27 @@ async def run_feed(
     finally:
         await asyncio.to_thread(lock.release)
     return pipeline
+
+
+async def _guard_lock(lock: WriterLock, lease: Lease, pipeline: Pipeline, stop: asyncio.Event) -> None:
+    """Keep holding the writer lock: PostgreSQL drops an advisory lock with its connection
+    (a server restart does), so re-take it, with a new epoch, or stop writing."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=LOCK_CHECK_SECONDS)
+            return
+        except asyncio.TimeoutError:
+            pass
+        try:
+            if await asyncio.to_thread(lock.held):
+                continue
+            logger.warning("writer lock %s was lost (database connection gone); taking it again", lease.name)
+            if not await asyncio.to_thread(lock.try_acquire):
+                logger.error("another runfeed holds writer lock %s now; this one stops writing", lease.name)
+                pipeline.fenced = True
+                stop.set()
+                return
+            lease.epoch = await database_sync_to_async(services.writer_claim)(name=lease.name)
+            logger.info("writer lock %s taken again (epoch %d)", lease.name, lease.epoch)
+        except Exception as exc:  # noqa: BLE001 - database still down: try again shortly
+            logger.warning("checking writer lock %s failed: %s", lease.name, exc)

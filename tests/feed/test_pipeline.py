@@ -33,7 +33,7 @@ async def test_failed_write_keeps_candles_and_the_next_flush_writes_them(caplog)
     published: list[list[CandleUpdate]] = []
     attempts = 0
 
-    async def store(updates):
+    async def store(updates, checkpoint=None):
         nonlocal attempts
         attempts += 1
         if attempts == 1:
@@ -49,19 +49,62 @@ async def test_failed_write_keeps_candles_and_the_next_flush_writes_them(caplog)
     p.add(Tick("DEMO:X", T0, 10.0, None, None, 1.0))
     with caplog.at_level(logging.ERROR, logger="market.feed"):
         assert await p.flush() == 0
-    assert "kept for the next flush" in caplog.text
-    assert p.pending == 2 and p.store_failures == 1 and not published  # nothing published unstored
+    assert "kept (2 pending), next try in 0.5s" in caplog.text
+    assert p.pending == 2 and p.store_failures == 1 and p.store_failing_since is not None
+    assert len(published) == 1  # open charts stay live while the database is down
     p.add(Tick("DEMO:X", T0 + 1, 11.0, None, None, 2.0))
+    assert await p.flush() == 0 and attempts == 1  # backing off: not tried again yet
+    assert len(published) == 2
+    await asyncio.sleep(0.55)
     assert await p.flush() == 2
     (batch,) = written
     assert {(u.timeframe, u.candle.close, u.candle.volume, u.candle.ticks) for u in batch} == {
         ("5s", 11.0, 3.0, 2), ("1m", 11.0, 3.0, 2)
     }
-    assert p.pending == 0 and len(published) == 1
+    assert p.pending == 0 and p.store_failing_since is None
+
+
+async def test_each_write_carries_the_states_and_position_of_the_same_instant():
+    checkpoints = []
+
+    async def store(updates, checkpoint):
+        checkpoints.append((len(updates), checkpoint))
+        return len(updates)
+
+    async def publish(updates):
+        return len(updates)
+
+    p = Pipeline(engine(), store=store, publish=publish, source="test")
+    p.position = ("file", 1)
+    p.add(Tick("DEMO:X", T0, 10.0, None, None, 1.0))
+    await p.flush()
+    p.position = ("file", 2)
+    await p.flush()  # nothing new but the position: still stored
+    await p.flush()  # nothing at all: no write
+    (n1, c1), (n2, c2) = checkpoints
+    assert n1 == 2 and c1.position == ("file", 1) and set(c1.states) == {"DEMO:X"}
+    assert c1.states["DEMO:X"]["ohlcv"][3] == 10.0
+    assert n2 == 0 and c2.position == ("file", 2) and c2.states == {}
+
+
+async def test_a_fenced_writer_stops_storing_and_stops_its_flusher():
+    from market.core.types import WriterFenced
+
+    async def store(updates, checkpoint):
+        raise WriterFenced("another runfeed took over")
+
+    async def publish(updates):
+        return len(updates)
+
+    p = Pipeline(engine(), store=store, publish=publish, source="test")
+    p.add(Tick("DEMO:X", T0, 10.0, None, None, 1.0))
+    stop = asyncio.Event()
+    await asyncio.wait_for(p.run_flusher(0.01, stop), timeout=5)
+    assert p.fenced and stop.is_set() and p.written == 0
 
 
 async def test_a_failing_parser_input_never_raises():
-    async def noop(updates):
+    async def noop(updates, checkpoint=None):
         return len(updates)
 
     p = Pipeline(engine(), store=noop, publish=noop, source="test", parser=fyers_messages.parse)
@@ -77,7 +120,7 @@ async def test_dead_redis_layer_loses_no_candle(make_symbol, caplog):
     symbol = await database_sync_to_async(make_symbol)("DEMO:X", "DEMO")
     layer = RedisPubSubChannelLayer(hosts=[{"address": "redis://127.0.0.1:1/0", "socket_connect_timeout": 0.5}])
 
-    async def store(updates):
+    async def store(updates, checkpoint=None):
         return await database_sync_to_async(services.candle_upsert_many)(
             updates=updates, symbol_ids={"DEMO:X": symbol.pk})
 
@@ -95,7 +138,7 @@ async def test_dead_redis_layer_loses_no_candle(make_symbol, caplog):
 
 
 async def test_a_tick_the_engine_cannot_handle_is_counted_not_raised():
-    async def noop(updates):
+    async def noop(updates, checkpoint=None):
         return len(updates)
 
     p = Pipeline(engine(), store=noop, publish=noop, source="test")
@@ -108,7 +151,7 @@ async def test_a_tick_the_engine_cannot_handle_is_counted_not_raised():
 async def test_conflated_updates_are_sent_at_a_later_flush_even_without_new_ticks():
     published: list[list[CandleUpdate]] = []
 
-    async def store(updates):
+    async def store(updates, checkpoint=None):
         return len(updates)
 
     async def publish(updates):
@@ -132,7 +175,7 @@ async def test_the_summary_reports_the_slowest_write():
     """bench/replay.py --sustained reads the write lag from this field."""
     delays = iter([0.05, 0.01])
 
-    async def store(updates):
+    async def store(updates, checkpoint=None):
         await asyncio.sleep(next(delays))
         return len(updates)
 

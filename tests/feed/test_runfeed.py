@@ -60,7 +60,7 @@ async def test_simulated_feed_backfills_streams_and_survives_a_restart():
         assert tickers == ["DEMO:ALPHA", "DEMO:BETA", "DEMO:GAMMA", "DEMO:INDEX"]
         assert {tf for _, tf, _ in before} == {"5s", "1m", "5m", "15m", "1h", "1d"}
 
-        # Longer than one 5 s bucket: the stored open bucket counts as closed on resume.
+        # Longer than one 5 s bucket: the open bucket continues from its stored engine state.
         second = await run_for(5.5)
         after = await database_sync_to_async(snapshot)()
     assert second.engine.accepted > 0

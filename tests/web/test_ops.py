@@ -74,7 +74,7 @@ async def test_metrics_count_connected_clients():
 
 
 async def test_pipeline_collector_exposes_ticks_by_outcome():
-    async def noop(updates):
+    async def noop(updates, checkpoint=None):
         return len(updates)
 
     engine = CandleEngine(TimeframePlan.build(["5s"]).stored, SessionBook())

@@ -209,7 +209,7 @@ class CatchUp:
             result = await database_sync_to_async(sync.catch_up_apply)(
                 symbol, fetched, now=time.time(), engine_open=engine_open, reopen=reopen)
             if reopen and result.updates:
-                await self.ctx.track([symbol])  # resume from the back-filled open candles
+                await self.ctx.track([symbol], restore=False)  # resume from the back-filled open candles
             await self._publish(result.updates)
             written = len(result.updates)
             requests = fetched.requests
