@@ -72,14 +72,18 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _need_chromium() -> None:
-    """Checked before the server starts: skip on a laptop without Chromium, fail in CI."""
+def need_chromium() -> None:
+    """Checked before a server starts: skip on a laptop without Chromium, fail in CI."""
     if not Path(CHROMIUM).exists():
         message = f"{CHROMIUM} is missing: apt-get install -y chromium"
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _need_chromium() -> None:
+    need_chromium()
 
 
 class Server:

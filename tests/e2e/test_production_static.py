@@ -20,7 +20,7 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.test_chart_browser import (CHROMIUM, CHROMIUM_ARGS, IN_CI, MODULES, ROOT, _stop,
+from tests.e2e.test_chart_browser import (CHROMIUM, CHROMIUM_ARGS, MODULES, ROOT, _stop, need_chromium,
                                           assert_all_modules_loaded, watch_modules)
 from tests.servers import free_port
 
@@ -30,10 +30,7 @@ LIVE = "() => document.body.dataset.status === 'live' && window.tickchart.candle
 
 @pytest.fixture(scope="module")
 def production(tmp_path_factory):
-    if not os.path.exists(CHROMIUM):
-        if IN_CI:
-            pytest.fail(f"{CHROMIUM} is missing")
-        pytest.skip(f"{CHROMIUM} is missing")
+    need_chromium()
     tmp = tmp_path_factory.mktemp("production-static")
     static_root = tmp / "staticfiles"
     env = {k: v for k, v in os.environ.items()

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import need_service
-from tests.e2e.test_chart_browser import CHROMIUM, CHROMIUM_ARGS, IN_CI, _stop
+from tests.e2e.test_chart_browser import CHROMIUM, CHROMIUM_ARGS, _stop, need_chromium
 from tests.servers import free_port
 
 pytestmark = pytest.mark.e2e
@@ -28,10 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        if IN_CI:
-            pytest.fail(f"{CHROMIUM} is missing")
-        pytest.skip(f"{CHROMIUM} is missing")
+    need_chromium()
     redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     need_service("Redis", redis_url, 6379)
     tmp = tmp_path_factory.mktemp("pulse-e2e")

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.e2e.test_chart_browser import CHROMIUM, CHROMIUM_ARGS, IN_CI, ROOT, _stop
+from tests.e2e.test_chart_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, _stop, need_chromium
 from tests.servers import free_port
 
 pytestmark = pytest.mark.e2e
@@ -44,10 +44,7 @@ TRACK_SOCKETS = """
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if not os.path.exists(CHROMIUM):
-        if IN_CI:
-            pytest.fail(f"{CHROMIUM} is missing")
-        pytest.skip(f"{CHROMIUM} is missing")
+    need_chromium()
     tmp = tmp_path_factory.mktemp("access-browser")
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(TICKCHART_DB_PATH=str(tmp / "db.sqlite3"), DJANGO_DEBUG="1", TICKCHART_PUBLIC_ACCESS="0",
