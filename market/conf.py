@@ -24,7 +24,6 @@ from market.core.outbox import FlowLimits
 from market.core.pulse import PulseConfig
 from market.core.sessions import DEFAULT_SESSIONS, SessionBook
 from market.core.timeframes import DEFAULT_STORED, TimeframeError, TimeframePlan
-from market.vendors.finnhub.messages import DEFAULT_PREFIX_KINDS
 
 #: The defaults of every namespaced setting (README "Configuration" documents each).
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -260,7 +259,7 @@ class FinnhubConf:
     api_key: str
     ws_url: str
     max_symbols: int
-    prefix_kinds: dict[str, str]
+    prefix_kinds: dict[str, str] | None  # None: the Finnhub parser's own table
     stock_exchange: str
     excluded_conditions: tuple[str, ...]
     backoff_min: float
@@ -278,7 +277,7 @@ def finnhub_conf() -> FinnhubConf:
         api_key=r["API_KEY"] or "",
         ws_url=r["WS_URL"],
         max_symbols=int(r["MAX_SYMBOLS"]),
-        prefix_kinds=dict(r["PREFIX_KINDS"] or DEFAULT_PREFIX_KINDS),
+        prefix_kinds=dict(r["PREFIX_KINDS"]) if r["PREFIX_KINDS"] else None,
         stock_exchange=r["STOCK_EXCHANGE"],
         excluded_conditions=tuple(r["EXCLUDED_CONDITIONS"] or ()),
         backoff_min=float(r["BACKOFF_MIN"]),
