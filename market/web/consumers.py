@@ -651,11 +651,11 @@ class MarketConsumer(AsyncWebsocketConsumer):
                 self._feeds[row["source"]] = row["heartbeat"]
                 detail = f"{RESTORED_DETAIL}; {row['detail']}" if row["detail"] else RESTORED_DETAIL
                 await self._relay_status(status_frame(**{**row, "detail": detail}))
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # the socket closed: nothing more to hand on
+            self._holding -= 1
             raise
         except Exception:  # noqa: BLE001 - e.g. the database is down too: the page resumes with since
             logger.exception("websocket client %s: cannot catch up after a channel-layer outage; closing",
                              self.channel_name)
             await self.close(code=CLOSE_TRY_AGAIN)
-        finally:
-            await self._release()
+        await self._release()

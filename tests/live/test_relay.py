@@ -16,6 +16,7 @@ from channels.db import database_sync_to_async
 from market.live import relay as relay_module
 from market.live.broadcast import STATUS_GROUP, event_group, group_name
 from market.live.relay import PROBE, relay_for
+from market.web import consumers
 from market.web.consumers import INTERRUPTED, RESTORED_DETAIL
 from tests import wsclient
 from tests.web.test_consumers import TICKER, alpha, candle, publish, recv, store, subscribe, upd  # noqa: F401 - fixture
@@ -121,6 +122,19 @@ async def until(predicate, seconds: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
+def lose_probes(monkeypatch, layer):
+    """The relay's probes fail to send from now on (the layer is down); returns the real send."""
+    real_send = layer.send
+
+    async def probe_lost(channel, message):
+        if message.get("type") == PROBE:
+            raise ConnectionError("the layer is down")
+        await real_send(channel, message)
+
+    monkeypatch.setattr(layer, "send", probe_lost)
+    return real_send
+
+
 async def test_after_the_layer_lost_messages_every_stream_is_resynced_from_the_database(alpha, monkeypatch):  # noqa: F811
     """The relay's probe fails (the layer is down): the socket is told; candles stored
     meanwhile were never delivered. A live candle arrives once the layer is back, before
@@ -144,14 +158,7 @@ async def test_after_the_layer_lost_messages_every_stream_is_resynced_from_the_d
         relay = relay_for(layer, event_group)
         await until(lambda: relay.epoch > 2)  # probes come back
 
-        real_send = layer.send
-
-        async def probe_lost(channel, message):
-            if message.get("type") == PROBE:
-                raise ConnectionError("the layer is down")
-            await real_send(channel, message)
-
-        monkeypatch.setattr(layer, "send", probe_lost)
+        real_send = lose_probes(monkeypatch, layer)
         await until(lambda: not relay.sound)
         await take(comm)
         assert [(f["state"], f["detail"]) for f in frames] == [("reconnecting", INTERRUPTED)]
@@ -177,3 +184,22 @@ async def test_after_the_layer_lost_messages_every_stream_is_resynced_from_the_d
         await take(comm)
         assert series.bars["1m"] == await database_sync_to_async(stored)("1m")
         assert series.bars["2m"] == await database_sync_to_async(stored)("2m")
+
+
+async def test_a_catch_up_the_database_cannot_serve_closes_the_socket_to_resume_with_since(alpha, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(relay_module, "PROBE_SECONDS", 0.05)
+    layer = get_channel_layer()
+    async with wsclient.ws() as comm:
+        await subscribe(comm)
+        relay = relay_for(layer, event_group)
+        real_send = lose_probes(monkeypatch, layer)
+        await until(lambda: not relay.sound)
+
+        def database_down(*args):
+            raise RuntimeError("the database is down")
+
+        monkeypatch.setattr(consumers, "_load_snapshot", database_down)
+        monkeypatch.setattr(layer, "send", real_send)
+        while (out := await comm.receive_output(timeout=5))["type"] != "websocket.close":
+            pass
+        assert out["code"] == consumers.CLOSE_TRY_AGAIN == 1011
