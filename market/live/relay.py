@@ -11,6 +11,19 @@ A member is anything with ``async relay(event)``; the consumer holds what arrive
 its own handler runs (``MarketConsumer``), so the order "join, read the snapshot, then
 live updates" is unchanged. One relay per event loop (and layer); it stops when its last
 member leaves.
+
+Outages. The layer delivers at most once, and a dead Redis loses what is published while
+it is down without a word to the receiver: channels-redis' pub/sub receiver just waits,
+and redis-py re-subscribes when the server is back. So the relay probes its own channel
+every ``PROBE_SECONDS``: a probe that cannot be sent, or none coming back for
+``PROBE_TIMEOUT``, means this process may have missed messages, and every member is handed
+``{"type": LOST, "epoch": e}``; the first probe that comes back after that hands every
+member ``{"type": RESTORED, "epoch": e}``, in its place among the events, so a member can
+catch up from the database. ``epoch`` counts the probes that came back while the layer
+was sound: everything published before the probe that made epoch ``e`` was received, so
+what a member had been sent by then is a safe point to catch up from (the consumer keeps
+it per stream, ``market.web.consumers.Subscription``). While the layer is unsound the
+epoch stands still.
 """
 
 from __future__ import annotations
@@ -23,6 +36,11 @@ from typing import Any, Callable, Protocol
 logger = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "relay."
+PROBE = "relay.probe"  # sent to the relay's own channel; never handed to a member
+LOST = "relay.lost"  # to every member: messages may have been lost from here on
+RESTORED = "relay.restored"  # to every member: the layer delivers again (catch up)
+PROBE_SECONDS = 1.0
+PROBE_TIMEOUT = 5.0  # no probe back for this long: lost (a relay this far behind is also suspect)
 
 
 class Member(Protocol):
@@ -36,8 +54,14 @@ class Relay:
         self.channel: str | None = None
         self.members: dict[str, set[Member]] = {}
         self._task: asyncio.Task | None = None
+        self._probe_task: asyncio.Task | None = None
         # Layer calls in order: a leave's group_discard never overtakes a later join's group_add.
         self._lock = asyncio.Lock()
+        # Probing (see the module docstring).
+        self.epoch = 0  # probes back while the layer was sound
+        self.sound = True
+        self._echo_at = 0.0  # (loop time) when a probe last came back
+        self._telling = asyncio.Lock()  # LOST is handed to everyone before RESTORED is
 
     async def join(self, group: str, member: Member) -> None:
         """Returns once this process receives the group's messages (the caller may then read
@@ -48,6 +72,7 @@ class Relay:
                 if self.channel is None:
                     self.channel = await self.layer.new_channel(CHANNEL_PREFIX)
                     self._task = asyncio.create_task(self._run(self.channel), name="market.live.relay")
+                    self._probe_task = asyncio.create_task(self._probe(self.channel), name="market.live.relay.probe")
                 await self.layer.group_add(group, self.channel)
                 members = self.members[group] = set()
             members.add(member)
@@ -70,8 +95,57 @@ class Relay:
     def _stop(self) -> None:
         if self._task is not None:
             self._task.cancel()  # the pub/sub layer unsubscribes a cancelled receive's channel
-        self._task = None
+        if self._probe_task is not None:
+            self._probe_task.cancel()
+        self._task = self._probe_task = None
         self.channel = None
+        self.sound = True  # a new channel starts with a fresh subscription
+
+    # -- probing the layer ------------------------------------------------------------------
+    async def _probe(self, channel: str) -> None:
+        """Send a probe every PROBE_SECONDS (the receiving task sees it come back)."""
+        clock = asyncio.get_running_loop().time
+        self._echo_at = clock()
+        while True:
+            await asyncio.sleep(PROBE_SECONDS)
+            try:
+                await asyncio.wait_for(self.layer.send(channel, {"type": PROBE}), PROBE_TIMEOUT)
+                failure = "no probe came back" if clock() - self._echo_at > PROBE_TIMEOUT + PROBE_SECONDS else ""
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the layer is down
+                failure = type(exc).__name__
+            if failure and self.sound:
+                self.sound = False
+                logger.warning("relay: the channel layer failed a probe (%s); messages may be lost until it "
+                               "is back", failure)
+                async with self._telling:
+                    await self._tell({"type": LOST, "epoch": self.epoch})
+
+    async def _echo(self) -> None:
+        """A probe came back (on the receiving task, in its place among the events)."""
+        if not self.sound:
+            async with self._telling:
+                self.sound = True
+                logger.warning("relay: the channel layer delivers again; members catch up")
+                await self._tell({"type": RESTORED, "epoch": self.epoch})
+        self.epoch += 1
+        self._echo_at = asyncio.get_running_loop().time()
+
+    async def _tell(self, event: dict[str, Any]) -> None:
+        """Hand ``event`` to every member once."""
+        everyone = {m for members in self.members.values() for m in members}
+        await self._hand(everyone, event)
+
+    @staticmethod
+    async def _hand(members: Any, event: dict[str, Any]) -> None:
+        for member in tuple(members):
+            try:
+                await member.relay(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - one broken socket must not starve the others
+                logger.exception("relay: a member failed to take an event")
 
     async def _run(self, channel: str) -> None:
         receive, group_of = self.layer.receive, self.group_of
@@ -85,19 +159,15 @@ class Relay:
                 await asyncio.sleep(1.0)
                 continue
             try:
+                if event.get("type") == PROBE:
+                    await self._echo()
+                    continue
                 members = self.members.get(group_of(event))
             except Exception:  # noqa: BLE001 - a malformed event: not for anyone here
                 logger.warning("relay: dropped an event of unknown shape")
                 continue
-            if not members:
-                continue
-            for member in tuple(members):
-                try:
-                    await member.relay(event)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # noqa: BLE001 - one broken socket must not starve the others
-                    logger.exception("relay: a member failed to take an event")
+            if members:
+                await self._hand(members, event)
 
 
 _relays: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Relay]] = weakref.WeakKeyDictionary()

@@ -31,6 +31,12 @@ frames are then held, only the newest per stream, and when its acks let the wind
 again each held stream is sent its frame, or a resync snapshot from the last candle it
 was sent, so it ends with exactly the stored series. No ORM on the relay path: only a
 resync reads the database.
+
+Layer outages (market.live.relay): when the process's relay finds the channel layer lost
+messages (Redis down), the browser is told (a status frame per feed: ``reconnecting``,
+"live connection to the feed interrupted"); when the layer delivers again, each stream is
+sent a resync snapshot from the database from a point before anything could have been
+lost (``Subscription.resume_from``), then the feeds' stored states ("... restored").
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable, Hashable, NamedTuple
 
@@ -56,7 +63,7 @@ from market.core.timeframes import Timeframe
 from market.core.types import Candle
 from market.live.broadcast import EVENT_TYPE, STATUS_EVENT, STATUS_GROUP, event_group, group_name
 from market.live.demand import ADD, REFRESH, REMOVE, announce_seconds, demand_send, on_demand
-from market.live.relay import Relay, relay_for
+from market.live.relay import LOST, RESTORED, Relay, relay_for
 from market.metrics import WS_CLIENTS, WS_DELIVERIES, WS_ERRORS, WS_SUBSCRIPTIONS
 from market.web.access import websocket_accept
 from market.web.protocol import (
@@ -68,6 +75,10 @@ from market.web.protocol import (
 logger = logging.getLogger(__name__)
 
 StreamKey = tuple[str, str]  # (ticker, timeframe code)
+
+CLOSE_TRY_AGAIN = 1011  # a catch-up after a layer outage failed (the database): the page resumes with since
+INTERRUPTED = "live connection to the feed interrupted; the chart catches up when it is back"
+RESTORED_DETAIL = "live connection to the feed restored"
 
 
 class Live(NamedTuple):
@@ -88,14 +99,39 @@ class Subscription:
     tracker: DerivedTracker | None = None  # set for derived timeframes
     last_time: int = -1
     last_ticks: int = -1
+    # For a catch-up after a layer outage (market.live.relay's epochs): ``epoch`` of the
+    # last mark, and ``safe_time``, the mark as it was when that epoch began (or the last
+    # candle read from the database, when that is newer).
+    epoch: int = 0
+    safe_time: int = -1
 
     def is_stale(self, candle: dict[str, Any]) -> bool:
         t = candle["time"]
         return t < self.last_time or (t == self.last_time and candle.get("ticks", 0) < self.last_ticks)
 
-    def mark(self, candle: dict[str, Any]) -> None:
+    def mark(self, candle: dict[str, Any], epoch: int) -> None:
+        """``candle`` was sent (relayed) during the relay's ``epoch``."""
+        if epoch != self.epoch:
+            self.safe_time, self.epoch = self.last_time, epoch
         self.last_time = candle["time"]
         self.last_ticks = candle.get("ticks", 0)
+
+    def mark_read(self, candle: dict[str, Any], epoch: int) -> None:
+        """``candle``, the newest of a database read, was sent: whatever the layer loses
+        after that read is this candle or newer."""
+        self.mark(candle, epoch)
+        self.safe_time = self.last_time
+
+    def resume_from(self, epoch: int) -> int:
+        """Where a catch-up starts when the layer may have lost messages since the relay's
+        ``epoch`` began: what this stream had been sent by then (-1: nothing)."""
+        return self.safe_time if self.epoch == epoch else self.last_time
+
+    def track(self, parts: list[Candle], session: Any) -> None:
+        """A derived stream's tracker, from the base candles of its open bucket."""
+        self.tracker = DerivedTracker(self.tf, session)
+        for part in parts:
+            self.tracker.update(part)
 
     def live(self, event: dict[str, Any]) -> Live | None:
         """What a candle event of our base group means for this stream (None: nothing)."""
@@ -198,7 +234,10 @@ class MarketConsumer(AsyncWebsocketConsumer):
         self.outbox = Outbox(limits=market().ws_flow)  # flow control (market.core.outbox)
         # Events the relay hands over while one of our handlers runs (see _handling).
         self._holding = 0
-        self._held_events: list[dict[str, Any]] = []
+        self._held_events: deque[dict[str, Any]] = deque()
+        # The last status of each feed source (for the outage notice), and the catch-up task.
+        self._feeds: dict[str, float] = {}  # source -> heartbeat
+        self._catch_up_task: asyncio.Task | None = None
         # Tickers watched on demand, and their source (market.live.demand), and the task
         # that re-announces them.
         self._demanded: dict[str, str] = {}
@@ -218,6 +257,7 @@ class MarketConsumer(AsyncWebsocketConsumer):
         WS_CLIENTS.inc()
         await self._relay.join(STATUS_GROUP, self)
         for row in await database_sync_to_async(selectors.feed_state_list)():
+            self._feeds[row["source"]] = row["heartbeat"]
             await self.send(text_data=status_frame(**row))
 
     async def disconnect(self, code: int) -> None:
@@ -229,6 +269,8 @@ class MarketConsumer(AsyncWebsocketConsumer):
         for group in groups:  # (a refused socket joined none: leave() is then a no-op)
             await self._relay.leave(group, self)
         await self._demand_close()
+        if self._catch_up_task is not None:
+            self._catch_up_task.cancel()
 
     # -- the process's relay (market.live.relay) ------------------------------------------
     async def relay(self, event: dict[str, Any]) -> None:
@@ -244,7 +286,12 @@ class MarketConsumer(AsyncWebsocketConsumer):
         if kind == EVENT_TYPE:
             await self.candle_update(event)
         elif kind == STATUS_EVENT:
+            self._note_status(event["text"])
             await self._relay_status(event["text"])
+        elif kind == LOST:
+            await self._layer_lost()
+        elif kind == RESTORED:
+            self._layer_restored(event["epoch"])
 
     @contextlib.asynccontextmanager
     async def _handling(self) -> AsyncIterator[None]:
@@ -254,15 +301,17 @@ class MarketConsumer(AsyncWebsocketConsumer):
         try:
             yield
         finally:
-            held = self._held_events
-            try:
-                while held:
-                    batch = held[:]
-                    held.clear()
-                    for event in batch:
-                        await self._relayed(event)
-            finally:
-                self._holding -= 1
+            await self._release()
+
+    async def _release(self) -> None:
+        """End one hold; the last one to end hands on what waited, in order (a catch-up
+        task may hold alongside a handler)."""
+        held = self._held_events
+        try:
+            while held and self._holding == 1:
+                await self._relayed(held.popleft())
+        finally:
+            self._holding -= 1
 
     # -- client messages -----------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -326,12 +375,10 @@ class MarketConsumer(AsyncWebsocketConsumer):
         candles, parts, session, demand_source = await self._join_and_load(group, ticker, tf, since)
         sub = Subscription(ticker=ticker, tf=tf, base=base.code, group=group)
         if base != tf:
-            sub.tracker = DerivedTracker(tf, session)
-            for part in parts:
-                sub.tracker.update(part)
+            sub.track(parts, session)
         rows = [c.as_dict() for c in candles]
         if rows:
-            sub.mark(rows[-1])
+            sub.mark_read(rows[-1], self._relay.epoch)
         self._add(key, sub)
         await self.send(text_data=snapshot_frame(ticker, tf.code, rows))
         if demand_source is not None:
@@ -447,9 +494,17 @@ class MarketConsumer(AsyncWebsocketConsumer):
                 await self._hold(key, live.text, live.candle, revised=live.revised)
                 continue
             if not live.stale:
-                sub.mark(live.candle)
+                sub.mark(live.candle, self._relay.epoch)
             await self._push(live.text)
             WS_DELIVERIES.inc()
+
+    def _note_status(self, text: str) -> None:
+        """Remember each feed's heartbeat (what an outage notice is sent for)."""
+        try:
+            status = orjson.loads(text)
+            self._feeds[str(status["source"])] = status["heartbeat"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            pass
 
     async def _relay_status(self, text: str) -> None:
         if self.outbox.room():
@@ -542,7 +597,7 @@ class MarketConsumer(AsyncWebsocketConsumer):
             return
         plan = resync_plan(held, sub.last_time)
         if isinstance(plan, SendFrame):
-            sub.mark(plan.extra)
+            sub.mark(plan.extra, self._relay.epoch)
             await self._push(plan.text)
             WS_DELIVERIES.inc()
             return
@@ -554,5 +609,53 @@ class MarketConsumer(AsyncWebsocketConsumer):
             self.outbox.held[key] = held  # (the database is down) kept for the next attempt
             raise
         if rows:
-            sub.mark(rows[-1])
+            sub.mark_read(rows[-1], self._relay.epoch)
         await self._push(resync_frame(sub.ticker, sub.tf.code, rows, plan.since))
+
+    # -- channel-layer outages (market.live.relay) -------------------------------------------
+    async def _layer_lost(self) -> None:
+        """Live candles may be lost from here on: the badge says so, per feed."""
+        for source, heartbeat in list(self._feeds.items()) or [("", time.time())]:
+            await self._relay_status(status_frame(source=source, state="reconnecting", detail=INTERRUPTED,
+                                                  heartbeat=heartbeat))
+
+    def _layer_restored(self, epoch: int) -> None:
+        """The layer delivers again: catch every stream up from where it is sure to have had
+        everything (read now, in order), holding what the relay hands over until done."""
+        plan = [(key, sub, sub.resume_from(epoch)) for key, sub in self.subscriptions.items()]
+        self._holding += 1
+        self._catch_up_task = asyncio.create_task(self._catch_up(plan))
+
+    async def _catch_up(self, plan: list[tuple[StreamKey, Subscription, int]]) -> None:
+        try:
+            for key, sub, since in plan:
+                if self.subscriptions.get(key) is not sub:  # unsubscribed meanwhile
+                    continue
+                loaded = await database_sync_to_async(_load_snapshot)(sub.ticker, sub.tf, since if since >= 0 else None)
+                if loaded is None:
+                    continue
+                candles, parts, session, _ = loaded
+                if sub.tracker is not None:
+                    sub.track(parts, session)  # it missed base candles too
+                rows = [c.as_dict() for c in candles]
+                if rows:
+                    sub.mark_read(rows[-1], self._relay.epoch)
+                self.outbox.discard(key)  # superseded by this read
+                await self._push(resync_frame(sub.ticker, sub.tf.code, rows, max(since, 0)))
+            rows = await database_sync_to_async(selectors.feed_state_list)()
+            stored = {row["source"] for row in rows}
+            for source in (set(self._feeds) or {""}) - stored:  # told "interrupted", and no stored state
+                await self._relay_status(status_frame(source=source, state="live", detail=RESTORED_DETAIL,
+                                                      heartbeat=self._feeds.get(source, time.time())))
+            for row in rows:  # the feeds' own states last: the badge shows the newest frame
+                self._feeds[row["source"]] = row["heartbeat"]
+                detail = f"{RESTORED_DETAIL}; {row['detail']}" if row["detail"] else RESTORED_DETAIL
+                await self._relay_status(status_frame(**{**row, "detail": detail}))
+        except asyncio.CancelledError:  # the socket closed: nothing more to hand on
+            self._holding -= 1
+            raise
+        except Exception:  # noqa: BLE001 - e.g. the database is down too: the page resumes with since
+            logger.exception("websocket client %s: cannot catch up after a channel-layer outage; closing",
+                             self.channel_name)
+            await self.close(code=CLOSE_TRY_AGAIN)
+        await self._release()

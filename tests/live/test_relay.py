@@ -11,10 +11,17 @@ import pytest
 from channels.layers import get_channel_layer
 from channels.sessions import InstanceSessionWrapper
 
+from channels.db import database_sync_to_async
+
+from market.live import relay as relay_module
 from market.live.broadcast import STATUS_GROUP, event_group, group_name
-from market.live.relay import relay_for
+from market.live.relay import PROBE, relay_for
+from market.web import consumers
+from market.web.consumers import INTERRUPTED, RESTORED_DETAIL
 from tests import wsclient
-from tests.web.test_consumers import TICKER, alpha, candle, publish, recv, subscribe, upd  # noqa: F401 - fixture
+from tests.web.test_consumers import TICKER, alpha, candle, publish, recv, store, subscribe, upd  # noqa: F401 - fixture
+from tests.web.test_protocol import check
+from tests.web.test_slow_client import Series, stored
 
 pytestmark = pytest.mark.django_db(transaction=True)
 GROUP = group_name(TICKER, "1m")
@@ -106,3 +113,93 @@ async def test_relayed_frames_go_past_the_session_wrapper(alpha):  # noqa: F811
         assert not isinstance(getattr(consumer._wire_send, "__self__", None), InstanceSessionWrapper)
         await publish(upd(candle(6)))
         assert (await recv(comm))["candle"]["time"] == candle(6).time
+
+
+async def until(predicate, seconds: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def lose_probes(monkeypatch, layer):
+    """The relay's probes fail to send from now on (the layer is down); returns the real send."""
+    real_send = layer.send
+
+    async def probe_lost(channel, message):
+        if message.get("type") == PROBE:
+            raise ConnectionError("the layer is down")
+        await real_send(channel, message)
+
+    monkeypatch.setattr(layer, "send", probe_lost)
+    return real_send
+
+
+async def test_after_the_layer_lost_messages_every_stream_is_resynced_from_the_database(alpha, monkeypatch):  # noqa: F811
+    """The relay's probe fails (the layer is down): the socket is told; candles stored
+    meanwhile were never delivered. A live candle arrives once the layer is back, before
+    the probe that shows it: the catch-up still starts before the lost ones, so the socket
+    ends with exactly the stored series, stored and derived timeframes alike."""
+    monkeypatch.setattr(relay_module, "PROBE_SECONDS", 0.05)
+    layer = get_channel_layer()
+    series, frames = Series(), []
+
+    async def take(comm) -> None:
+        while not await comm.receive_nothing(timeout=0.3, interval=0.01):
+            msg = await recv(comm)
+            check("market.server", msg)
+            frames.append(msg)
+            if msg["type"] != "status":
+                series.apply(msg)
+
+    async with wsclient.ws() as comm:
+        series.apply(await subscribe(comm, "1m"))
+        series.apply(await subscribe(comm, "2m"))
+        relay = relay_for(layer, event_group)
+        await until(lambda: relay.epoch > 2)  # probes come back
+
+        real_send = lose_probes(monkeypatch, layer)
+        await until(lambda: not relay.sound)
+        await take(comm)
+        assert [(f["state"], f["detail"]) for f in frames] == [("reconnecting", INTERRUPTED)]
+
+        await database_sync_to_async(store)(alpha, *(upd(candle(i)) for i in (6, 7, 8)))  # published into the void
+        monkeypatch.setattr(layer, "send", real_send)
+        await database_sync_to_async(store)(alpha, upd(candle(9)))
+        await publish(upd(candle(9)))  # before the next probe comes back
+        await until(lambda: relay.sound)
+        await take(comm)
+
+        kinds = [f["type"] for f in frames]
+        assert kinds[1] == "candle" and frames[1]["candle"]["time"] == candle(9).time, kinds
+        resyncs = [f for f in frames if f["type"] == "snapshot"]
+        assert [(f["tf"], f["since"]) for f in resyncs] == [("1m", candle(5).time), ("2m", candle(4).time)]
+        assert series.bars["1m"] == await database_sync_to_async(stored)("1m")
+        assert series.bars["2m"] == await database_sync_to_async(stored)("2m")
+        assert frames[-1] == {"type": "status", "source": "", "state": "live", "detail": RESTORED_DETAIL,
+                              "heartbeat": frames[-1]["heartbeat"]}
+
+        await publish(upd(candle(10)))  # and live again, the derived stream from its rebuilt tracker
+        await database_sync_to_async(store)(alpha, upd(candle(10)))
+        await take(comm)
+        assert series.bars["1m"] == await database_sync_to_async(stored)("1m")
+        assert series.bars["2m"] == await database_sync_to_async(stored)("2m")
+
+
+async def test_a_catch_up_the_database_cannot_serve_closes_the_socket_to_resume_with_since(alpha, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(relay_module, "PROBE_SECONDS", 0.05)
+    layer = get_channel_layer()
+    async with wsclient.ws() as comm:
+        await subscribe(comm)
+        relay = relay_for(layer, event_group)
+        real_send = lose_probes(monkeypatch, layer)
+        await until(lambda: not relay.sound)
+
+        def database_down(*args):
+            raise RuntimeError("the database is down")
+
+        monkeypatch.setattr(consumers, "_load_snapshot", database_down)
+        monkeypatch.setattr(layer, "send", real_send)
+        while (out := await comm.receive_output(timeout=5))["type"] != "websocket.close":
+            pass
+        assert out["code"] == consumers.CLOSE_TRY_AGAIN == 1011

@@ -1,8 +1,9 @@
 """The hard message cap in a real daphne process started as the documented deployment
 starts it: a frame over the consumer's limit gets its error reply, one over daphne's cap
 closes that connection with 1009 before it is buffered, and everyone else keeps being
-served. (daphne's own default cap is 1 MiB; the units, the Procfile and runfeed --serve
-set 64 KiB.)"""
+served; and the cap is on what clients send only: a snapshot far over it (1,000 stored 5 s
+candles) reaches the browser whole, in one frame. (daphne's own default cap is 1 MiB; the
+units, the Procfile and runfeed --serve set 64 KiB.)"""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ import websockets
 from tests.servers import ROOT, daphne as serve
 
 HARD = 65536
+BIG = "DEMO:BIG"
+STORED = 1200  # 5 s candles; a snapshot without ``since`` carries the newest HISTORY_LIMIT (1000)
+T0 = 1_700_000_000
 FLAGS = ["--websocket-max-message-size", str(HARD), "--websocket-max-frame-size", str(HARD)]
 
 
@@ -37,13 +41,25 @@ def daphne(tmp_path_factory):
            if k not in ("DATABASE_URL", "REDIS_URL") and not k.startswith(("PYTEST", "TICKCHART_"))}
     env.update(DJANGO_DEBUG="1", TICKCHART_DB_PATH=str(tmp / "db.sqlite3"))
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=120)
+    subprocess.run([sys.executable, "manage.py", "shell", "-c", STORE], cwd=ROOT, env=env, check=True, timeout=120)
     with serve(env, tmp / "daphne.log", *FLAGS) as (port, _):
         yield port
 
 
+STORE = f"""
+from market import services
+from market.core.types import Candle, CandleUpdate
+symbol, _ = services.symbol_register(ticker={BIG!r}, exchange="DEMO", source="simulated")
+bars = [Candle(time={T0} + 5 * i, open=100.0 + i, high=101.5 + i, low=99.25 + i, close=100.75 + i,
+               volume=1234.0 + i, ticks=17) for i in range({STORED})]
+services.candle_upsert_many(updates=[CandleUpdate({BIG!r}, "5s", c, True) for c in bars],
+                            symbol_ids={{{BIG!r}: symbol.pk}})
+"""
+
+
 def connect(port: int):
     return websockets.connect(f"ws://127.0.0.1:{port}/ws/market/", origin=f"http://127.0.0.1:{port}",
-                              ping_interval=None)
+                              ping_interval=None, max_size=None)
 
 
 async def reply_to(ws, text: str) -> dict:
@@ -73,5 +89,28 @@ def test_oversize_frames_a_polite_error_abusive_ones_a_1009_close_others_unaffec
 
             for ws in (bystander, polite):
                 assert (await reply_to(ws, '{"type":"ping"}'))["type"] == "pong"
+
+    asyncio.run(scenario())
+
+
+def test_a_snapshot_over_the_client_cap_reaches_the_browser_whole_in_one_frame(daphne):
+    port = daphne
+
+    async def scenario():
+        async with connect(port) as ws:
+            await ws.send(json.dumps({"type": "subscribe", "symbol": BIG, "tf": "5s"}))
+            while True:
+                raw = await asyncio.wait_for(ws.recv(), 10)
+                msg = json.loads(raw)
+                if msg["type"] not in ("status", "sync"):
+                    break
+            assert msg["type"] == "snapshot", msg
+            assert len(raw.encode()) > HARD  # far over what a client may send
+            times = [c["time"] for c in msg["candles"]]
+            assert times == [T0 + 5 * i for i in range(STORED - 1000, STORED)]
+            assert msg["candles"][-1] == {"time": T0 + 5 * (STORED - 1), "open": 100.0 + STORED - 1,
+                                          "high": 101.5 + STORED - 1, "low": 99.25 + STORED - 1,
+                                          "close": 100.75 + STORED - 1, "volume": 1234.0 + STORED - 1, "ticks": 17}
+            assert (await reply_to(ws, '{"type":"ping"}'))["type"] == "pong"  # and the socket is still open
 
     asyncio.run(scenario())

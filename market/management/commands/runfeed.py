@@ -26,6 +26,7 @@ from market.feed.runner import run_feed
 logger = logging.getLogger("market.feed")
 # Largest message a browser may send before daphne closes it (1009) without buffering more:
 # client messages are small JSON (the consumer answers above MARKET WS_MAX_FRAME_BYTES).
+# It caps received messages only (tickchart.inbound_cap): snapshots may be larger.
 WS_MAX_MESSAGE_BYTES = 64 * 1024
 
 
