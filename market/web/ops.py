@@ -7,7 +7,6 @@ import time
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
@@ -25,8 +24,7 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 
 def _database() -> tuple[bool, list[dict]]:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    """Reading the feeds' states is the database check: it fails when the database does."""
     return True, selectors.feed_state_list()
 
 
