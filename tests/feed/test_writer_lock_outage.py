@@ -28,7 +28,9 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import psycopg
 import pytest
@@ -158,9 +160,22 @@ def _check_one_writer(c: Cluster, restarted_at: float) -> str:
     return "B took over"
 
 
-def _start_a(c: Cluster) -> None:
-    c.runfeed("A")
-    c.wait_for(lambda: [r for r in c.writes("A") if r[1] == "market_candle"], 60, "A never wrote")
+@contextmanager
+def a_writing(server, tmp: Path, name: str) -> Iterator[Cluster]:
+    """A fresh database on ``server`` with runfeed A writing it; every runfeed stopped after."""
+    c = Cluster(server, tmp, name)
+    try:
+        c.runfeed("A")
+        c.wait_for(lambda: [r for r in c.writes("A") if r[1] == "market_candle"], 60, "A never wrote")
+        yield c
+    finally:
+        c.close()
+
+
+def _restart(server) -> float:
+    restarted = time.time()
+    server.restart()
+    return restarted
 
 
 def _wait_for_standby(c: Cluster) -> None:
@@ -169,30 +184,22 @@ def _wait_for_standby(c: Cluster) -> None:
 
 @pytest.mark.timeout(120)
 def test_a_takes_its_lock_again_and_b_stays_a_standby(pg_server, tmp_path):  # noqa: F811
-    c = Cluster(pg_server, tmp_path, "a_keeps")
-    try:
-        _start_a(c)
-        restarted = time.time()
-        pg_server.restart()
+    with a_writing(pg_server, tmp_path, "a_keeps") as c:
+        restarted = _restart(pg_server)
         c.wait_for(lambda: "taken again" in c.log("A"), 20, "A did not take its lock again")
         c.runfeed("B", "--standby")
         _wait_for_standby(c)
         time.sleep(3)
         assert _check_one_writer(c, restarted) == "A kept the lock"
-    finally:
-        c.close()
 
 
 @pytest.mark.timeout(120)
 def test_b_takes_over_while_a_is_away_and_a_stops_writing(pg_server, tmp_path):  # noqa: F811
-    c = Cluster(pg_server, tmp_path, "b_takes_over")
-    try:
-        _start_a(c)
+    with a_writing(pg_server, tmp_path, "b_takes_over") as c:
         a = c.procs["A"][0]
         a.send_signal(signal.SIGSTOP)  # A reconnects late: B gets there first
-        restarted = time.time()
         try:
-            pg_server.restart()
+            restarted = _restart(pg_server)
             c.runfeed("B", "--standby")
             c.wait_for(lambda: _claims(c.audit(), "B"), 30, "B did not take over")
         finally:
@@ -200,24 +207,17 @@ def test_b_takes_over_while_a_is_away_and_a_stops_writing(pg_server, tmp_path): 
         c.wait_for(lambda: a.poll() is not None, 20, "A did not stop")
         time.sleep(1)
         assert _check_one_writer(c, restarted) == "B took over"
-    finally:
-        c.close()
 
 
 @pytest.mark.timeout(170)
 def test_a_standby_already_waiting_when_postgres_restarts_never_writes_alongside(pg_server, tmp_path):  # noqa: F811
     outcomes: dict[str, int] = {}
     for round_ in range(3):
-        c = Cluster(pg_server, tmp_path, f"race_{round_}")
-        try:
-            _start_a(c)
+        with a_writing(pg_server, tmp_path, f"race_{round_}") as c:
             c.runfeed("B", "--standby")
             _wait_for_standby(c)
-            restarted = time.time()
-            pg_server.restart()
+            restarted = _restart(pg_server)
             time.sleep(6)  # A's lock check runs every 2 s; B polls every 1 s
             outcome = _check_one_writer(c, restarted)
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
-        finally:
-            c.close()
     print(f"race outcomes over 3 restarts: {outcomes}")
