@@ -79,7 +79,12 @@ class WriterLock:
             params.pop("cursor_factory", None)
             params.pop("context", None)
             self._conn = psycopg.connect(**params, autocommit=True)
-        row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (_key(f"tickchart.writer.{self.name}"),)).fetchone()
+        try:
+            row = self._conn.execute(
+                "SELECT pg_try_advisory_lock(%s)", (_key(f"tickchart.writer.{self.name}"),)).fetchone()
+        except Exception:
+            self._drop_connection()  # e.g. the server restarted: connect afresh next time
+            raise
         return bool(row and row[0])
 
     def _try_file(self) -> bool:
@@ -102,9 +107,22 @@ class WriterLock:
 
     async def acquire(self, *, standby: bool, poll: float = 1.0, stop: asyncio.Event | None = None) -> bool:
         """Take the lock; without ``standby`` a busy lock raises, with it we wait (False if stopped)."""
-        logged = False
+        logged = unreachable = False
         while True:
-            if await asyncio.to_thread(self.try_acquire):
+            try:
+                acquired = await asyncio.to_thread(self.try_acquire)
+            except Exception as exc:
+                if not standby:
+                    raise
+                # A standby outlives a database restart: it is there to take over after one.
+                if not unreachable:
+                    logger.warning("standby: cannot reach the database for writer lock %s (%s); retrying",
+                                   self.name, exc)
+                    unreachable = True
+                acquired = False
+            else:
+                unreachable = False
+            if acquired:
                 if logged:
                     logger.info("writer lock %s acquired: taking over", self.name)
                 return True

@@ -224,9 +224,10 @@ class Pipeline:
             except asyncio.TimeoutError:
                 pass
             await self.flush()
-            await self.report_status()
             if self.fenced:
-                stop.set()  # another runfeed writes this source now
+                stop.set()  # another runfeed writes this source now, and reports its state
+                break
+            await self.report_status()
             if time.monotonic() - last_summary >= summary_every:
                 logger.info(self.summary())
                 last_summary = time.monotonic()

@@ -214,7 +214,8 @@ async def run_feed(
                 if not pipeline.pending or pipeline.fenced:
                     break
                 await asyncio.sleep(1)
-            await pipeline.report_status(force=True)
+            if not pipeline.fenced:  # else the source's state is the new writer's to tell
+                await pipeline.report_status(force=True)
             logger.info("feed %s stopped: %s", source, pipeline.summary())
     finally:
         await asyncio.to_thread(lock.release)
@@ -224,6 +225,7 @@ async def run_feed(
 async def _guard_lock(lock: WriterLock, lease: Lease, pipeline: Pipeline, stop: asyncio.Event) -> None:
     """Keep holding the writer lock: PostgreSQL drops an advisory lock with its connection
     (a server restart does), so re-take it, with a new epoch, or stop writing."""
+    lost = failing = False  # each logged once per outage, not at every check while it lasts
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), timeout=LOCK_CHECK_SECONDS)
@@ -231,15 +233,21 @@ async def _guard_lock(lock: WriterLock, lease: Lease, pipeline: Pipeline, stop: 
         except asyncio.TimeoutError:
             pass
         try:
-            if await asyncio.to_thread(lock.held):
+            if not lost and await asyncio.to_thread(lock.held):
                 continue
-            logger.warning("writer lock %s was lost (database connection gone); taking it again", lease.name)
+            if not lost:
+                logger.warning("writer lock %s was lost (database connection gone); taking it again", lease.name)
+                lost = True
             if not await asyncio.to_thread(lock.try_acquire):
                 logger.error("another runfeed holds writer lock %s now; this one stops writing", lease.name)
                 pipeline.fenced = True
                 stop.set()
                 return
             lease.epoch = await database_sync_to_async(services.writer_claim)(name=lease.name)
+            lost = False
             logger.info("writer lock %s taken again (epoch %d)", lease.name, lease.epoch)
+            failing = False
         except Exception as exc:  # noqa: BLE001 - database still down: try again shortly
-            logger.warning("checking writer lock %s failed: %s", lease.name, exc)
+            level = logging.DEBUG if failing else logging.WARNING
+            logger.log(level, "checking writer lock %s failed: %s", lease.name, exc)
+            failing = True
