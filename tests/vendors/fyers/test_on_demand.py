@@ -96,13 +96,17 @@ def browser() -> AbstractAsyncContextManager[WebsocketCommunicator]:
     return wsclient.ws(timeout=TIMEOUT)
 
 
-async def next_of(comm: WebsocketCommunicator, kind: str, timeout: float = TIMEOUT) -> dict[str, Any]:
-    """The next frame of ``kind``, skipping status frames (the feed reports as it goes)."""
+async def next_of(comm: WebsocketCommunicator, kind: str, timeout: float = TIMEOUT, *,
+                  subscribing: tuple[str, str] | None = None) -> dict[str, Any]:
+    """The next frame of ``kind``, skipping status frames (the feed reports as it goes) and,
+    while ``subscribing`` to a stream, live candles of other streams still in flight."""
     deadline = time.monotonic() + timeout
     while True:
         frame = await comm.receive_json_from(timeout=max(0.01, deadline - time.monotonic()))
         if frame["type"] == kind:
             return frame
+        if subscribing is not None and frame["type"] == "candle" and (frame["symbol"], frame["tf"]) != subscribing:
+            continue  # e.g. a 5 s candle sent just before its stream was unsubscribed
         assert frame["type"] == "status", frame
 
 
@@ -118,7 +122,7 @@ async def candle_at(comm: WebsocketCommunicator, ticker: str, t: int, *, ticks: 
 
 async def subscribe(comm: WebsocketCommunicator, ticker: str, tf: str = "5s") -> dict[str, Any]:
     await comm.send_json_to({"type": "subscribe", "symbol": ticker, "tf": tf})
-    snap = await next_of(comm, "snapshot")
+    snap = await next_of(comm, "snapshot", subscribing=(ticker, tf))
     assert (snap["symbol"], snap["tf"]) == (ticker, tf)
     return snap
 
