@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -13,12 +13,12 @@ from django.db.models import Count, Q, Sum
 
 from market.conf import market
 from market.core.derive import aggregate
-from market.core.studies import Study, session_start
-from market.core.studies import compute as study_compute
-from market.core.studies import warmup as studies_warmup
 from market.core.timeframes import BASE, Timeframe
 from market.core.types import Candle as CandleValue
 from market.models import Candle, FeedState, PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint
+
+if TYPE_CHECKING:
+    from market.core.studies import Study
 
 _COLUMNS = ("time", "open", "high", "low", "close", "volume", "ticks")
 
@@ -239,6 +239,11 @@ def candle_studies(
     """``studies`` of ``symbol`` for the page ``candles`` (ascending, as ``candle_list``
     returns them), one row per candle: each computed with the warm-up its definition needs
     (``market.core.studies``), so it equals the whole stored series' batch values."""
+    # numpy and TA-Lib load here, not with the module: runfeed and the writers never need them.
+    from market.core.studies import compute as study_compute
+    from market.core.studies import session_start
+    from market.core.studies import warmup as studies_warmup
+
     if not studies or not candles:
         return {study.key: [] for study in studies}
     session = market().sessions.for_exchange(symbol.exchange)
