@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -16,6 +16,9 @@ from market.core.derive import aggregate
 from market.core.timeframes import BASE, Timeframe
 from market.core.types import Candle as CandleValue
 from market.models import Candle, FeedState, PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint
+
+if TYPE_CHECKING:
+    from market.core.studies import Study
 
 _COLUMNS = ("time", "open", "high", "low", "close", "volume", "ticks")
 
@@ -206,6 +209,52 @@ def candle_list(
     if len(parts) == fetch and out:
         out.pop(0)  # the oldest bucket may be cut by the row limit
     return out[-limit:]
+
+
+def candle_list_before(
+    *, symbol: Symbol, tf: Timeframe, before: int, count: int | None = None, since: int | None = None,
+) -> list[CandleValue]:
+    """The candles of ``symbol`` at ``tf`` before time ``before``, ascending: the study
+    warm-up in front of a page. At least the newest ``count`` of them, and all from
+    ``since`` on; with neither (``count`` None and ``since`` None), all of them back to the
+    first stored one. Derived timeframes are aggregated, and their buckets are whole
+    because ``before`` is a bucket start."""
+    if before <= 0:
+        return []
+    end = before - 1
+    if count is None and since is None:
+        return candle_list(symbol=symbol, tf=tf, start=0, end=end, limit=_UNLIMITED)
+    tail = candle_list(symbol=symbol, tf=tf, end=end, limit=count) if count else []
+    if since is not None and (not tail or tail[0].time > since):
+        return candle_list(symbol=symbol, tf=tf, start=since, end=end, limit=_UNLIMITED)
+    return tail
+
+
+_UNLIMITED = 2**40
+
+
+def candle_studies(
+    *, symbol: Symbol, tf: Timeframe, candles: list[CandleValue], studies: list[Study],
+) -> dict[str, list[dict[str, Any]]]:
+    """``studies`` of ``symbol`` for the page ``candles`` (ascending, as ``candle_list``
+    returns them), one row per candle: each computed with the warm-up its definition needs
+    (``market.core.studies``), so it equals the whole stored series' batch values."""
+    # numpy and TA-Lib load here, not with the module: runfeed and the writers never need them.
+    from market.core.studies import compute as study_compute
+    from market.core.studies import session_start
+    from market.core.studies import warmup as studies_warmup
+
+    if not studies or not candles:
+        return {study.key: [] for study in studies}
+    session = market().sessions.for_exchange(symbol.exchange)
+    first = candles[0].time
+    since = session_start(first, tf, session) if any(s.session for s in studies) else None
+    count = studies_warmup(studies)
+    if count is None:
+        since = None
+    warm = candle_list_before(symbol=symbol, tf=tf, before=first, count=count, since=since)
+    return study_compute(studies, [*warm, *candles], tf=tf, session=session, skip=len(warm),
+                         no_volume=symbol.kind == Symbol.Kind.INDEX)
 
 
 def candle_newest(*, symbol: Symbol, tf: Timeframe) -> CandleValue | None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 
 from market import selectors
 from market.web import access
 from market.conf import market
+from market.core.studies import Study, StudyError, parse_studies
 from market.core.timeframes import CODES, Timeframe, TimeframeError
 from market.web.responses import json_response
 from market.web.validation import is_ticker
@@ -41,13 +44,25 @@ def _timeframe(code: str | None) -> Timeframe:
         raise BadRequest(str(exc)) from None
 
 
+def _studies(raw: str | None) -> list[Study] | None:
+    """``studies=ema:20,rsi:14,macd`` (None: not asked for)."""
+    if raw is None:
+        return None
+    try:
+        return parse_studies(raw)
+    except StudyError as exc:
+        raise BadRequest(str(exc)) from None
+
+
 @access.api_view()
 def api_candles(request: HttpRequest) -> HttpResponse:
-    """``GET /api/candles?symbol=&tf=[&from=][&to=][&limit=]``: ascending candles."""
+    """``GET /api/candles?symbol=&tf=[&from=][&to=][&limit=][&studies=]``: ascending candles,
+    and with ``studies`` each study's values for them (issue 11)."""
     conf = market()
     try:
         # "?limit=10&limit=10000": which one counts is a guess; say so instead.
-        repeated = [k for k in ("symbol", "tf", "from", "to", "limit") if len(request.GET.getlist(k)) > 1]
+        repeated = [k for k in ("symbol", "tf", "from", "to", "limit", "studies")
+                    if len(request.GET.getlist(k)) > 1]
         if repeated:
             raise BadRequest(f"{repeated[0]} given more than once")
         ticker = request.GET.get("symbol", "").strip()
@@ -61,17 +76,21 @@ def api_candles(request: HttpRequest) -> HttpResponse:
         limit = _int_param(request.GET, "limit", low=1, high=conf.max_limit)
         if start is not None and end is not None and start > end:
             raise BadRequest("from must not be after to")
+        studies = _studies(request.GET.get("studies"))
     except BadRequest as exc:
         return json_response({"error": str(exc)}, status=400)
     symbol = selectors.symbol_get(ticker=ticker)
     if symbol is None:
         return json_response({"error": f"unknown symbol {ticker}"}, status=404)
     candles = selectors.candle_list(symbol=symbol, tf=tf, start=start, end=end, limit=limit)
-    return json_response({
+    body: dict[str, Any] = {
         "symbol": symbol.ticker,
         "tf": tf.code,
         "candles": [c.as_dict() for c in candles],
-    })
+    }
+    if studies is not None:
+        body["studies"] = selectors.candle_studies(symbol=symbol, tf=tf, candles=candles, studies=studies)
+    return json_response(body)
 
 
 @access.api_view()
