@@ -25,7 +25,7 @@ from market.vendors.fyers.recording import fyers_session
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = 20
-MESSAGES = 150_000
+MESSAGES = 300_000
 COLUMNS = "s.ticker, c.timeframe, c.time, c.open, c.high, c.low, c.close, c.volume, c.ticks"
 QUERY = (f"SELECT {COLUMNS} FROM market_candle c JOIN market_symbol s ON s.id = c.symbol_id "
          "ORDER BY s.ticker, c.timeframe, c.time")
@@ -69,6 +69,16 @@ class Database:
         with sqlite3.connect(self.path) as conn:
             return conn.execute(QUERY).fetchall()
 
+    def count(self) -> int:
+        query = "SELECT count(*) FROM market_candle"
+        if self.url:
+            import psycopg
+
+            with psycopg.connect(self.url) as conn:
+                return conn.execute(query).fetchone()[0]
+        with sqlite3.connect(self.path) as conn:
+            return conn.execute(query).fetchone()[0]
+
     def drop(self) -> None:
         if self.url:
             self._admin("DROP DATABASE")
@@ -104,12 +114,20 @@ def test_twenty_sigkills_at_random_moments_end_with_exactly_the_uninterrupted_ca
         assert len(expected) > 10_000
 
         rng = random.Random(20261202)
-        kills, progress = 0, []
-        while kills < KILLS:
+        kills, attempts, progress = 0, 0, []
+        while kills < KILLS and attempts < 3 * KILLS:
+            attempts += 1
             proc = killed.runfeed(recording)
-            # Anywhere from start-up to past the end of a whole run: during imports, the
-            # resume, a replay already past the stored lines, a write in flight.
-            time.sleep(rng.uniform(0.3, full_run))
+            if attempts % 2:
+                # During imports, the resume, the skip of stored lines, the first ticks.
+                time.sleep(rng.uniform(0.3, 1.5))
+            else:
+                # Mid-replay: once this run has written, at a random moment after (a write
+                # in flight included). Waiting for a write keeps this true on a busy machine.
+                stored, deadline = killed.count(), time.monotonic() + 120
+                while proc.poll() is None and killed.count() <= stored and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                time.sleep(rng.uniform(0.0, 0.3))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
