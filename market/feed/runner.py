@@ -110,10 +110,9 @@ class PipelineContext:
             last, day_volume, state = await database_sync_to_async(_resume_state)(symbol)
             self.symbol_ids[symbol.ticker] = symbol.pk
             self._engine.register(symbol.ticker, symbol.exchange)
-            # A symbol already live here has newer state than anything stored.
-            if known and restore:
-                pass
-            elif not (restore and state is not None and self._engine.restore(symbol.ticker, state)):
+            # A symbol already live here is newer than anything stored: it is left as it is.
+            kept = restore and (known or (state is not None and self._engine.restore(symbol.ticker, state)))
+            if not kept:
                 self._engine.resume(symbol.ticker, last, day_volume=day_volume)
             last_by_ticker[symbol.ticker] = last
         return last_by_ticker
