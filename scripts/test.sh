@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install everything from nothing, then run the whole test suite twice:
+# Install everything from nothing, then run the whole test suite twice (side by side):
 #   1. embedded   - SQLite and the in-process channel layer (what a laptop has)
 #   2. services   - the same suite on real PostgreSQL and Redis (required when CI=true)
 # Extra arguments go to pytest, e.g.  bash scripts/test.sh -x -k consumer
@@ -27,9 +27,6 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
-echo "== embedded: SQLite + in-process channel layer"
-env -u DATABASE_URL -u REDIS_URL .venv/bin/python -m pytest "$@"
-
 TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tickchart}
 TEST_REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/0}
 reachable() {
@@ -43,9 +40,39 @@ except OSError:
     sys.exit(1)
 PY
 }
-if [ "${CI:-}" = "true" ] || { reachable "$TEST_DATABASE_URL" 5432 && reachable "$TEST_REDIS_URL" 6379; }; then
-  echo "== services: PostgreSQL + Redis"
+embedded() {
+  env -u DATABASE_URL -u REDIS_URL .venv/bin/python -m pytest "$@"
+}
+services() {
   DATABASE_URL=$TEST_DATABASE_URL REDIS_URL=$TEST_REDIS_URL .venv/bin/python -m pytest -m "not e2e" "$@"
-else
+}
+with_services=0
+if [ "${CI:-}" = "true" ] || { reachable "$TEST_DATABASE_URL" 5432 && reachable "$TEST_REDIS_URL" 6379; }; then
+  with_services=1
+fi
+
+if [ "$with_services" = 0 ]; then
+  echo "== embedded: SQLite + in-process channel layer"
+  embedded "$@"
   echo "== services run skipped: PostgreSQL or Redis not reachable (CI=true makes this an error)"
+elif [ "${TEST_SERIAL:-}" = 1 ]; then
+  echo "== embedded: SQLite + in-process channel layer"
+  embedded "$@"
+  echo "== services: PostgreSQL + Redis"
+  services "$@"
+else
+  # The two runs share nothing (a temporary SQLite file and the in-process layer against a
+  # test database on PostgreSQL and Redis), and much of each is waiting on processes and
+  # sockets, so they run side by side; each line says which run it comes from.
+  # TEST_SERIAL=1 runs them one after the other.
+  echo "== embedded (SQLite + in-process layer) and services (PostgreSQL + Redis), side by side"
+  embedded "$@" > >(sed -u 's/^/[embedded] /') 2>&1 &
+  embedded_pid=$!
+  services_rc=0
+  services "$@" > >(sed -u 's/^/[services] /') 2>&1 || services_rc=$?
+  embedded_rc=0
+  wait "$embedded_pid" || embedded_rc=$?
+  sleep 0.2  # let the prefixing finish its last lines
+  echo "== embedded: exit $embedded_rc; services: exit $services_rc"
+  [ "$embedded_rc" = 0 ] && [ "$services_rc" = 0 ]
 fi
