@@ -155,6 +155,7 @@ export function createIndicators(view, studies, history, api, resubscribe) {
     var t = hoverTime !== null ? hoverTime : (last ? last.time : null);
     var values = studies.valuesAt(t);
     api.studyValues = values;
+    api.studyTime = t;
     legendEl.textContent = '';
     values.forEach(function (v) {
       var item = el('span', { class: 'study-item', 'data-study': v.key });
