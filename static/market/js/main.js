@@ -163,8 +163,7 @@ function start(LC, config, chartEl) {
   api.setStudies = indicators.set;
   // Benchmarks: draw `keys` with the API's `values` ({key: rows}) for the shown bars.
   api.drawStudies = function (keys, values) {
-    studies.setKeys(keys);
-    studies.merge(values, true);
+    studies.setKeys(keys, values);
   };
   api.series = view.series;
   api.times = function () { return view.bars.map(function (b) { return b.time; }); };

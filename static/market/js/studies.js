@@ -143,14 +143,25 @@ export function createStudies(LC, view, changed) {
     return null;
   }
 
-  // The set of studies (normalised keys, in order); values already held are kept.
-  function setKeys(keys) {
+  function take(studies, replace) {
+    entries.forEach(function (e) {
+      var rows = studies[e.key];
+      if (!rows) return;
+      if (replace) e.byTime = {};
+      for (var i = 0; i < rows.length; i++) if (rows[i]) e.byTime[rows[i].time] = rows[i];
+    });
+  }
+
+  // The set of studies (normalised keys, in order); values already held are kept, and
+  // `values` ({key: rows}, optional) added before the series are drawn.
+  function setKeys(keys, values) {
     var old = {};
     entries.forEach(function (e) { old[e.key] = e.byTime; });
     removeAll();
     entries = keys.map(function (key) {
       return { key: key, spec: specOf(key), color: null, byTime: old[key] || {}, series: {} };
     });
+    if (values) take(values, true);
     buildSeries();
     entries.forEach(pushEntry);
     changed();
@@ -159,12 +170,7 @@ export function createStudies(LC, view, changed) {
   // {key: [rows]} from the API or a snapshot; merged by time (replace: drop what was held).
   function merge(studies, replace) {
     if (!studies) return;
-    entries.forEach(function (e) {
-      var rows = studies[e.key];
-      if (!rows) return;
-      if (replace) e.byTime = {};
-      for (var i = 0; i < rows.length; i++) if (rows[i]) e.byTime[rows[i].time] = rows[i];
-    });
+    take(studies, replace);
     entries.forEach(pushEntry);
     changed();
   }
