@@ -173,3 +173,26 @@ def test_screenshot_with_studies(server, page):
         (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
         shutil.copy(path, ROOT / "docs" / "img" / "chart-studies.png")
     _clean(page)
+
+
+def test_timeframe_switch_reloads_the_studies_for_the_new_bars(server, page):
+    _open(page, server, "&studies=sma:5")
+    _wait_loaded(page)
+    page.select_option("#tf-select", "5m")
+    page.wait_for_function("window.tickchart.tf === '5m'")
+    _wait_loaded(page, 2)
+    t = page.evaluate("window.tickchart.studyTime")
+    body = server.api(f"/api/candles?symbol={SYMBOL}&tf=5m&to={t}&limit=50&studies=sma:5")
+    expected = {r["time"]: r["value"] for r in body["studies"]["sma:5"]}
+    times = sorted(expected)
+    # A closed 5m candle (the newest still moves): the page's value equals the API's.
+    closed = times[-2]
+    got = page.evaluate("""t => {
+        const s = window.tickchart.chart.panes()[0].getSeries()
+            .filter(x => x !== window.tickchart.series());
+        const d = s[0].data().find(p => p.time === t);
+        return d && d.value !== undefined ? d.value : null;
+    }""", closed)
+    assert got == pytest.approx(expected[closed])
+    assert "studies=sma:5" in page.url and "tf=5m" in page.url
+    _clean(page)

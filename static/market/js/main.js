@@ -88,6 +88,8 @@ function start(LC, config, chartEl) {
   socket = createSocket(config, view, status, watchlist, {
     keys: studies.keys,
     snapshot: function (values, replaced) { studies.merge(values, replaced); },
+    // A snapshot without studies replaced the bars: their values over HTTP.
+    replacedWithout: function () { indicators.reload(); },
     candle: studies.applyLive,
     badStudy: function (msg) { indicators.refused(String(msg.message || '')); },
   });
@@ -104,10 +106,12 @@ function start(LC, config, chartEl) {
     var generation = candleHistory.nextGeneration();
     socket.setReplaceOnSnapshot(true); // ignore live updates until the new history is in
     candleHistory.reset();
+    studies.clear();
     view.setTimeframe(tf);
     var url = new URL(window.location.href);
     url.searchParams.set('tf', tf);
-    window.history.replaceState(window.history.state, '', url.toString());
+    // Readable study keys (?studies=ema:20,rsi:14), as static/market/js/indicators.js writes them.
+    window.history.replaceState(window.history.state, '', url.toString().replace(/%3A/gi, ':').replace(/%2C/gi, ','));
     api.tf = tf;
     watchlist.updateAdd();
 

@@ -22,7 +22,8 @@ var BACKOFF_MAX_MS = 10000;
 //
 // hooks (optional, the studies, issue 11): {keys() (the chart's study keys, sent in
 // subscribe), snapshot(studies, replaced) (a snapshot's {key: rows}), candle(time, values)
-// (a candle frame's {key: value}), badStudy(msg) (an error frame with code bad_study)}.
+// (a candle frame's {key: value}), replacedWithout() (a snapshot without studies replaced
+// the bars), badStudy(msg) (an error frame with code bad_study)}.
 // A server that refuses the studies field itself (one without the studies protocol) gets
 // subscribes without it from then on; the page still has the values over HTTP.
 export function createSocket(config, view, status, watchlist, hooks) {
@@ -125,6 +126,7 @@ export function createSocket(config, view, status, watchlist, hooks) {
         candles.forEach(view.applyCandle);
       }
       if (hooks && msg.studies) hooks.snapshot(msg.studies, replace);
+      else if (hooks && replace && hooks.keys().length) hooks.replacedWithout();
       attempts = 0;
       status.gotSnapshot = true;
       status.refresh();

@@ -210,6 +210,8 @@ export function createStudies(LC, view, changed) {
     applyLive: applyLive,
     valuesAt: valuesAt,
     redraw: function () { entries.forEach(pushEntry); },
+    // Other bars (a timeframe switch): the values held are not theirs.
+    clear: function () { entries.forEach(function (e) { e.byTime = {}; }); },
     rebuild: function () { removeAll(); buildSeries(); entries.forEach(pushEntry); },
   };
 }
