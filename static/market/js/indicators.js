@@ -68,9 +68,11 @@ export function createIndicators(view, studies, history, api, resubscribe) {
       api.studiesLoaded = (api.studiesLoaded || 0) + 1;
     }).catch(function (err) {
       if (gen !== loadGen) return;
-      var refused = err.status === 400 ? keys.filter(function (k) {
-        return err.message.indexOf(k) >= 0 || err.message.indexOf(k.split(':')[0]) >= 0;
-      }) : [];
+      // The key the server names; failing that, the study by name.
+      var refused = err.status !== 400 ? [] : keys.filter(function (k) { return err.message.indexOf(k) >= 0; });
+      if (err.status === 400 && !refused.length) {
+        refused = keys.filter(function (k) { return new RegExp('\\b' + k.split(':')[0] + '\\b').test(err.message); });
+      }
       if (!refused.length) {
         console.warn('tickchart: could not load studies:', err.message);
         return;
