@@ -14,8 +14,10 @@ var RANGE_PAGE = 10000; // candles per request for the range buttons (the API's 
 var MAX_BARS = 60000; // "All" stops here
 var RANGES = { '1D': 86400, '5D': 5 * 86400, '1M': 31 * 86400, All: null };
 
-// view: the chart view; api: window.tickchart; publish(): after older bars were added.
-export function createHistory(config, view, api, publish) {
+// view: the chart view; api: window.tickchart; publish(): after older bars were added;
+// studies (optional): {keys() (the chart's study keys), merge(studies)}: older pages ask
+// for the studies too and their values are added with the bars.
+export function createHistory(config, view, api, publish, studies) {
   var generation = 0;
   var loadingOlder = false;
   var noMoreOlder = false;
@@ -29,14 +31,27 @@ export function createHistory(config, view, api, publish) {
     return url.toString();
   }
 
-  // Bars of the shown symbol and timeframe (normalized); params: to, limit, ...
-  function getCandles(params) {
+  // {bars (normalized), studies ({key: rows} or undefined)} of the shown symbol and
+  // timeframe; params: from, to, limit, studies. A 400 rejects with err.status and
+  // err.message the server's (it names a bad study key).
+  function getPage(params) {
     return fetch(candlesUrl(params), { headers: { Accept: 'application/json' }, credentials: 'same-origin' })
       .then(function (response) {
-        if (!response.ok) throw new Error('HTTP ' + response.status);
+        if (!response.ok) {
+          return response.json().catch(function () { return {}; }).then(function (body) {
+            var err = new Error(body.error || 'HTTP ' + response.status);
+            err.status = response.status;
+            throw err;
+          });
+        }
         return response.json();
       })
-      .then(function (body) { return normalize(body.candles || []); });
+      .then(function (body) { return { bars: normalize(body.candles || []), studies: body.studies }; });
+  }
+
+  // Bars of the shown symbol and timeframe (normalized); params: to, limit, ...
+  function getCandles(params) {
+    return getPage(params).then(function (page) { return page.bars; });
   }
 
   // One page older than the first bar, added on the left without moving the view.
@@ -45,13 +60,17 @@ export function createHistory(config, view, api, publish) {
     loadingOlder = true;
     var asked = generation;
     var first = view.bars[0].time;
-    return getCandles({ to: first - 1, limit: limit || PAGE })
-      .then(function (older) {
+    var keys = studies ? studies.keys() : [];
+    var params = { to: first - 1, limit: limit || PAGE };
+    if (keys.length) params.studies = keys.join(',');
+    return getPage(params)
+      .then(function (page) {
         if (asked !== generation) return 0;
-        older = older.filter(function (b) { return b.time < view.bars[0].time; });
-        if (older.length < (limit || PAGE)) noMoreOlder = true;
+        var older = page.bars.filter(function (b) { return b.time < view.bars[0].time; });
+        if (page.bars.length < (limit || PAGE)) noMoreOlder = true;
         if (older.length) {
           view.prepend(older);
+          if (studies && page.studies) studies.merge(page.studies);
           api.olderLoads += 1;
           publish();
         }
@@ -102,6 +121,7 @@ export function createHistory(config, view, api, publish) {
 
   return {
     getCandles: getCandles,
+    getPage: getPage,
     loadOlder: loadOlder,
     showRange: showRange,
     // New bars replaced the old ones: there may be older pages again.

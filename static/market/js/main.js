@@ -13,10 +13,12 @@
  */
 import { createChart, theme } from './chart.js';
 import { createHistory } from './history.js';
+import { createIndicators } from './indicators.js';
 import { createLegend } from './legend.js';
 import { createSearch } from './search.js';
 import { createSocket } from './socket.js';
 import { createStatus } from './status.js';
+import { createStudies } from './studies.js';
 import { storageGet, storageSet, THEME_KEY, TYPE_KEY } from './storage.js';
 import { showCountdown } from './time.js';
 import { createWatchlist } from './watchlist.js';
@@ -50,7 +52,7 @@ function start(LC, config, chartEl) {
     firstPaintMs: null,
   });
 
-  var legend, candleHistory;
+  var legend, candleHistory, studies, indicators;
   var view = createChart(LC, chartEl, {
     symbol: config.symbol,
     tf: config.tf,
@@ -58,12 +60,19 @@ function start(LC, config, chartEl) {
     session: config.session || null,
     candles: config.candles,
     api: api,
-    changed: function () { legend.publish(); },
-    replaced: function () { candleHistory.reset(); },
+    changed: function () {
+      legend.publish();
+      if (indicators) indicators.renderLegend();
+    },
+    replaced: function () {
+      candleHistory.reset();
+      if (studies) studies.redraw();
+    },
   });
   legend = createLegend(document.getElementById('legend'), view, api);
   var status = createStatus(document.getElementById('status'), view.session, api);
-  candleHistory = createHistory(config, view, api, legend.publish);
+  studies = createStudies(LC, view, function () { if (indicators) indicators.renderLegend(); });
+  candleHistory = createHistory(config, view, api, legend.publish, studies);
 
   var search = createSearch(document.getElementById('symbol-search'), document.getElementById('search-results'),
     config.api_symbols, chooseSymbol);
@@ -76,7 +85,18 @@ function start(LC, config, chartEl) {
   var socket;
   var watchlist = createWatchlist(config, view, function (msg) { return socket.send(msg); },
     function (ticker) { return chartUrl(ticker, view.tf); }, chooseSymbol);
-  socket = createSocket(config, view, status, watchlist);
+  socket = createSocket(config, view, status, watchlist, {
+    keys: studies.keys,
+    snapshot: function (values, replaced) { studies.merge(values, replaced); },
+    // A snapshot without studies replaced the bars: their values over HTTP.
+    replacedWithout: function () { indicators.reload(); },
+    candle: studies.applyLive,
+    badStudy: function (msg) { indicators.refused(String(msg.message || '')); },
+  });
+  indicators = createIndicators(view, studies, candleHistory, api, function () {
+    socket.unsubscribe();
+    socket.subscribe();
+  });
 
   // ---- Toolbar ----------------------------------------------------------------------
 
@@ -86,10 +106,12 @@ function start(LC, config, chartEl) {
     var generation = candleHistory.nextGeneration();
     socket.setReplaceOnSnapshot(true); // ignore live updates until the new history is in
     candleHistory.reset();
+    studies.clear();
     view.setTimeframe(tf);
     var url = new URL(window.location.href);
     url.searchParams.set('tf', tf);
-    window.history.replaceState(window.history.state, '', url.toString());
+    // Readable study keys (?studies=ema:20,rsi:14), as static/market/js/indicators.js writes them.
+    window.history.replaceState(window.history.state, '', url.toString().replace(/%3A/gi, ':').replace(/%2C/gi, ','));
     api.tf = tf;
     watchlist.updateAdd();
 
@@ -98,6 +120,7 @@ function start(LC, config, chartEl) {
         if (generation !== candleHistory.generation()) return;
         socket.setReplaceOnSnapshot(false);
         view.setData(bars);
+        indicators.reload();
         socket.subscribe();
       })
       .catch(function (err) {
@@ -140,6 +163,12 @@ function start(LC, config, chartEl) {
     return view.bars.length;
   };
   api.loadOlder = candleHistory.loadOlder;
+  api.addStudy = indicators.add;
+  api.setStudies = indicators.set;
+  // Benchmarks: draw `keys` with the API's `values` ({key: rows}) for the shown bars.
+  api.drawStudies = function (keys, values) {
+    studies.setKeys(keys, values);
+  };
   api.series = view.series;
   api.times = function () { return view.bars.map(function (b) { return b.time; }); };
 
@@ -152,6 +181,7 @@ function start(LC, config, chartEl) {
   applyTheme(theme());
   view.setSeriesType(storageGet(TYPE_KEY) || 'candles');
   view.setData(config.candles || []);
+  indicators.start();
   window.requestAnimationFrame(function () {
     api.firstPaintMs = performance.now();
   });

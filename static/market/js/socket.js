@@ -19,7 +19,16 @@ var BACKOFF_MAX_MS = 10000;
 
 // view: the chart view; status: static/market/js/status.js; watchlist: {message(msg),
 // subscribeAll(), has(ticker)} (static/market/js/watchlist.js).
-export function createSocket(config, view, status, watchlist) {
+//
+// hooks (optional, the studies, issue 11): {keys() (the chart's study keys, sent in
+// subscribe), snapshot(studies, replaced) (a snapshot's {key: rows}), candle(time, values)
+// (a candle frame's {key: value}), replacedWithout() (a snapshot without studies replaced
+// the bars), badStudy(msg) (an error frame with code bad_study)}.
+// A server that refuses the studies field itself (one without the studies protocol) gets
+// subscribes without it from then on; the page still has the values over HTTP.
+export function createSocket(config, view, status, watchlist, hooks) {
+  var studiesRefused = false;
+  var sentStudies = false;
   var ws = null;
   var attempts = 0;
   var reconnectTimer = null;
@@ -45,6 +54,9 @@ export function createSocket(config, view, status, watchlist) {
     var last = view.lastBar();
     var msg = { type: 'subscribe', symbol: view.symbol, tf: view.tf };
     if (last && !replaceOnSnapshot) msg.since = Math.floor(last.time);
+    var keys = hooks && !studiesRefused ? hooks.keys() : [];
+    if (keys.length) msg.studies = keys;
+    sentStudies = keys.length > 0;
     if (send(msg)) {
       subscribed = { symbol: view.symbol, tf: view.tf };
       since = msg.since === undefined ? null : msg.since;
@@ -113,14 +125,23 @@ export function createSocket(config, view, status, watchlist) {
       } else {
         candles.forEach(view.applyCandle);
       }
+      if (hooks && msg.studies) hooks.snapshot(msg.studies, replace);
+      else if (hooks && replace && hooks.keys().length) hooks.replacedWithout();
       attempts = 0;
       status.gotSnapshot = true;
       status.refresh();
     } else if (msg.type === 'candle') {
       if (!isCurrent(msg) || !msg.candle || replaceOnSnapshot) return;
       view.applyCandle(msg.candle);
+      if (hooks && msg.studies) hooks.candle(Number(msg.candle.time), msg.studies);
     } else if (msg.type === 'error') {
       console.warn('tickchart: server error:', msg.message);
+      if (hooks && msg.code === 'bad_study') {
+        hooks.badStudy(msg);
+      } else if (hooks && sentStudies && /studies/i.test(String(msg.message || ''))) {
+        studiesRefused = true; // an older server: subscribe again without them
+        subscribe();
+      }
       status.serverError(msg, isCurrent(msg));
     }
   }
