@@ -52,6 +52,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "WS_WINDOW_FRAMES": FlowLimits.frames,
         "WS_WINDOW_BYTES": FlowLimits.bytes,
         "WS_STALL_SECONDS": FlowLimits.stall_seconds,
+        # prune_candles: days each stored timeframe is kept; a timeframe not listed is kept forever.
+        "RETENTION_DAYS": {"5s": 30, "1m": 730},
     },
     "FYERS": {
         "CLIENT_ID": "", "SECRET_KEY": "", "REDIRECT_URI": "",
@@ -150,6 +152,7 @@ class MarketConf:
     http_rate_cache: str
     trusted_proxies: tuple[Network, ...]
     ws_flow: FlowLimits = FlowLimits()  # per-connection send window (market.core.outbox)
+    retention_days: tuple[tuple[str, float], ...] = ()  # (timeframe, days) pairs; absent: forever
 
 
 @lru_cache(maxsize=1)
@@ -176,6 +179,14 @@ def market() -> MarketConf:
                           stall_seconds=float(r["WS_STALL_SECONDS"]))
     except ValueError as exc:
         raise ImproperlyConfigured(f"MARKET TRUSTED_PROXIES / WS_WINDOW_* / WS_STALL_SECONDS: {exc}") from exc
+    retention: list[tuple[str, float]] = []
+    stored_codes = {tf.code for tf in plan.stored}
+    for code, days in (r["RETENTION_DAYS"] or {}).items():
+        if days is None or code not in stored_codes:  # forever / nothing stored to prune
+            continue
+        if not float(days) > 0:
+            raise ImproperlyConfigured(f"MARKET RETENTION_DAYS[{code!r}] must be positive days (or None: forever)")
+        retention.append((code, float(days)))
     return MarketConf(
         plan=plan,
         sessions=sessions,
@@ -199,6 +210,7 @@ def market() -> MarketConf:
         http_rate_cache=r["HTTP_RATE_CACHE"],
         trusted_proxies=trusted,
         ws_flow=flow,
+        retention_days=tuple(retention),
     )
 
 

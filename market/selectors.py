@@ -328,3 +328,64 @@ def user_get(*, username: str) -> AbstractBaseUser | None:
         return model.objects.get_by_natural_key(username)
     except model.DoesNotExist:
         return None
+
+
+def candle_export_iter(
+    *, tickers: Iterable[str] | None = None, timeframes: Iterable[str] | None = None,
+    start: int | None = None, end: int | None = None, chunk: int = 10_000,
+) -> Iterable[tuple]:
+    """Stored candles as ``(ticker, timeframe, time, open, high, low, close, volume, ticks)``
+    rows, in id order, fetched ``chunk`` at a time by keyset (``id > last``) so memory stays
+    constant; ``start`` inclusive, ``end`` exclusive (epoch seconds)."""
+    where, params = ["c.id > %s"], []
+    if tickers:
+        tickers = list(tickers)
+        where.append(f"s.ticker IN ({', '.join(['%s'] * len(tickers))})")
+        params += tickers
+    if timeframes:
+        timeframes = list(timeframes)
+        where.append(f"c.timeframe IN ({', '.join(['%s'] * len(timeframes))})")
+        params += timeframes
+    if start is not None:
+        where.append("c.time >= %s")
+        params.append(start)
+    if end is not None:
+        where.append("c.time < %s")
+        params.append(end)
+    sql = (f"SELECT c.id, s.ticker, c.timeframe, c.time, c.open, c.high, c.low, c.close, c.volume, c.ticks "
+           f"FROM {Candle._meta.db_table} c JOIN {Symbol._meta.db_table} s ON s.id = c.symbol_id "
+           f"WHERE {' AND '.join(where)} ORDER BY c.id LIMIT %s")
+    last = 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [last, *params, chunk])
+            rows = cursor.fetchall()
+        if not rows:
+            return
+        for row in rows:
+            yield row[1:]
+        last = rows[-1][0]
+        if len(rows) < chunk:
+            return
+
+
+def candle_export_count(
+    *, tickers: Iterable[str] | None = None, timeframes: Iterable[str] | None = None,
+    start: int | None = None, end: int | None = None,
+) -> int:
+    """How many candles ``candle_export_iter`` would yield (for a progress bar)."""
+    qs = Candle.objects.all()
+    if tickers:
+        qs = qs.filter(symbol__ticker__in=list(tickers))
+    if timeframes:
+        qs = qs.filter(timeframe__in=list(timeframes))
+    if start is not None:
+        qs = qs.filter(time__gte=start)
+    if end is not None:
+        qs = qs.filter(time__lt=end)
+    return qs.count()
+
+
+def candle_count_older(*, timeframe: str, before: int) -> int:
+    """Stored ``timeframe`` candles whose bucket starts before ``before`` (prune --dry-run)."""
+    return Candle.objects.filter(timeframe=timeframe, time__lt=before).count()

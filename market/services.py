@@ -9,6 +9,7 @@ from django.db import connection, transaction
 
 from market.core.pulse import StressEvent
 from market.core.simulator import SimSymbol
+from market.core.types import Candle as CandleValue
 from market.core.types import CandleUpdate, WriterFenced
 from market.models import Candle, FeedState, PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint
 
@@ -183,3 +184,49 @@ def pulse_event_create_many(*, events: Iterable[StressEvent]) -> int:
                        value=e.value, threshold=e.threshold, message=e.message[:200]) for e in events]
     PulseEvent.objects.bulk_create(rows)
     return len(rows)
+
+
+def candle_import_batch(
+    *, rows: Iterable[tuple], create_symbols: bool = False, source: str = "import",
+) -> tuple[int, list[str]]:
+    """Upsert ``(ticker, timeframe, time, open, high, low, close, volume, ticks)`` rows in one
+    transaction, through the same ``INSERT … ON CONFLICT`` as the feed (idempotent: the last
+    row of a (symbol, timeframe, time) wins). Returns ``(rows written, symbols created)``.
+
+    Unknown tickers are created inactive (exchange: the ticker's prefix before ``:``, else
+    ``IMPORT``) when ``create_symbols``; otherwise ``LookupError`` names them and nothing of
+    this batch is written.
+    """
+    rows = list(rows)
+    tickers = {r[0] for r in rows}
+    ids = dict(Symbol.objects.filter(ticker__in=list(tickers)).values_list("ticker", "id"))
+    unknown = sorted(tickers - set(ids))
+    created: list[str] = []
+    with transaction.atomic():
+        if unknown:
+            if not create_symbols:
+                raise LookupError(f"unknown symbol(s): {', '.join(unknown[:20])}"
+                                  + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""))
+            for ticker in unknown:
+                exchange = ticker.split(":", 1)[0][:16] if ":" in ticker else "IMPORT"
+                symbol, _ = Symbol.objects.get_or_create(
+                    ticker=ticker, defaults={"exchange": exchange, "name": ticker, "source": source, "active": False})
+                ids[ticker] = symbol.id
+                created.append(ticker)
+        updates = [CandleUpdate(r[0], r[1], CandleValue(*r[2:]), True) for r in rows]
+        written = candle_upsert_many(updates=updates, symbol_ids=ids)
+    return written, created
+
+
+def candle_prune(*, timeframe: str, before: int, batch: int = 10_000) -> int:
+    """Delete the ``timeframe`` candles whose bucket starts before ``before``, ``batch`` rows
+    per transaction (short locks, bounded WAL/journal growth); returns how many."""
+    total = 0
+    while True:
+        with transaction.atomic():
+            ids = list(Candle.objects.filter(timeframe=timeframe, time__lt=before)
+                       .values_list("id", flat=True)[:batch])
+            if not ids:
+                return total
+            Candle.objects.filter(id__in=ids).delete()
+        total += len(ids)

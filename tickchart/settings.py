@@ -334,6 +334,9 @@ MARKET = given({
     "WS_WINDOW_FRAMES": env_int("TICKCHART_WS_WINDOW_FRAMES"),
     "WS_WINDOW_BYTES": env_int("TICKCHART_WS_WINDOW_BYTES"),
     "WS_STALL_SECONDS": env_float("TICKCHART_WS_STALL_SECONDS"),
+    # prune_candles: days kept per stored timeframe, JSON, e.g. {"5s": 30, "1m": 730}
+    # (the default); a timeframe left out, or null, is kept forever.
+    "RETENTION_DAYS": env_json("TICKCHART_RETENTION_DAYS"),
 })
 
 # ---- Finnhub feed (`runfeed --source finnhub`; docs/finnhub.md) -------------------------

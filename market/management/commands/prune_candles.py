@@ -1,0 +1,51 @@
+"""``manage.py prune_candles [--tf 5s]… [--dry-run]``: retention per stored timeframe.
+
+``MARKET["RETENTION_DAYS"]`` (default ``{"5s": 30, "1m": 730}``; a timeframe not listed is
+kept forever) says how long each timeframe is kept. Candles whose bucket starts before
+``now - days`` are deleted in batches, one short transaction each (``--batch``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from market import selectors, services
+from market.conf import market
+
+log = logging.getLogger("market.retention")
+
+
+class Command(BaseCommand):
+    help = "Delete candles older than their timeframe's retention (MARKET RETENTION_DAYS)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--tf", action="append", default=[], help="only this timeframe (repeatable)")
+        parser.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
+        parser.add_argument("--batch", type=int, default=10_000, help="rows per delete transaction")
+        parser.add_argument("--now", type=float, default=None, help=argparse.SUPPRESS)
+
+    def handle(self, *args, **opts) -> None:
+        retention = dict(market().retention_days)
+        unknown = [t for t in opts["tf"] if t not in retention]
+        if unknown:
+            raise CommandError(f"no retention set for {', '.join(unknown)} (set: {retention or 'none'})")
+        now = opts["now"] if opts["now"] is not None else time.time()
+        total = 0
+        for code, days in retention.items():
+            if opts["tf"] and code not in opts["tf"]:
+                continue
+            before = int(now - days * 86400)
+            if opts["dry_run"]:
+                n = selectors.candle_count_older(timeframe=code, before=before)
+            else:
+                n = services.candle_prune(timeframe=code, before=before, batch=opts["batch"])
+            total += n
+            line = f"{code}: {'would delete' if opts['dry_run'] else 'deleted'} {n} candles older than {days:g} days"
+            log.info(line)
+            self.stdout.write(line)
+        self.stdout.write(f"{'would delete' if opts['dry_run'] else 'deleted'} {total} candles in all")
+
