@@ -15,7 +15,9 @@ from market.conf import market
 from market.core.derive import aggregate
 from market.core.timeframes import BASE, Timeframe
 from market.core.types import Candle as CandleValue
-from market.models import Candle, FeedState, PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint
+from market.models import (
+    Alert, AlertEvent, Candle, FeedState, PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint,
+)
 
 if TYPE_CHECKING:
     from market.core.studies import Study
@@ -328,3 +330,33 @@ def user_get(*, username: str) -> AbstractBaseUser | None:
         return model.objects.get_by_natural_key(username)
     except model.DoesNotExist:
         return None
+
+
+def alert_as_dict(alert: Alert) -> dict[str, Any]:
+    return {"id": alert.id, "symbol": alert.symbol, "tf": alert.tf, "left": alert.left, "op": alert.op,
+            "right": alert.right, "trigger": alert.trigger, "bars": alert.bars, "expires": alert.expires,
+            "message": alert.message, "webhook": alert.webhook, "status": alert.status}
+
+
+def alert_list(*, user: Any) -> list[Alert]:
+    return list(Alert.objects.filter(user=user))
+
+
+def alert_get(*, user: Any, pk: int) -> Alert | None:
+    return Alert.objects.filter(user=user, pk=pk).first()
+
+
+def alert_list_active(*, symbols: Iterable[str] | None = None) -> list[Alert]:
+    """What the writer evaluates: every active alert (of ``symbols``)."""
+    qs = Alert.objects.filter(status=Alert.Status.ACTIVE)
+    if symbols is not None:
+        qs = qs.filter(symbol__in=list(symbols))
+    return list(qs)
+
+
+def alert_event_list(*, alert: Alert, limit: int = 500) -> list[dict[str, Any]]:
+    return [
+        {"id": e.id, "alert": alert.id, "symbol": e.symbol, "tf": e.tf, "time": e.time, "value": e.value,
+         "other": e.other, "message": e.message, "fired_at": e.fired_at, "delivery": e.delivery}
+        for e in AlertEvent.objects.filter(alert=alert).order_by("time")[:limit]
+    ]

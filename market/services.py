@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Any, Iterable, Mapping
 
@@ -10,7 +11,10 @@ from django.db import connection, transaction
 from market.core.pulse import StressEvent
 from market.core.simulator import SimSymbol
 from market.core.types import CandleUpdate, WriterFenced
-from market.models import Candle, FeedState, PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint
+from market.core.alerts import Event, parse_condition
+from market.models import (
+    Alert, AlertEvent, Candle, FeedState, PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint,
+)
 
 UPSERT_BATCH = 2000
 SYMBOL_BATCH = 1000
@@ -183,3 +187,59 @@ def pulse_event_create_many(*, events: Iterable[StressEvent]) -> int:
                        value=e.value, threshold=e.threshold, message=e.message[:200]) for e in events]
     PulseEvent.objects.bulk_create(rows)
     return len(rows)
+
+
+def alert_create(
+    *, user: Any, symbol: str, tf: str, left: Any, op: str, right: Any, trigger: str = "once",
+    bars: int = 1, expires: float | None = None, message: str = "", webhook: str = "",
+) -> Alert:
+    """Validate (``AlertError`` names the bad field) and store an active alert."""
+    condition = parse_condition(alert="new", symbol=symbol, tf=tf, left=left, op=op, right=right,
+                                trigger=trigger, bars=bars, expires=expires)
+    return Alert.objects.create(
+        user=user, symbol=condition.symbol, tf=condition.tf.code, left=condition.left.key, op=op,
+        right=condition.right.key, trigger=trigger, bars=bars, expires=condition.expires,
+        message=message[:200], webhook=webhook, secret=secrets.token_hex(32),
+    )
+
+
+def alert_pause(*, alert: Alert) -> Alert:
+    if alert.status == Alert.Status.ACTIVE:
+        alert.status = Alert.Status.PAUSED
+        alert.save(update_fields=["status"])
+    return alert
+
+
+def alert_resume(*, alert: Alert) -> Alert:
+    """Back to active; the evaluator re-arms (its first tick after resuming only arms it)."""
+    if alert.status == Alert.Status.PAUSED:
+        alert.status = Alert.Status.ACTIVE
+        alert.state = {}
+        alert.save(update_fields=["status", "state"])
+    return alert
+
+
+def alert_delete(*, alert: Alert) -> None:
+    alert.delete()
+
+
+def alert_state_save(*, states: Mapping[int, dict], done: Iterable[int] = ()) -> None:
+    """Checkpoint evaluator states; ``done`` alerts (trigger ``once`` fired) stop."""
+    done = set(done)
+    with transaction.atomic():
+        for pk, state in states.items():
+            fields: dict[str, Any] = {"state": state}
+            if pk in done:
+                fields["status"] = Alert.Status.DONE
+            Alert.objects.filter(pk=pk).exclude(status=Alert.Status.PAUSED).update(**fields)
+
+
+def alert_event_record(*, event: Event, message: str = "", fired_at: float | None = None) -> bool:
+    """Store one event; idempotent on its id (True when it is new)."""
+    _, created = AlertEvent.objects.get_or_create(
+        id=event.id,
+        defaults=dict(alert_id=int(event.alert), symbol=event.symbol, tf=event.tf, time=float(event.time),
+                      value=event.value, other=event.other, message=message[:200],
+                      fired_at=time.time() if fired_at is None else fired_at),
+    )
+    return created
