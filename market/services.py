@@ -145,7 +145,7 @@ def writer_claim(*, name: str) -> int:
 
 def candle_store_checkpointed(
     *, updates: Iterable[CandleUpdate], symbol_ids: Mapping[str, int], writer: str, epoch: int,
-    states: Mapping[str, dict], position: Any,
+    states: Mapping[str, dict], position: Any, alerts: Mapping[str, Any] | None = None,
 ) -> int:
     """Candles, the engine states they came from and the input position, in one transaction.
 
@@ -167,6 +167,8 @@ def candle_store_checkpointed(
                 update_conflicts=True, unique_fields=["symbol"], update_fields=["state"],
             )
         WriterCheckpoint.objects.filter(name=writer).update(position=position, updated=time.time())
+        if alerts is not None:  # events and evaluator states belong to the same checkpoint
+            alert_checkpoint(**alerts)
     return len(rows)
 
 
@@ -243,3 +245,13 @@ def alert_event_record(*, event: Event, message: str = "", fired_at: float | Non
                       fired_at=time.time() if fired_at is None else fired_at),
     )
     return created
+
+
+def alert_checkpoint(*, events: Iterable[tuple[Event, str]], states: Mapping[int, dict],
+                     done: Iterable[int] = ()) -> int:
+    """Record events (idempotent on their ids) and checkpoint the evaluators; new events count."""
+    with transaction.atomic():
+        alive = set(Alert.objects.filter(pk__in=[int(e.alert) for e, _ in events]).values_list("pk", flat=True))
+        new = sum(alert_event_record(event=e, message=m) for e, m in events if int(e.alert) in alive)
+        alert_state_save(states=states, done=done)
+    return new

@@ -1,0 +1,111 @@
+"""Alerts in the writer: a replay fires exactly the expected events, once (issue 13)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from market import services
+from market.models import Alert, AlertEvent
+from market.vendors.fyers.recording import session_open
+from tests.feed.test_replay import sf, write_lines
+
+OPEN = session_open(dt.date(2026, 11, 20))  # 09:15 IST
+LEVEL = 800.0
+
+
+def prices(n: int) -> list[tuple[int, float]]:
+    # a wave around LEVEL: several crossings, some within one 1m bar
+    return [(OPEN + 3 * i, round(LEVEL + 6 * math.sin(i / 7) + 2 * math.sin(i * 1.3), 2)) for i in range(n)]
+
+
+def recording(path, ticks):
+    return write_lines(path, [sf("NSE:SBIN-EQ", t, p, 1000 + 10 * i) for i, (t, p) in enumerate(ticks)])
+
+
+def expected_price_crosses(ticks, alert_id):
+    out, bar_fired = [], set()
+    for (t0, p0), (t1, p1) in zip(ticks, ticks[1:]):
+        bar = OPEN + (t1 - OPEN) // 60 * 60
+        if p0 < LEVEL <= p1 and bar not in bar_fired:
+            bar_fired.add(bar)
+            out.append(f"{alert_id}@{t1}")
+    return out
+
+
+def expected_close_crosses(ticks, alert_id):
+    closes: dict[int, float] = {}
+    for t, p in ticks:
+        closes[OPEN + (t - OPEN) // 60 * 60] = p
+    times = sorted(closes)[:-1]  # the last bar is still open at the end of the file
+    return [f"{alert_id}@{b}" for a, b in zip(times, times[1:]) if closes[a] < LEVEL <= closes[b]]
+
+
+def events(alert):
+    return list(AlertEvent.objects.filter(alert=alert).order_by("time").values_list("id", flat=True))
+
+
+def make_alerts():
+    user = get_user_model().objects.create_user(username="ada", password="pw")
+    price = services.alert_create(user=user, symbol="NSE:SBIN-EQ", tf="1m", left="price", op="crosses_above",
+                                  right=LEVEL, trigger="once_per_bar")
+    close = services.alert_create(user=user, symbol="NSE:SBIN-EQ", tf="1m", left="close", op="crosses_above",
+                                  right=LEVEL, trigger="once_per_bar_close")
+    once = services.alert_create(user=user, symbol="NSE:SBIN-EQ", tf="1m", left="price", op="crosses_above",
+                                 right=LEVEL, trigger="once")
+    return price, close, once
+
+
+def replay(path):
+    call_command("runfeed", source="replay", file=str(path), speed=0, no_migrate=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_replay_fires_the_expected_events_and_a_second_replay_adds_none(tmp_path):
+    ticks = prices(400)
+    path = recording(tmp_path / "s.jsonl", ticks)
+    price, close, once = make_alerts()
+    replay(path)
+    want_price = expected_price_crosses(ticks, price.id)
+    assert len(want_price) >= 3
+    assert events(price) == want_price
+    assert events(close) == expected_close_crosses(ticks, close.id) and events(close)
+    assert events(once) == [want_price[0].replace(f"{price.id}@", f"{once.id}@")]
+    once.refresh_from_db()
+    assert once.status == "done"
+    before = list(AlertEvent.objects.order_by("id").values_list("id", "time", "value"))
+    replay(path)
+    assert list(AlertEvent.objects.order_by("id").values_list("id", "time", "value")) == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_restart_midway_fires_what_one_run_fires(tmp_path):
+    ticks = prices(400)
+    price, close, once = make_alerts()
+    replay(recording(tmp_path / "s.jsonl", ticks[:173]))   # stops (and checkpoints) midway
+    replay(recording(tmp_path / "s.jsonl", ticks))         # resumes at the stored position
+    assert events(price) == expected_price_crosses(ticks, price.id)
+    assert events(close) == expected_close_crosses(ticks, close.id)
+    assert len(events(once)) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_re_evaluating_from_an_older_checkpoint_does_not_fire_twice(tmp_path):
+    ticks = prices(400)
+    path = recording(tmp_path / "s.jsonl", ticks)
+    price, close, _ = make_alerts()
+    replay(path)
+    first = events(price), events(close)
+    # a crash after events were stored but before a later checkpoint: the same input
+    # is evaluated again from scratch (every checkpoint forgotten)
+    from market.models import Candle, SymbolCheckpoint, WriterCheckpoint
+    Candle.objects.all().delete()
+    SymbolCheckpoint.objects.all().delete()
+    WriterCheckpoint.objects.all().delete()
+    Alert.objects.update(state={})
+    replay(path)
+    assert (events(price), events(close)) == first
