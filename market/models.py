@@ -208,8 +208,11 @@ class AlertEvent(models.Model):
     other = models.FloatField(help_text="what the value was compared with")
     message = models.CharField(max_length=200, blank=True)
     fired_at = models.FloatField(help_text="epoch seconds when it was recorded")
-    delivery = models.CharField(max_length=16, default="pending", blank=True)
+    delivery = models.CharField(max_length=16, default="pending", blank=True,
+                                help_text="webhook: pending, delivered, failed, or none")
     attempts = models.PositiveIntegerField(default=0)
+    next_attempt = models.FloatField(default=0, db_index=True, help_text="epoch seconds of the next try")
+    last_error = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["time"]

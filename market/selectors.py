@@ -357,6 +357,16 @@ def alert_list_active(*, symbols: Iterable[str] | None = None) -> list[Alert]:
 def alert_event_list(*, alert: Alert, limit: int = 500) -> list[dict[str, Any]]:
     return [
         {"id": e.id, "alert": alert.id, "symbol": e.symbol, "tf": e.tf, "time": e.time, "value": e.value,
-         "other": e.other, "message": e.message, "fired_at": e.fired_at, "delivery": e.delivery}
+         "other": e.other, "message": e.message, "fired_at": e.fired_at, "delivery": e.delivery,
+         "attempts": e.attempts, "last_error": e.last_error}
         for e in AlertEvent.objects.filter(alert=alert).order_by("time")[:limit]
     ]
+
+
+def alert_event_due(*, now: float, limit: int = 100) -> list[dict[str, Any]]:
+    """Webhook deliveries due now, oldest first, with what signing them needs."""
+    rows = (AlertEvent.objects.filter(delivery="pending", next_attempt__lte=now).exclude(alert__webhook="")
+            .select_related("alert").order_by("fired_at")[:limit])
+    return [{"id": e.id, "alert": e.alert_id, "symbol": e.symbol, "tf": e.tf, "time": e.time, "value": e.value,
+             "message": e.message, "fired_at": e.fired_at, "webhook": e.alert.webhook, "secret": e.alert.secret}
+            for e in rows]

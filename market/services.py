@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from market.core.pulse import StressEvent
 from market.core.simulator import SimSymbol
 from market.core.types import CandleUpdate, WriterFenced
-from market.core.alerts import Event, parse_condition
+from market.core.alerts import Event, next_attempt, parse_condition
 from market.models import (
     Alert, AlertEvent, Candle, FeedState, PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint,
 )
@@ -236,13 +236,15 @@ def alert_state_save(*, states: Mapping[int, dict], done: Iterable[int] = ()) ->
             Alert.objects.filter(pk=pk).exclude(status=Alert.Status.PAUSED).update(**fields)
 
 
-def alert_event_record(*, event: Event, message: str = "", fired_at: float | None = None) -> bool:
-    """Store one event; idempotent on its id (True when it is new)."""
+def alert_event_record(*, event: Event, message: str = "", fired_at: float | None = None,
+                       webhook: bool = False) -> bool:
+    """Store one event; idempotent on its id (True when it is new). ``webhook``: to deliver."""
     _, created = AlertEvent.objects.get_or_create(
         id=event.id,
         defaults=dict(alert_id=int(event.alert), symbol=event.symbol, tf=event.tf, time=float(event.time),
                       value=event.value, other=event.other, message=message[:200],
-                      fired_at=time.time() if fired_at is None else fired_at),
+                      fired_at=time.time() if fired_at is None else fired_at,
+                      delivery="pending" if webhook else "none"),
     )
     return created
 
@@ -251,7 +253,24 @@ def alert_checkpoint(*, events: Iterable[tuple[Event, str]], states: Mapping[int
                      done: Iterable[int] = ()) -> int:
     """Record events (idempotent on their ids) and checkpoint the evaluators; new events count."""
     with transaction.atomic():
-        alive = set(Alert.objects.filter(pk__in=[int(e.alert) for e, _ in events]).values_list("pk", flat=True))
-        new = sum(alert_event_record(event=e, message=m) for e, m in events if int(e.alert) in alive)
+        alive = dict(Alert.objects.filter(pk__in=[int(e.alert) for e, _ in events]).values_list("pk", "webhook"))
+        new = sum(alert_event_record(event=e, message=m, webhook=bool(alive[int(e.alert)]))
+                  for e, m in events if int(e.alert) in alive)
         alert_state_save(states=states, done=done)
     return new
+
+
+def alert_event_attempted(*, event_id: str, ok: bool, error: str = "", now: float | None = None) -> None:
+    """One webhook attempt's outcome: delivered, or retried with backoff until it is failed."""
+    now = time.time() if now is None else now
+    with transaction.atomic():
+        ev = AlertEvent.objects.select_for_update().get(id=event_id)
+        ev.attempts += 1
+        if ok:
+            ev.delivery, ev.last_error = "delivered", ""
+        else:
+            retry = next_attempt(ev.attempts, now)
+            ev.last_error = error[:200]
+            ev.delivery = "failed" if retry is None else "pending"
+            ev.next_attempt = retry or 0
+        ev.save(update_fields=["attempts", "delivery", "last_error", "next_attempt"])

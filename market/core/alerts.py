@@ -285,3 +285,30 @@ def history_needed(c: Condition) -> int | None:
     need = c.bars + 1 if c.op in MOVES else 2
     w = st.warmup(c.studies)
     return None if w is None else need + w
+
+
+# ---------------------------------------------------------------- webhook delivery
+
+#: Seconds to wait after the n-th failed attempt; they add up to 31.5 min (≥ 10 min).
+BACKOFF = (15.0, 30.0, 60.0, 120.0, 240.0, 480.0, 945.0)
+
+
+def webhook_body(*, event_id: str, alert: int | str, symbol: str, tf: str, time: float, value: float,
+                 message: str, fired_at: float) -> bytes:
+    """The JSON body POSTed for an event (keys in a fixed order, so the signature is stable)."""
+    import json
+    return json.dumps({"id": event_id, "alert": alert, "symbol": symbol, "tf": tf, "time": time,
+                       "value": value, "message": message, "fired_at": fired_at},
+                      separators=(",", ":")).encode()
+
+
+def webhook_signature(body: bytes, secret: str) -> str:
+    """``X-TickChart-Signature``: ``sha256=<hex HMAC-SHA256 of the body with the alert's secret>``."""
+    import hashlib
+    import hmac
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def next_attempt(attempts: int, now: float) -> float | None:
+    """When to retry after ``attempts`` failed ones (None: give up)."""
+    return None if attempts > len(BACKOFF) else now + BACKOFF[attempts - 1]

@@ -109,3 +109,78 @@ def test_re_evaluating_from_an_older_checkpoint_does_not_fire_twice(tmp_path):
     Alert.objects.update(state={})
     replay(path)
     assert (events(price), events(close)) == first
+
+
+# ------------------------------------------------------------------ webhooks
+
+import hashlib  # noqa: E402
+import hmac  # noqa: E402
+import json  # noqa: E402
+import threading  # noqa: E402
+from http.server import BaseHTTPRequestHandler, HTTPServer  # noqa: E402
+
+from market.core.alerts import BACKOFF, Event  # noqa: E402
+from market.feed.webhooks import deliver_due  # noqa: E402
+
+
+@pytest.fixture
+def receiver():
+    got: list = []
+    status = {"code": 200}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append((self.headers, body))  # header names are case-insensitive
+            self.send_response(status["code"])
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", got, status
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_webhook_signed_idempotent_and_retried(receiver):
+    url, got, status = receiver
+    user = get_user_model().objects.create_user(username="ada", password="pw")
+    a = services.alert_create(user=user, symbol="NSE:SBIN-EQ", tf="1m", left="price", op="above", right=1,
+                              message="up", webhook=url)
+    ev = Event(f"{a.id}@60", str(a.id), "NSE:SBIN-EQ", "1m", 60, 2.0, 1.0, "above")
+    services.alert_checkpoint(events=[(ev, "up")], states={}, done=())
+    status["code"] = 500
+    assert deliver_due(now=1000.0) == 0
+    e = AlertEvent.objects.get(id=ev.id)
+    assert (e.delivery, e.attempts, e.next_attempt) == ("pending", 1, 1000.0 + BACKOFF[0])
+    assert deliver_due(now=1001.0) == 0 and len(got) == 1  # not due yet
+    status["code"] = 200
+    assert deliver_due(now=1000.0 + BACKOFF[0]) == 1
+    e.refresh_from_db()
+    assert (e.delivery, e.attempts) == ("delivered", 2)
+    assert deliver_due(now=10**10) == 0 and len(got) == 2
+    headers, body = got[-1]
+    assert headers["Idempotency-Key"] == ev.id
+    assert headers["X-TickChart-Signature"] == "sha256=" + hmac.new(a.secret.encode(), body, hashlib.sha256).hexdigest()
+    assert json.loads(body) == {"id": ev.id, "alert": a.id, "symbol": "NSE:SBIN-EQ", "tf": "1m", "time": 60.0,
+                                "value": 2.0, "message": "up", "fired_at": e.fired_at}
+    assert sum(BACKOFF) >= 600
+
+
+@pytest.mark.django_db(transaction=True)
+def test_webhook_gives_up_after_the_backoff(receiver):
+    user = get_user_model().objects.create_user(username="ada", password="pw")
+    a = services.alert_create(user=user, symbol="NSE:SBIN-EQ", tf="1m", left="price", op="above", right=1,
+                              webhook="http://127.0.0.1:1/closed")
+    ev = Event(f"{a.id}@5", str(a.id), "NSE:SBIN-EQ", "1m", 5, 2.0, 1.0, "above")
+    services.alert_checkpoint(events=[(ev, "")], states={}, done=())
+    now = 0.0
+    for _ in range(len(BACKOFF) + 1):
+        deliver_due(now=now)
+        now = AlertEvent.objects.get(id=ev.id).next_attempt
+    e = AlertEvent.objects.get(id=ev.id)
+    assert (e.delivery, e.attempts) == ("failed", len(BACKOFF) + 1) and e.last_error
