@@ -24,6 +24,7 @@ from market.feed.locks import WriterLock
 from market.metrics import serve_pipeline_metrics
 from market.feed.pipeline import Checkpoint, Pipeline
 from market.feed.alerting import RELOAD_SECONDS, AlertBook
+from market.feed.webhooks import deliver_due
 
 if TYPE_CHECKING:
     from market.models import Symbol
@@ -246,6 +247,7 @@ async def run_feed(
         feed = feed_cls(ctx, **options)
         flusher = asyncio.create_task(pipeline.run_flusher(market().flush_interval, stop))
         guard = asyncio.create_task(_guard_lock(lock, lease, pipeline, stop))
+        hooks = asyncio.create_task(_deliver_webhooks(stop))
         logger.info("feed %s starting", source)
         try:
             await feed.run(stop)
@@ -253,6 +255,7 @@ async def run_feed(
             stop.set()
             await flusher
             await guard
+            await hooks
             pipeline.set_status("stopped")
             for _ in range(3):
                 await pipeline.flush(force=True)
@@ -261,10 +264,30 @@ async def run_feed(
                 await asyncio.sleep(1)
             if not pipeline.fenced:  # else the source's state is the new writer's to tell
                 await pipeline.report_status(force=True)
+                await _deliver_once()  # what the last flushes fired
             logger.info("feed %s stopped: %s", source, pipeline.summary())
     finally:
         await asyncio.to_thread(lock.release)
     return pipeline
+
+
+WEBHOOK_POLL_SECONDS = 1.0
+
+
+async def _deliver_webhooks(stop: asyncio.Event) -> None:
+    """Send alert events' webhooks as they become due (market.feed.webhooks)."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=WEBHOOK_POLL_SECONDS)
+        except asyncio.TimeoutError:
+            await _deliver_once()
+
+
+async def _deliver_once() -> None:
+    try:
+        await database_sync_to_async(deliver_due)()
+    except Exception as exc:  # noqa: BLE001 - delivery retries later; the feed goes on
+        logger.warning("delivering alert webhooks failed: %s", exc)
 
 
 async def _guard_lock(lock: WriterLock, lease: Lease, pipeline: Pipeline, stop: asyncio.Event) -> None:

@@ -184,3 +184,16 @@ def test_webhook_gives_up_after_the_backoff(receiver):
         now = AlertEvent.objects.get(id=ev.id).next_attempt
     e = AlertEvent.objects.get(id=ev.id)
     assert (e.delivery, e.attempts) == ("failed", len(BACKOFF) + 1) and e.last_error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runfeed_delivers_the_webhooks_of_a_replay(tmp_path, receiver):
+    url, got, _ = receiver
+    ticks = prices(400)
+    user = get_user_model().objects.create_user(username="ada", password="pw")
+    a = services.alert_create(user=user, symbol="NSE:SBIN-EQ", tf="1m", left="price", op="crosses_above",
+                              right=LEVEL, trigger="once_per_bar", webhook=url)
+    replay(recording(tmp_path / "s.jsonl", ticks))
+    want = expected_price_crosses(ticks, a.id)
+    assert sorted(h["Idempotency-Key"] for h, _ in got) == sorted(want)
+    assert set(AlertEvent.objects.values_list("delivery", flat=True)) == {"delivered"}
