@@ -21,6 +21,9 @@ The evaluator's state is a JSON-able dict (``state``), so it can be checkpointed
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -296,7 +299,6 @@ BACKOFF = (15.0, 30.0, 60.0, 120.0, 240.0, 480.0, 945.0)
 def webhook_body(*, event_id: str, alert: int | str, symbol: str, tf: str, time: float, value: float,
                  message: str, fired_at: float) -> bytes:
     """The JSON body POSTed for an event (keys in a fixed order, so the signature is stable)."""
-    import json
     return json.dumps({"id": event_id, "alert": alert, "symbol": symbol, "tf": tf, "time": time,
                        "value": value, "message": message, "fired_at": fired_at},
                       separators=(",", ":")).encode()
@@ -304,8 +306,6 @@ def webhook_body(*, event_id: str, alert: int | str, symbol: str, tf: str, time:
 
 def webhook_signature(body: bytes, secret: str) -> str:
     """``X-TickChart-Signature``: ``sha256=<hex HMAC-SHA256 of the body with the alert's secret>``."""
-    import hashlib
-    import hmac
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
