@@ -285,7 +285,8 @@ async def _deliver_webhooks(stop: asyncio.Event) -> None:
 
 async def _deliver_once() -> None:
     try:
-        await database_sync_to_async(deliver_due)()
+        # its own thread: a slow receiver must not hold up the candle writes (thread_sensitive)
+        await database_sync_to_async(deliver_due, thread_sensitive=False)()
     except Exception as exc:  # noqa: BLE001 - delivery retries later; the feed goes on
         logger.warning("delivering alert webhooks failed: %s", exc)
 
