@@ -161,3 +161,61 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class Alert(models.Model):
+    """A user's alert (issue 13): ``left op right`` on a symbol and timeframe, as
+    ``market.core.alerts.parse_condition`` validates it. ``state`` is the evaluator's."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        PAUSED = "paused"
+        DONE = "done"
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alerts")
+    symbol = models.CharField(max_length=64, db_index=True)
+    tf = models.CharField(max_length=4)
+    left = models.CharField(max_length=64)
+    op = models.CharField(max_length=16)
+    right = models.CharField(max_length=64)
+    trigger = models.CharField(max_length=24, default="once")
+    bars = models.PositiveIntegerField(default=1)
+    expires = models.FloatField(null=True, blank=True, help_text="epoch seconds; empty: never")
+    message = models.CharField(max_length=200, blank=True)
+    webhook = models.URLField(max_length=500, blank=True)
+    secret = models.CharField(max_length=64, editable=False, help_text="signs webhook bodies")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE, db_index=True)
+    state = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.tf} {self.left} {self.op} {self.right}"
+
+
+class AlertEvent(models.Model):
+    """One firing; ``id`` is ``<alert id>@<exchange time>``, so re-evaluation cannot double it."""
+
+    id = models.CharField(max_length=64, primary_key=True)
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="events")
+    symbol = models.CharField(max_length=64)
+    tf = models.CharField(max_length=4)
+    time = models.FloatField(help_text="exchange time of the tick or bar that fired it")
+    value = models.FloatField()
+    other = models.FloatField(help_text="what the value was compared with")
+    message = models.CharField(max_length=200, blank=True)
+    fired_at = models.FloatField(help_text="epoch seconds when it was recorded")
+    delivery = models.CharField(max_length=16, default="pending", blank=True,
+                                help_text="webhook: pending, delivered, failed, or none")
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt = models.FloatField(default=0, db_index=True, help_text="epoch seconds of the next try")
+    last_error = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["time"]
+
+    def __str__(self) -> str:
+        return self.id

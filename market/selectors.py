@@ -15,7 +15,9 @@ from market.conf import market
 from market.core.derive import aggregate
 from market.core.timeframes import BASE, Timeframe
 from market.core.types import Candle as CandleValue
-from market.models import Candle, FeedState, PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint
+from market.models import (
+    Alert, AlertEvent, Candle, FeedState, PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint,
+)
 
 if TYPE_CHECKING:
     from market.core.studies import Study
@@ -389,3 +391,43 @@ def candle_export_count(
 def candle_count_older(*, timeframe: str, before: int) -> int:
     """Stored ``timeframe`` candles whose bucket starts before ``before`` (prune --dry-run)."""
     return Candle.objects.filter(timeframe=timeframe, time__lt=before).count()
+
+
+def alert_as_dict(alert: Alert) -> dict[str, Any]:
+    return {"id": alert.id, "symbol": alert.symbol, "tf": alert.tf, "left": alert.left, "op": alert.op,
+            "right": alert.right, "trigger": alert.trigger, "bars": alert.bars, "expires": alert.expires,
+            "message": alert.message, "webhook": alert.webhook, "status": alert.status}
+
+
+def alert_list(*, user: Any) -> list[Alert]:
+    return list(Alert.objects.filter(user=user))
+
+
+def alert_get(*, user: Any, pk: int) -> Alert | None:
+    return Alert.objects.filter(user=user, pk=pk).first()
+
+
+def alert_list_active(*, symbols: Iterable[str] | None = None) -> list[Alert]:
+    """What the writer evaluates: every active alert (of ``symbols``)."""
+    qs = Alert.objects.filter(status=Alert.Status.ACTIVE)
+    if symbols is not None:
+        qs = qs.filter(symbol__in=list(symbols))
+    return list(qs)
+
+
+def alert_event_list(*, alert: Alert, limit: int = 500) -> list[dict[str, Any]]:
+    return [
+        {"id": e.id, "alert": alert.id, "symbol": e.symbol, "tf": e.tf, "time": e.time, "value": e.value,
+         "other": e.other, "message": e.message, "fired_at": e.fired_at, "delivery": e.delivery,
+         "attempts": e.attempts, "last_error": e.last_error}
+        for e in AlertEvent.objects.filter(alert=alert).order_by("time")[:limit]
+    ]
+
+
+def alert_event_due(*, now: float, limit: int = 100) -> list[dict[str, Any]]:
+    """Webhook deliveries due now, oldest first, with what signing them needs."""
+    rows = (AlertEvent.objects.filter(delivery="pending", next_attempt__lte=now).exclude(alert__webhook="")
+            .select_related("alert").order_by("fired_at")[:limit])
+    return [{"id": e.id, "alert": e.alert_id, "symbol": e.symbol, "tf": e.tf, "time": e.time, "value": e.value,
+             "message": e.message, "fired_at": e.fired_at, "webhook": e.alert.webhook, "secret": e.alert.secret}
+            for e in rows]

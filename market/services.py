@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Any, Iterable, Mapping
 
@@ -11,7 +12,10 @@ from market.core.pulse import StressEvent
 from market.core.simulator import SimSymbol
 from market.core.types import Candle as CandleValue
 from market.core.types import CandleUpdate, WriterFenced
-from market.models import Candle, FeedState, PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint
+from market.core.alerts import Event, next_attempt, parse_condition
+from market.models import (
+    Alert, AlertEvent, Candle, FeedState, PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint,
+)
 
 UPSERT_BATCH = 2000
 SYMBOL_BATCH = 1000
@@ -142,7 +146,7 @@ def writer_claim(*, name: str) -> int:
 
 def candle_store_checkpointed(
     *, updates: Iterable[CandleUpdate], symbol_ids: Mapping[str, int], writer: str, epoch: int,
-    states: Mapping[str, dict], position: Any,
+    states: Mapping[str, dict], position: Any, alerts: Mapping[str, Any] | None = None,
 ) -> int:
     """Candles, the engine states they came from and the input position, in one transaction.
 
@@ -164,6 +168,8 @@ def candle_store_checkpointed(
                 update_conflicts=True, unique_fields=["symbol"], update_fields=["state"],
             )
         WriterCheckpoint.objects.filter(name=writer).update(position=position, updated=time.time())
+        if alerts is not None:  # events and evaluator states belong to the same checkpoint
+            alert_checkpoint(**alerts)
     return len(rows)
 
 
@@ -230,3 +236,88 @@ def candle_prune(*, timeframe: str, before: int, batch: int = 10_000) -> int:
                 return total
             Candle.objects.filter(id__in=ids).delete()
         total += len(ids)
+
+
+def alert_create(
+    *, user: Any, symbol: str, tf: str, left: Any, op: str, right: Any, trigger: str = "once",
+    bars: int = 1, expires: float | None = None, message: str = "", webhook: str = "",
+) -> Alert:
+    """Validate (``AlertError`` names the bad field) and store an active alert."""
+    condition = parse_condition(alert="new", symbol=symbol, tf=tf, left=left, op=op, right=right,
+                                trigger=trigger, bars=bars, expires=expires)
+    return Alert.objects.create(
+        user=user, symbol=condition.symbol, tf=condition.tf.code, left=condition.left.key, op=op,
+        right=condition.right.key, trigger=trigger, bars=bars, expires=condition.expires,
+        message=message[:200], webhook=webhook, secret=secrets.token_hex(32),
+    )
+
+
+def alert_pause(*, alert: Alert) -> Alert:
+    if alert.status == Alert.Status.ACTIVE:
+        alert.status = Alert.Status.PAUSED
+        alert.save(update_fields=["status"])
+    return alert
+
+
+def alert_resume(*, alert: Alert) -> Alert:
+    """Back to active; the evaluator re-arms (its first tick after resuming only arms it)."""
+    if alert.status == Alert.Status.PAUSED:
+        alert.status = Alert.Status.ACTIVE
+        alert.state = {}
+        alert.save(update_fields=["status", "state"])
+    return alert
+
+
+def alert_delete(*, alert: Alert) -> None:
+    alert.delete()
+
+
+def alert_state_save(*, states: Mapping[int, dict], done: Iterable[int] = ()) -> None:
+    """Checkpoint evaluator states; ``done`` alerts (trigger ``once`` fired) stop."""
+    done = set(done)
+    with transaction.atomic():
+        for pk, state in states.items():
+            fields: dict[str, Any] = {"state": state}
+            if pk in done:
+                fields["status"] = Alert.Status.DONE
+            Alert.objects.filter(pk=pk).exclude(status=Alert.Status.PAUSED).update(**fields)
+
+
+def alert_event_record(*, event: Event, message: str = "", fired_at: float | None = None,
+                       webhook: bool = False) -> bool:
+    """Store one event; idempotent on its id (True when it is new). ``webhook``: to deliver."""
+    _, created = AlertEvent.objects.get_or_create(
+        id=event.id,
+        defaults=dict(alert_id=int(event.alert), symbol=event.symbol, tf=event.tf, time=float(event.time),
+                      value=event.value, other=event.other, message=message[:200],
+                      fired_at=time.time() if fired_at is None else fired_at,
+                      delivery="pending" if webhook else "none"),
+    )
+    return created
+
+
+def alert_checkpoint(*, events: Iterable[tuple[Event, str]], states: Mapping[int, dict],
+                     done: Iterable[int] = ()) -> int:
+    """Record events (idempotent on their ids) and checkpoint the evaluators; new events count."""
+    with transaction.atomic():
+        alive = dict(Alert.objects.filter(pk__in=[int(e.alert) for e, _ in events]).values_list("pk", "webhook"))
+        new = sum(alert_event_record(event=e, message=m, webhook=bool(alive[int(e.alert)]))
+                  for e, m in events if int(e.alert) in alive)
+        alert_state_save(states=states, done=done)
+    return new
+
+
+def alert_event_attempted(*, event_id: str, ok: bool, error: str = "", now: float | None = None) -> None:
+    """One webhook attempt's outcome: delivered, or retried with backoff until it is failed."""
+    now = time.time() if now is None else now
+    with transaction.atomic():
+        ev = AlertEvent.objects.select_for_update().get(id=event_id)
+        ev.attempts += 1
+        if ok:
+            ev.delivery, ev.last_error = "delivered", ""
+        else:
+            retry = next_attempt(ev.attempts, now)
+            ev.last_error = error[:200]
+            ev.delivery = "failed" if retry is None else "pending"
+            ev.next_attempt = retry or 0
+        ev.save(update_fields=["attempts", "delivery", "last_error", "next_attempt"])

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from market.pulse import views as pulse_views
-from market.web import ops, views
+from market.web import alerts, ops, views
 
 urlpatterns = [
     path("healthz", ops.healthz, name="healthz"),
@@ -11,6 +11,9 @@ urlpatterns = [
     path("chart/<path:ticker>/", views.chart, name="chart"),
     path("api/candles", views.api_candles, name="api-candles"),
     path("api/symbols", views.api_symbols, name="api-symbols"),
+    path("api/alerts", alerts.api_alerts, name="api-alerts"),
+    path("api/alerts/<int:pk>", alerts.api_alert, name="api-alert"),
+    path("api/alerts/<int:pk>/events", alerts.api_alert_events, name="api-alert-events"),
     path("api/session", views.api_session, name="api-session"),
     path("pulse/", pulse_views.pulse, name="pulse"),
 ]

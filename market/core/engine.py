@@ -132,6 +132,10 @@ class CandleEngine:
     def knows(self, symbol: str) -> bool:
         return symbol in self._states
 
+    def session_of(self, symbol: str) -> Session:
+        """The trading session of a registered symbol."""
+        return self._states[symbol].session
+
     def resume(
         self,
         symbol: str,

@@ -86,6 +86,8 @@ class Pipeline:
         self.fenced = False  # another writer took over: nothing more may be stored
         self._flush_lock = asyncio.Lock()
         self.started = time.monotonic()
+        #: Called with each tick the engine accepted, in order (alerts: ``feed.alerting``).
+        self.on_tick: Callable[[Tick], None] | None = None
 
     # -- input -----------------------------------------------------------------------
     def parse(self, message: Any) -> Tick | Reject | TickBatch | None:
@@ -127,6 +129,8 @@ class Pipeline:
             return Reject.MALFORMED
         if result is None:
             self.last_tick_time = tick.time
+            if self.on_tick is not None:
+                self.on_tick(tick)
         return result
 
     # -- output ----------------------------------------------------------------------

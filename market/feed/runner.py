@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from channels.db import database_sync_to_async
@@ -22,6 +23,8 @@ from market.core.shards import Shard
 from market.feed.locks import WriterLock
 from market.metrics import serve_pipeline_metrics
 from market.feed.pipeline import Checkpoint, Pipeline
+from market.feed.alerting import RELOAD_SECONDS, AlertBook
+from market.feed.webhooks import deliver_due
 
 if TYPE_CHECKING:
     from market.models import Symbol
@@ -151,13 +154,24 @@ def build_pipeline(source: str, *, live: bool, ids: dict[str, int], parser: Pars
         conf.plan.stored, conf.sessions, max_ahead=conf.max_ahead_seconds if live else None
     )
     layer = get_channel_layer()
+    book = alert_book(engine, conf.plan.stored)
+
+    def store_sync(updates: list[CandleUpdate], checkpoint: Checkpoint) -> int:
+        alerts = alert_step(book, updates)
+        if lease is None or lease.epoch is None:
+            written = services.candle_upsert_many(updates=updates, symbol_ids=ids)
+            if alerts is not None:
+                services.alert_checkpoint(**alerts)
+        else:
+            written = services.candle_store_checkpointed(
+                updates=updates, symbol_ids=ids, writer=lease.name, epoch=lease.epoch,
+                states=checkpoint.states, position=checkpoint.position, alerts=alerts)
+        if alerts is not None:
+            book.stored(len(alerts["events"]))
+        return written
 
     async def store(updates: list[CandleUpdate], checkpoint: Checkpoint) -> int:
-        if lease is None or lease.epoch is None:
-            return await database_sync_to_async(services.candle_upsert_many)(updates=updates, symbol_ids=ids)
-        return await database_sync_to_async(services.candle_store_checkpointed)(
-            updates=updates, symbol_ids=ids, writer=lease.name, epoch=lease.epoch,
-            states=checkpoint.states, position=checkpoint.position)
+        return await database_sync_to_async(store_sync)(updates, checkpoint)
 
     async def publish(updates: list[CandleUpdate]) -> int:
         return await candles_publish(layer, updates) if layer is not None else 0
@@ -170,8 +184,39 @@ def build_pipeline(source: str, *, live: bool, ids: dict[str, int], parser: Pars
             if layer is not None:
                 await status_publish(layer, source=source, state=state, detail=detail, heartbeat=heartbeat)
 
-    return Pipeline(engine, store=store, publish=publish, source=source, live=live, report=report,
-                    conflator=Conflator(conf.max_updates_per_second), parser=parser)
+    pipeline = Pipeline(engine, store=store, publish=publish, source=source, live=live, report=report,
+                        conflator=Conflator(conf.max_updates_per_second), parser=parser)
+    pipeline.on_tick = book
+    return pipeline
+
+
+def alert_book(engine: CandleEngine, stored: Any) -> AlertBook:
+    """The writer's alerts; bar alerts get their history from the stored candles."""
+    by_code = {tf.code: tf for tf in stored}
+
+    def history(ticker: str, tf: str, before: int) -> list:
+        symbol = selectors.symbol_get(ticker=ticker)
+        if symbol is None:
+            return []
+        return selectors.candle_list(symbol=symbol, tf=by_code[tf], end=before - 1, limit=2000)
+
+    return AlertBook(session_of=engine.session_of, stored=set(by_code), history=history)
+
+
+def alert_load(book: AlertBook) -> None:
+    book.load([selectors.alert_as_dict(a) | {"state": a.state} for a in selectors.alert_list_active()])
+
+
+def alert_step(book: AlertBook, updates: list[CandleUpdate]) -> dict[str, Any] | None:
+    """(In the store's thread.) Reload the active alerts now and then, evaluate the
+    candles being stored, and say what to checkpoint with them (None: no alerts)."""
+    if not book.loaded_at or time.monotonic() - book.loaded_at >= RELOAD_SECONDS:
+        alert_load(book)
+    if not book.evaluators and not book.pending:
+        return None
+    book.candles(updates)
+    events, states, done = book.checkpoint()
+    return {"events": events, "states": states, "done": done}
 
 
 async def run_feed(
@@ -196,10 +241,13 @@ async def run_feed(
         lease.epoch = await database_sync_to_async(services.writer_claim)(name=lease.name)
         position = await database_sync_to_async(selectors.writer_position)(name=lease.name)
         pipeline.position = position
+        if isinstance(pipeline.on_tick, AlertBook):  # price alerts see the very first tick
+            await database_sync_to_async(alert_load)(pipeline.on_tick)
         ctx = PipelineContext(pipeline, source, ids, shard, resume_position=position)
         feed = feed_cls(ctx, **options)
         flusher = asyncio.create_task(pipeline.run_flusher(market().flush_interval, stop))
         guard = asyncio.create_task(_guard_lock(lock, lease, pipeline, stop))
+        hooks = asyncio.create_task(_deliver_webhooks(stop))
         logger.info("feed %s starting", source)
         try:
             await feed.run(stop)
@@ -207,6 +255,7 @@ async def run_feed(
             stop.set()
             await flusher
             await guard
+            await hooks
             pipeline.set_status("stopped")
             for _ in range(3):
                 await pipeline.flush(force=True)
@@ -215,10 +264,31 @@ async def run_feed(
                 await asyncio.sleep(1)
             if not pipeline.fenced:  # else the source's state is the new writer's to tell
                 await pipeline.report_status(force=True)
+                await _deliver_once()  # what the last flushes fired
             logger.info("feed %s stopped: %s", source, pipeline.summary())
     finally:
         await asyncio.to_thread(lock.release)
     return pipeline
+
+
+WEBHOOK_POLL_SECONDS = 1.0
+
+
+async def _deliver_webhooks(stop: asyncio.Event) -> None:
+    """Send alert events' webhooks as they become due (market.feed.webhooks)."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=WEBHOOK_POLL_SECONDS)
+        except asyncio.TimeoutError:
+            await _deliver_once()
+
+
+async def _deliver_once() -> None:
+    try:
+        # its own thread: a slow receiver must not hold up the candle writes (thread_sensitive)
+        await database_sync_to_async(deliver_due, thread_sensitive=False)()
+    except Exception as exc:  # noqa: BLE001 - delivery retries later; the feed goes on
+        logger.warning("delivering alert webhooks failed: %s", exc)
 
 
 async def _guard_lock(lock: WriterLock, lease: Lease, pipeline: Pipeline, stop: asyncio.Event) -> None:

@@ -30,6 +30,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
+from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from market.conf import access_conf
@@ -133,6 +134,39 @@ def api_view(*, require_read: bool = True) -> Callable[[View], View]:
         return csrf_exempt(wrapper)
 
     return decorate
+
+
+ALERT_SCOPE = "alerts"
+
+
+def alerts_view(view: View) -> View:
+    """Decorate a per-user JSON API view that may write (``/api/alerts``, issue 13).
+
+    It needs a signed-in, active user or a bearer token; public access gives no one alerts.
+    Writing with a token needs the ``alerts`` scope (the read-only tokens stay read-only);
+    a browser's session writes are CSRF-checked as any form post is.
+    """
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        refused = _authenticate_bearer(request)
+        if refused is not None:
+            return refused
+        user = getattr(request, "user", None)
+        if not user_is_reader(user):
+            return _unauthorized("sign in, or send Authorization: Bearer <token>")
+        if request.method not in READ_METHODS:
+            token = getattr(request, "api_token", None)
+            if token is not None and token.scope != ALERT_SCOPE:
+                return json_response({"error": f"this token is read-only: writing alerts needs the "
+                                               f"{ALERT_SCOPE!r} scope"}, 403)
+            if token is None:
+                rejected = CsrfViewMiddleware(lambda r: HttpResponse()).process_view(request, view, args, kwargs)
+                if rejected is not None:
+                    return json_response({"error": "CSRF check failed"}, 403)
+        return view(request, *args, **kwargs)
+
+    return csrf_exempt(wrapper)
 
 
 def page_view(view: View) -> View:

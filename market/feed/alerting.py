@@ -1,0 +1,155 @@
+"""Alerts evaluated in the writer, on exactly what it accepts and stores (issue 13).
+
+``AlertBook`` holds one ``core.alerts.Evaluator`` per active alert:
+
+- ``tick``: every tick the engine accepted (``Pipeline.on_tick``), in the order the engine
+  took them, for ``price`` alerts;
+- ``candles``: the candles of each store (stored timeframes only), for bar alerts; a
+  closed bar is evaluated once (a retried store hands the same candles again).
+
+Events and the evaluators' states are stored by the ``store`` wrapper in the same
+transaction as the candles and the feed's position (``services.alert_checkpoint``), so a
+restart resumes the evaluators where the stored input resumes and re-fires, with the same
+ids, only what was not stored: recording is idempotent on the event id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import Any, Callable
+
+from market.core.alerts import AlertError, Condition, Evaluator, Event, history_needed, parse_condition
+from market.core.sessions import Session
+from market.core.types import Candle, CandleUpdate, Tick
+
+logger = logging.getLogger("market.feed")
+
+MAX_HISTORY = 2000  # candles kept per (symbol, tf) for bar alerts whose studies need "all"
+RELOAD_SECONDS = 5.0
+
+
+class AlertBook:
+    def __init__(self, *, session_of: Callable[[str], Session], stored: set[str],
+                 history: Callable[[str, str, int], list[Candle]] | None = None) -> None:
+        self._session_of = session_of
+        self._stored = stored
+        self._history = history
+        self.evaluators: dict[int, Evaluator] = {}
+        self.messages: dict[int, str] = {}
+        self._by_symbol: dict[str, list[int]] = {}
+        self._bars: dict[tuple[str, str], deque[Candle]] = {}
+        self._last_final: dict[tuple[str, str], int] = {}
+        self.pending: list[tuple[Event, str]] = []
+        self.done: set[int] = set()
+        self.fired = 0
+        self.loaded_at = 0.0
+
+    # -- the set of alerts --------------------------------------------------------------
+    def load(self, rows: list[dict[str, Any]]) -> None:
+        """Active alerts: ``{id, symbol, tf, left, op, right, trigger, bars, expires, message, state}``.
+        Evaluators of alerts still active keep their state; new ones start from ``state``."""
+        keep: dict[int, Evaluator] = {}
+        for row in rows:
+            pk = int(row["id"])
+            if pk in self.done:
+                continue
+            if pk in self.evaluators:
+                keep[pk] = self.evaluators[pk]
+                continue
+            try:
+                cond = parse_condition(alert=pk, symbol=row["symbol"], tf=row["tf"], left=row["left"],
+                                       op=row["op"], right=row["right"], trigger=row["trigger"],
+                                       bars=row["bars"], expires=row["expires"])
+            except AlertError as exc:
+                logger.warning("alert %s is not evaluated: %s", pk, exc)
+                continue
+            if not cond.on_ticks and cond.tf.code not in self._stored:
+                logger.warning("alert %s: bar alerts on derived timeframe %s are not evaluated yet", pk, cond.tf)
+                continue
+            keep[pk] = Evaluator(cond, dict(row.get("state") or {}))
+            self.messages[pk] = row.get("message") or ""
+        self.evaluators = keep
+        self._by_symbol = {}
+        for pk, ev in keep.items():
+            self._by_symbol.setdefault(ev.condition.symbol, []).append(pk)
+        self.loaded_at = time.monotonic()
+
+    def _emit(self, pk: int, event: Event | None) -> None:
+        if event is None:
+            return
+        self.pending.append((event, self.messages.get(pk, "")))
+        self.fired += 1
+        if self.evaluators[pk].done:
+            self.done.add(pk)
+
+    # -- input ----------------------------------------------------------------------------
+    def __call__(self, tick: Tick) -> None:
+        self.tick(tick)
+
+    def tick(self, tick: Tick) -> None:
+        pks = self._by_symbol.get(tick.symbol)
+        if not pks:
+            return
+        try:
+            self._tick(tick, pks)
+        except Exception:  # noqa: BLE001 - an alert must never stop the feed
+            logger.exception("evaluating alerts on a tick failed")
+
+    def _tick(self, tick: Tick, pks: list[int]) -> None:
+        session = self._session_of(tick.symbol)
+        for pk in pks:
+            ev = self.evaluators[pk]
+            c = ev.condition
+            if not c.on_ticks or ev.done:
+                continue
+            self._emit(pk, ev.tick(tick.time, tick.price, session.day_of(tick.time).bucket_start(c.tf, tick.time)))
+
+    def candles(self, updates: list[CandleUpdate]) -> None:
+        for u in sorted(updates, key=lambda u: (u.symbol, u.timeframe, u.candle.time)):
+            pks = [pk for pk in self._by_symbol.get(u.symbol, ())
+                   if not self.evaluators[pk].condition.on_ticks
+                   and self.evaluators[pk].condition.tf.code == u.timeframe]
+            if not pks:
+                continue
+            key = (u.symbol, u.timeframe)
+            bars = self._bars_of(key, u.candle.time)
+            if u.final and u.candle.time <= self._last_final.get(key, -1):
+                continue  # already evaluated (a retried store)
+            series = list(bars) + [u.candle]
+            session = self._session_of(u.symbol)
+            for pk in pks:
+                ev = self.evaluators[pk]
+                if not ev.done:
+                    self._emit(pk, ev.bar(series, session=session, final=u.final))
+            if u.final:
+                bars.append(u.candle)
+                self._last_final[key] = u.candle.time
+
+    def _bars_of(self, key: tuple[str, str], before: int) -> deque[Candle]:
+        bars = self._bars.get(key)
+        if bars is None:
+            size = MAX_HISTORY
+            for pk in self._by_symbol.get(key[0], ()):
+                c = self.evaluators[pk].condition
+                if c.tf.code == key[1]:
+                    need = history_needed(c)
+                    size = max(2, min(MAX_HISTORY, need if need is not None else MAX_HISTORY))
+            loaded = self._history(key[0], key[1], before) if self._history is not None else []
+            bars = self._bars[key] = deque([x for x in loaded if x.time < before], maxlen=size)
+            if bars:
+                self._last_final[key] = bars[-1].time
+        return bars
+
+    # -- output ----------------------------------------------------------------------------
+    def checkpoint(self) -> tuple[list[tuple[Event, str]], dict[int, dict], set[int]]:
+        """Events to record, every evaluator's state and the alerts that are done."""
+        states = {pk: dict(ev.state) for pk, ev in self.evaluators.items()}
+        return list(self.pending), states, set(self.done)
+
+    def stored(self, count: int) -> None:
+        """The first ``count`` pending events (and the states) were stored."""
+        del self.pending[:count]
+        for pk in list(self.done):
+            self.evaluators.pop(pk, None)

@@ -1,0 +1,107 @@
+"""``/api/alerts``: the signed-in user's (or token's) alerts and their events (issue 13)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from django.http import HttpRequest, HttpResponse
+
+from market import selectors, services
+from market.core.alerts import AlertError
+from market.web import access
+from market.web.responses import json_response
+from market.web.validation import is_ticker
+
+FIELDS = {"symbol", "tf", "left", "op", "right", "trigger", "bars", "expires", "message", "webhook"}
+MAX_BODY = 16_384
+
+
+def _body(request: HttpRequest) -> dict[str, Any] | HttpResponse:
+    if len(request.body) > MAX_BODY:
+        return json_response({"error": "body too large"}, 413)
+    try:
+        body = orjson.loads(request.body or b"{}")
+    except orjson.JSONDecodeError:
+        return json_response({"error": "body must be JSON"}, 400)
+    if not isinstance(body, dict):
+        return json_response({"error": "body must be a JSON object"}, 400)
+    return body
+
+
+def _create(request: HttpRequest) -> HttpResponse:
+    body = _body(request)
+    if isinstance(body, HttpResponse):
+        return body
+    unknown = sorted(set(body) - FIELDS)
+    if unknown:
+        return json_response({"error": f"unknown field {unknown[0]!r}"}, 400)
+    for name in ("symbol", "tf", "left", "op", "right"):
+        if name not in body:
+            return json_response({"error": f"{name}: required"}, 400)
+    symbol = body["symbol"]
+    if not isinstance(symbol, str) or not is_ticker(symbol):
+        return json_response({"error": "symbol: must be a ticker such as NSE:SBIN-EQ"}, 400)
+    if selectors.symbol_get(ticker=symbol) is None:
+        return json_response({"error": f"symbol: unknown symbol {symbol}"}, 400)
+    for name in ("message", "webhook"):
+        if not isinstance(body.get(name, ""), str):
+            return json_response({"error": f"{name}: must be a string"}, 400)
+    webhook = body.get("webhook", "")
+    if webhook and not webhook.startswith(("https://", "http://")):
+        return json_response({"error": "webhook: must be an http(s) URL"}, 400)
+    try:
+        alert = services.alert_create(
+            user=request.user, symbol=symbol, tf=body["tf"], left=body["left"], op=body["op"],
+            right=body["right"], trigger=body.get("trigger", "once"), bars=body.get("bars", 1),
+            expires=body.get("expires"), message=body.get("message", ""), webhook=webhook)
+    except AlertError as exc:
+        return json_response({"error": str(exc)}, 400)
+    return json_response(selectors.alert_as_dict(alert), 201)
+
+
+@access.alerts_view
+def api_alerts(request: HttpRequest) -> HttpResponse:
+    """``GET``: the user's alerts; ``POST``: create one."""
+    if request.method == "POST":
+        return _create(request)
+    if request.method not in access.READ_METHODS:
+        return json_response({"error": "use GET or POST"}, 405, Allow="GET, HEAD, POST")
+    return json_response({"alerts": [selectors.alert_as_dict(a) for a in selectors.alert_list(user=request.user)]})
+
+
+@access.alerts_view
+def api_alert(request: HttpRequest, pk: int) -> HttpResponse:
+    """``GET``, ``PATCH {"status": "paused"|"active"}``, ``DELETE``."""
+    alert = selectors.alert_get(user=request.user, pk=pk)
+    if alert is None:
+        return json_response({"error": f"no alert {pk}"}, 404)
+    if request.method == "DELETE":
+        services.alert_delete(alert=alert)
+        return HttpResponse(status=204)
+    if request.method == "PATCH":
+        body = _body(request)
+        if isinstance(body, HttpResponse):
+            return body
+        if set(body) != {"status"} or body["status"] not in ("paused", "active"):
+            return json_response({"error": 'status: PATCH takes {"status": "paused" | "active"}'}, 400)
+        if alert.status == "done":
+            return json_response({"error": "status: the alert has fired and is done"}, 400)
+        if body["status"] == "paused":
+            services.alert_pause(alert=alert)
+        else:
+            services.alert_resume(alert=alert)
+        return json_response(selectors.alert_as_dict(alert))
+    if request.method not in access.READ_METHODS:
+        return json_response({"error": "use GET, PATCH or DELETE"}, 405, Allow="GET, HEAD, PATCH, DELETE")
+    return json_response(selectors.alert_as_dict(alert))
+
+
+@access.alerts_view
+def api_alert_events(request: HttpRequest, pk: int) -> HttpResponse:
+    if request.method not in access.READ_METHODS:
+        return json_response({"error": "use GET"}, 405, Allow="GET, HEAD")
+    alert = selectors.alert_get(user=request.user, pk=pk)
+    if alert is None:
+        return json_response({"error": f"no alert {pk}"}, 404)
+    return json_response({"alert": alert.id, "events": selectors.alert_event_list(alert=alert)})

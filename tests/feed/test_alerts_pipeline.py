@@ -1,0 +1,199 @@
+"""Alerts in the writer: a replay fires exactly the expected events, once (issue 13)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from market import services
+from market.models import Alert, AlertEvent
+from market.vendors.fyers.recording import session_open
+from tests.feed.test_replay import sf, write_lines
+
+OPEN = session_open(dt.date(2026, 11, 20))  # 09:15 IST
+LEVEL = 800.0
+
+
+def prices(n: int) -> list[tuple[int, float]]:
+    # a wave around LEVEL: several crossings, some within one 1m bar
+    return [(OPEN + 3 * i, round(LEVEL + 6 * math.sin(i / 7) + 2 * math.sin(i * 1.3), 2)) for i in range(n)]
+
+
+def recording(path, ticks):
+    return write_lines(path, [sf("NSE:SBIN-EQ", t, p, 1000 + 10 * i) for i, (t, p) in enumerate(ticks)])
+
+
+def expected_price_crosses(ticks, alert_id):
+    out, bar_fired = [], set()
+    for (t0, p0), (t1, p1) in zip(ticks, ticks[1:]):
+        bar = OPEN + (t1 - OPEN) // 60 * 60
+        if p0 < LEVEL <= p1 and bar not in bar_fired:
+            bar_fired.add(bar)
+            out.append(f"{alert_id}@{t1}")
+    return out
+
+
+def expected_close_crosses(ticks, alert_id):
+    closes: dict[int, float] = {}
+    for t, p in ticks:
+        closes[OPEN + (t - OPEN) // 60 * 60] = p
+    times = sorted(closes)[:-1]  # the last bar is still open at the end of the file
+    return [f"{alert_id}@{b}" for a, b in zip(times, times[1:]) if closes[a] < LEVEL <= closes[b]]
+
+
+def events(alert):
+    return list(AlertEvent.objects.filter(alert=alert).order_by("time").values_list("id", flat=True))
+
+
+def make_alerts():
+    user = get_user_model().objects.create_user(username="ada", password="pw")
+    price = services.alert_create(user=user, symbol="NSE:SBIN-EQ", tf="1m", left="price", op="crosses_above",
+                                  right=LEVEL, trigger="once_per_bar")
+    close = services.alert_create(user=user, symbol="NSE:SBIN-EQ", tf="1m", left="close", op="crosses_above",
+                                  right=LEVEL, trigger="once_per_bar_close")
+    once = services.alert_create(user=user, symbol="NSE:SBIN-EQ", tf="1m", left="price", op="crosses_above",
+                                 right=LEVEL, trigger="once")
+    return price, close, once
+
+
+def replay(path):
+    call_command("runfeed", source="replay", file=str(path), speed=0, no_migrate=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_replay_fires_the_expected_events_and_a_second_replay_adds_none(tmp_path):
+    ticks = prices(400)
+    path = recording(tmp_path / "s.jsonl", ticks)
+    price, close, once = make_alerts()
+    replay(path)
+    want_price = expected_price_crosses(ticks, price.id)
+    assert len(want_price) >= 3
+    assert events(price) == want_price
+    assert events(close) == expected_close_crosses(ticks, close.id) and events(close)
+    assert events(once) == [want_price[0].replace(f"{price.id}@", f"{once.id}@")]
+    once.refresh_from_db()
+    assert once.status == "done"
+    before = list(AlertEvent.objects.order_by("id").values_list("id", "time", "value"))
+    replay(path)
+    assert list(AlertEvent.objects.order_by("id").values_list("id", "time", "value")) == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_restart_midway_fires_what_one_run_fires(tmp_path):
+    ticks = prices(400)
+    price, close, once = make_alerts()
+    replay(recording(tmp_path / "s.jsonl", ticks[:173]))   # stops (and checkpoints) midway
+    replay(recording(tmp_path / "s.jsonl", ticks))         # resumes at the stored position
+    assert events(price) == expected_price_crosses(ticks, price.id)
+    assert events(close) == expected_close_crosses(ticks, close.id)
+    assert len(events(once)) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_re_evaluating_from_an_older_checkpoint_does_not_fire_twice(tmp_path):
+    ticks = prices(400)
+    path = recording(tmp_path / "s.jsonl", ticks)
+    price, close, _ = make_alerts()
+    replay(path)
+    first = events(price), events(close)
+    # a crash after events were stored but before a later checkpoint: the same input
+    # is evaluated again from scratch (every checkpoint forgotten)
+    from market.models import Candle, SymbolCheckpoint, WriterCheckpoint
+    Candle.objects.all().delete()
+    SymbolCheckpoint.objects.all().delete()
+    WriterCheckpoint.objects.all().delete()
+    Alert.objects.update(state={})
+    replay(path)
+    assert (events(price), events(close)) == first
+
+
+# ------------------------------------------------------------------ webhooks
+
+import hashlib  # noqa: E402
+import hmac  # noqa: E402
+import json  # noqa: E402
+import threading  # noqa: E402
+from http.server import BaseHTTPRequestHandler, HTTPServer  # noqa: E402
+
+from market.core.alerts import BACKOFF, Event  # noqa: E402
+from market.feed.webhooks import deliver_due  # noqa: E402
+
+
+@pytest.fixture
+def receiver():
+    got: list = []
+    status = {"code": 200}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append((self.headers, body))  # header names are case-insensitive
+            self.send_response(status["code"])
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", got, status
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_webhook_signed_idempotent_and_retried(receiver):
+    url, got, status = receiver
+    user = get_user_model().objects.create_user(username="ada", password="pw")
+    a = services.alert_create(user=user, symbol="NSE:SBIN-EQ", tf="1m", left="price", op="above", right=1,
+                              message="up", webhook=url)
+    ev = Event(f"{a.id}@60", str(a.id), "NSE:SBIN-EQ", "1m", 60, 2.0, 1.0, "above")
+    services.alert_checkpoint(events=[(ev, "up")], states={}, done=())
+    status["code"] = 500
+    assert deliver_due(now=1000.0) == 0
+    e = AlertEvent.objects.get(id=ev.id)
+    assert (e.delivery, e.attempts, e.next_attempt) == ("pending", 1, 1000.0 + BACKOFF[0])
+    assert deliver_due(now=1001.0) == 0 and len(got) == 1  # not due yet
+    status["code"] = 200
+    assert deliver_due(now=1000.0 + BACKOFF[0]) == 1
+    e.refresh_from_db()
+    assert (e.delivery, e.attempts) == ("delivered", 2)
+    assert deliver_due(now=10**10) == 0 and len(got) == 2
+    headers, body = got[-1]
+    assert headers["Idempotency-Key"] == ev.id
+    assert headers["X-TickChart-Signature"] == "sha256=" + hmac.new(a.secret.encode(), body, hashlib.sha256).hexdigest()
+    assert json.loads(body) == {"id": ev.id, "alert": a.id, "symbol": "NSE:SBIN-EQ", "tf": "1m", "time": 60.0,
+                                "value": 2.0, "message": "up", "fired_at": e.fired_at}
+    assert sum(BACKOFF) >= 600
+
+
+@pytest.mark.django_db(transaction=True)
+def test_webhook_gives_up_after_the_backoff(receiver):
+    user = get_user_model().objects.create_user(username="ada", password="pw")
+    a = services.alert_create(user=user, symbol="NSE:SBIN-EQ", tf="1m", left="price", op="above", right=1,
+                              webhook="http://127.0.0.1:1/closed")
+    ev = Event(f"{a.id}@5", str(a.id), "NSE:SBIN-EQ", "1m", 5, 2.0, 1.0, "above")
+    services.alert_checkpoint(events=[(ev, "")], states={}, done=())
+    now = 0.0
+    for _ in range(len(BACKOFF) + 1):
+        deliver_due(now=now)
+        now = AlertEvent.objects.get(id=ev.id).next_attempt
+    e = AlertEvent.objects.get(id=ev.id)
+    assert (e.delivery, e.attempts) == ("failed", len(BACKOFF) + 1) and e.last_error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runfeed_delivers_the_webhooks_of_a_replay(tmp_path, receiver):
+    url, got, _ = receiver
+    ticks = prices(400)
+    user = get_user_model().objects.create_user(username="ada", password="pw")
+    a = services.alert_create(user=user, symbol="NSE:SBIN-EQ", tf="1m", left="price", op="crosses_above",
+                              right=LEVEL, trigger="once_per_bar", webhook=url)
+    replay(recording(tmp_path / "s.jsonl", ticks))
+    want = expected_price_crosses(ticks, a.id)
+    assert sorted(h["Idempotency-Key"] for h, _ in got) == sorted(want)
+    assert set(AlertEvent.objects.values_list("delivery", flat=True)) == {"delivered"}
