@@ -71,6 +71,19 @@ class LiveStudies:
         self._trim()
         return values
 
+    def merge(self, candles: Sequence[Candle]) -> None:
+        """Stored candles read from the database (a later subscriber's snapshot, a resync
+        or catch-up) into the window: what live updates may have missed."""
+        if not candles:
+            return
+        w = self.window
+        first = w[0].time if w else candles[0].time
+        by_time = {c.time: c for c in w}
+        by_time.update((c.time, c) for c in candles if c.time >= first)
+        self.window = [by_time[t] for t in sorted(by_time)]
+        self._last = None
+        self._trim()
+
     def values_at(self, i: int) -> Values:
         rows = compute(self.studies, self.window[: i + 1], tf=self.tf, session=self.session, skip=i,
                        no_volume=self.no_volume)

@@ -262,6 +262,8 @@ async def _resync_studies(sub: Subscription, rows: list[dict[str, Any]]) -> dict
     if not sub.study_list:
         return None
     candles = [Candle.from_dict(r) for r in rows]
+    if sub.studies is not None:  # the shared window may have missed what the layer lost
+        sub.studies.merge(candles)
     study_rows, *_ = await database_sync_to_async(_load_studies)(sub.ticker, sub.tf, candles, list(sub.study_list))
     return study_rows
 
@@ -459,8 +461,15 @@ class MarketConsumer(AsyncWebsocketConsumer):
                 ticker, tf, candles, study_list)
             sub.study_list = tuple(study_list)
             sub.studies_key = (ticker, tf.code, tuple(s.key for s in study_list))
-            sub.studies = REGISTRY.acquire(sub.studies_key, lambda: LiveStudies(
-                study_list, window, tf=tf, session=session, no_volume=no_volume))
+            made: list[LiveStudies] = []
+
+            def make() -> LiveStudies:
+                made.append(LiveStudies(study_list, window, tf=tf, session=session, no_volume=no_volume))
+                return made[0]
+
+            sub.studies = REGISTRY.acquire(sub.studies_key, make)
+            if not made:  # shared with another socket: take in what this read saw
+                sub.studies.merge(window)
         if rows:
             sub.mark_read(rows[-1], self._relay.epoch)
         self._add(key, sub)

@@ -92,3 +92,12 @@ def test_registry_shares_one_per_stream():
     assert len(reg) == 1
     reg.release(("X", "1m", "ema:20"))
     assert len(reg) == 0
+
+
+def test_merge_takes_in_missed_candles():
+    tf = TF("5m")
+    studies = st.parse_studies(["ema:9", "obv", "supertrend"])
+    series = random_walk(400, seed=9, step=300)
+    live = LiveStudies(studies, series[:300], tf=tf, session=RTC)
+    live.merge(series[290:350])  # candles 300..349 missed live, read back
+    assert_values(live.update(series[350]), studies, series[:351], tf)
