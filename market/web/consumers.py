@@ -2,12 +2,13 @@
 
 The messages and frames are ``market.web.protocol`` (schemas in protocol.schema.json)::
 
-    client: subscribe {symbol, tf, since?} | unsubscribe {symbol, tf} | ack {seq} | ping
-    server: snapshot {symbol, tf, candles}             on subscribe
+    client: subscribe {symbol, tf, since?, studies?} | unsubscribe {symbol, tf} | ack {seq} | ping
+    server: snapshot {symbol, tf, candles, studies?}   on subscribe (studies: rows as the REST API)
             snapshot {..., since, resync: true}        catching up a stream: candles from
                 since inclusive (the newest instead if too many; a shown bar is replaced)
-            candle {symbol, tf, candle}                live
-            error {message, code?, symbol?, tf?}       (code: rate_limited | frame_too_large |
+            candle {symbol, tf, candle, studies?}      live (studies: each value for this candle;
+                a revised older candle of a stream with studies comes as a resync snapshot from it)
+            error {message, code?, symbol?, tf?}       (code: rate_limited | frame_too_large | bad_study |
                 too_many_subscriptions | symbol_limit)
             status {source, state, detail, heartbeat}  on connect, on change, every few seconds
             sync {seq}                                 every quarter window: n frames sent so far
