@@ -26,20 +26,33 @@ def _text(payload: dict[str, Any]) -> str:
 
 
 # -- /ws/market/ -------------------------------------------------------------------------------
-def snapshot_frame(ticker: str, tf: str, candles: list[dict[str, Any]]) -> str:
-    """A stream's history, on subscribe (``since``: from that time, inclusive)."""
-    return _text({"type": "snapshot", "symbol": ticker, "tf": tf, "candles": candles})
+def snapshot_frame(ticker: str, tf: str, candles: list[dict[str, Any]],
+                   studies: dict[str, list[dict[str, Any]]] | None = None) -> str:
+    """A stream's history, on subscribe (``since``: from that time, inclusive); with
+    ``studies`` (issue 11) each study's rows, one per candle."""
+    payload: dict[str, Any] = {"type": "snapshot", "symbol": ticker, "tf": tf, "candles": candles}
+    if studies is not None:
+        payload["studies"] = studies
+    return _text(payload)
 
 
-def resync_frame(ticker: str, tf: str, candles: list[dict[str, Any]], since: int) -> str:
-    """A held stream caught up from ``since`` (inclusive), after the client was behind."""
-    return _text({"type": "snapshot", "symbol": ticker, "tf": tf, "candles": candles,
-                  "since": since, "resync": True})
+def resync_frame(ticker: str, tf: str, candles: list[dict[str, Any]], since: int,
+                 studies: dict[str, list[dict[str, Any]]] | None = None) -> str:
+    """A held stream caught up from ``since`` (inclusive), after the client was behind (or
+    a revised candle's studies, revising those after it)."""
+    payload: dict[str, Any] = {"type": "snapshot", "symbol": ticker, "tf": tf, "candles": candles,
+                               "since": since, "resync": True}
+    if studies is not None:
+        payload["studies"] = studies
+    return _text(payload)
 
 
-def candle_frame(ticker: str, tf: str, candle: dict[str, Any]) -> str:
-    """One live candle (the whole bar: a lost frame is repaired by the next)."""
-    return _text({"type": "candle", "symbol": ticker, "tf": tf, "candle": candle})
+def candle_frame(ticker: str, tf: str, candle: dict[str, Any], studies: dict[str, Any] | None = None) -> str:
+    """One live candle (the whole bar: a lost frame is repaired by the next); with
+    ``studies`` each study's value (or object of values) for it."""
+    if studies is None:
+        return _text({"type": "candle", "symbol": ticker, "tf": tf, "candle": candle})
+    return _text({"type": "candle", "symbol": ticker, "tf": tf, "candle": candle, "studies": studies})
 
 
 def status_frame(*, source: str, state: str, detail: str, heartbeat: float) -> str:

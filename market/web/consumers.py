@@ -2,12 +2,13 @@
 
 The messages and frames are ``market.web.protocol`` (schemas in protocol.schema.json)::
 
-    client: subscribe {symbol, tf, since?} | unsubscribe {symbol, tf} | ack {seq} | ping
-    server: snapshot {symbol, tf, candles}             on subscribe
+    client: subscribe {symbol, tf, since?, studies?} | unsubscribe {symbol, tf} | ack {seq} | ping
+    server: snapshot {symbol, tf, candles, studies?}   on subscribe (studies: rows as the REST API)
             snapshot {..., since, resync: true}        catching up a stream: candles from
                 since inclusive (the newest instead if too many; a shown bar is replaced)
-            candle {symbol, tf, candle}                live
-            error {message, code?, symbol?, tf?}       (code: rate_limited | frame_too_large |
+            candle {symbol, tf, candle, studies?}      live (studies: each value for this candle;
+                a revised older candle of a stream with studies comes as a resync snapshot from it)
+            error {message, code?, symbol?, tf?}       (code: rate_limited | frame_too_large | bad_study |
                 too_many_subscriptions | symbol_limit)
             status {source, state, detail, heartbeat}  on connect, on change, every few seconds
             sync {seq}                                 every quarter window: n frames sent so far
@@ -59,6 +60,8 @@ from market.conf import market
 from market.core.derive import DerivedTracker
 from market.core.limits import MessageGate, Verdict
 from market.core.outbox import Held, Outbox, SendFrame, resync_plan
+from market.core.studies import Study, StudyError, parse_studies
+from market.core.studies_live import REGISTRY, LiveStudies
 from market.core.timeframes import Timeframe
 from market.core.types import Candle
 from market.live.broadcast import EVENT_TYPE, STATUS_EVENT, STATUS_GROUP, event_group, group_name
@@ -104,6 +107,10 @@ class Subscription:
     # candle read from the database, when that is newer).
     epoch: int = 0
     safe_time: int = -1
+    # Studies (issue 11): the parsed list, and the process's shared live state for them.
+    study_list: tuple[Study, ...] = ()
+    studies: LiveStudies | None = None
+    studies_key: Hashable = None
 
     def is_stale(self, candle: dict[str, Any]) -> bool:
         t = candle["time"]
@@ -150,6 +157,24 @@ class Subscription:
             return None
         return Live(candle_frame(self.ticker, self.tf.code, candle), candle, revised=False, stale=False)
 
+    def with_studies(self, live: Live) -> Live:
+        """``live`` with its studies' values (one computation per update per process); a
+        revised older candle becomes a resync snapshot from it, revising the values after."""
+        studies = self.studies
+        assert studies is not None
+        candle = live.candle
+        window = studies.window
+        older = bool(window) and candle["time"] < window[-1].time
+        values = studies.update(Candle.from_dict(candle))
+        if older and values is not None:
+            rows = studies.rows(candle["time"])
+            t = candle["time"]
+            candles = [c.as_dict() for c in window if c.time >= t]
+            text = resync_frame(self.ticker, self.tf.code, candles, t, rows)
+            return Live(text, candles[-1], live.revised, live.stale)
+        text = candle_frame(self.ticker, self.tf.code, candle, values if values is not None else {})
+        return Live(text, candle, live.revised, live.stale)
+
 
 # -- database reads (in a worker thread) ------------------------------------------------
 def _load_snapshot(
@@ -178,6 +203,36 @@ def _load_snapshot(
     return candles, parts, conf.sessions.for_exchange(symbol.exchange), demand_source
 
 
+def _load_studies(
+    ticker: str, tf: Timeframe, candles: list[Candle], studies: list[Study],
+) -> tuple[dict[str, list[dict[str, Any]]], list[Candle], Any, bool]:
+    """The snapshot's study rows (``selectors.candle_studies``, as the REST API), and the
+    candles a live window starts with: the warm-up the studies need, then ``candles``."""
+    from market.core.studies import session_start, warmup
+
+    symbol = selectors.symbol_get(ticker=ticker)
+    session = market().sessions.for_exchange(symbol.exchange)
+    no_volume = symbol.kind == symbol.Kind.INDEX
+    rows = selectors.candle_studies(symbol=symbol, tf=tf, candles=candles, studies=studies)
+    if not candles:
+        return rows, [], session, no_volume
+    count = warmup(studies)
+    since = session_start(candles[0].time, tf, session) if any(s.session for s in studies) else None
+    if count is None:
+        since = None
+    warm = selectors.candle_list_before(symbol=symbol, tf=tf, before=candles[0].time, count=count, since=since)
+    return rows, [*warm, *candles], session, no_volume
+
+
+def _read_studies(msg: dict[str, Any]) -> list[Study]:
+    raw = msg.get("studies")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise StudyError("studies must be a list of study keys")
+    return parse_studies(raw)
+
+
 def _candles_since(symbol: Any, tf: Timeframe, since: int) -> list[Candle]:
     """Candles from ``since`` (inclusive); too far behind for one snapshot, the newest
     instead (the client replaces what it shows)."""
@@ -197,6 +252,23 @@ def _resync_rows(ticker: str, tf: Timeframe, since: int) -> list[dict[str, Any]]
 
 
 # -- helpers ---------------------------------------------------------------------------
+def _release_studies(sub: Subscription) -> None:
+    if sub.studies is not None:
+        REGISTRY.release(sub.studies_key)
+        sub.studies = None
+
+
+async def _resync_studies(sub: Subscription, rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]] | None:
+    """A resync snapshot's study rows (as on subscribe); None without studies."""
+    if not sub.study_list:
+        return None
+    candles = [Candle.from_dict(r) for r in rows]
+    if sub.studies is not None:  # the shared window may have missed what the layer lost
+        sub.studies.merge(candles)
+    study_rows, *_ = await database_sync_to_async(_load_studies)(sub.ticker, sub.tf, candles, list(sub.study_list))
+    return study_rows
+
+
 def _status_key(text: str) -> tuple[str, str, None]:
     """Held status frames: the newest per feed source (3-tuples never clash with streams)."""
     try:
@@ -265,6 +337,8 @@ class MarketConsumer(AsyncWebsocketConsumer):
             WS_CLIENTS.dec()
             WS_SUBSCRIPTIONS.dec(len(self.subscriptions))
             self.counted = False
+        for sub in self.subscriptions.values():
+            _release_studies(sub)
         groups = {s.group for s in self.subscriptions.values()} | {STATUS_GROUP}
         for group in groups:  # (a refused socket joined none: leave() is then a no-op)
             await self._relay.leave(group, self)
@@ -334,6 +408,8 @@ class MarketConsumer(AsyncWebsocketConsumer):
             await self._handle(msg)
         except LimitExceeded as exc:
             await self._limit_broken(self.gate.strike(), str(exc), exc.code, msg)
+        except StudyError as exc:
+            await self._error(str(exc), msg, code="bad_study")
         except ProtocolError as exc:
             await self._error(str(exc), msg)
         except Exception:  # noqa: BLE001 - e.g. the database is down: answer, keep the socket
@@ -370,6 +446,7 @@ class MarketConsumer(AsyncWebsocketConsumer):
     async def _subscribe(self, msg: dict[str, Any]) -> None:
         ticker, tf = read_target(msg)
         since = read_since(msg)
+        study_list = _read_studies(msg)
         key = (ticker, tf.code)
         self._check_room_for(key)
         base = market().plan.base_for(tf)
@@ -379,10 +456,25 @@ class MarketConsumer(AsyncWebsocketConsumer):
         if base != tf:
             sub.track(parts, session)
         rows = [c.as_dict() for c in candles]
+        study_rows = None
+        if study_list:
+            study_rows, window, session, no_volume = await database_sync_to_async(_load_studies)(
+                ticker, tf, candles, study_list)
+            sub.study_list = tuple(study_list)
+            sub.studies_key = (ticker, tf.code, tuple(s.key for s in study_list))
+            made: list[LiveStudies] = []
+
+            def make() -> LiveStudies:
+                made.append(LiveStudies(study_list, window, tf=tf, session=session, no_volume=no_volume))
+                return made[0]
+
+            sub.studies = REGISTRY.acquire(sub.studies_key, make)
+            if not made:  # shared with another socket: take in what this read saw
+                sub.studies.merge(window)
         if rows:
             sub.mark_read(rows[-1], self._relay.epoch)
         self._add(key, sub)
-        await self.send(text_data=snapshot_frame(ticker, tf.code, rows))
+        await self.send(text_data=snapshot_frame(ticker, tf.code, rows, study_rows))
         if demand_source is not None:
             await self._demand_add(ticker, demand_source)
 
@@ -408,8 +500,11 @@ class MarketConsumer(AsyncWebsocketConsumer):
         return loaded
 
     def _add(self, key: StreamKey, sub: Subscription) -> None:
-        if key not in self.subscriptions:
+        old = self.subscriptions.get(key)
+        if old is None:
             WS_SUBSCRIPTIONS.inc()
+        else:
+            _release_studies(old)
         self.subscriptions[key] = sub
         self.outbox.discard(key)  # the (re)subscription's snapshot supersedes what was held
 
@@ -419,6 +514,7 @@ class MarketConsumer(AsyncWebsocketConsumer):
         if sub is None:
             raise ProtocolError(f"not subscribed to {ticker} {tf.code}")
         WS_SUBSCRIPTIONS.dec()
+        _release_studies(sub)
         await self._leave_unless_subscribed(sub.group)
         if not any(s.ticker == ticker for s in self.subscriptions.values()):
             await self._demand_remove(ticker)
@@ -492,6 +588,8 @@ class MarketConsumer(AsyncWebsocketConsumer):
             live = sub.live(event)
             if live is None:
                 continue
+            if sub.studies is not None:
+                live = sub.with_studies(live)
             if not self.outbox.room():
                 await self._hold(key, live.text, live.candle, revised=live.revised)
                 continue
@@ -614,7 +712,8 @@ class MarketConsumer(AsyncWebsocketConsumer):
             raise
         if rows:
             sub.mark_read(rows[-1], self._relay.epoch)
-        await self._push(resync_frame(sub.ticker, sub.tf.code, rows, plan.since))
+        await self._push(resync_frame(sub.ticker, sub.tf.code, rows, plan.since,
+                                      await _resync_studies(sub, rows)))
 
     # -- channel-layer outages (market.live.relay) -------------------------------------------
     async def _layer_lost(self) -> None:
@@ -645,7 +744,8 @@ class MarketConsumer(AsyncWebsocketConsumer):
                 if rows:
                     sub.mark_read(rows[-1], self._relay.epoch)
                 self.outbox.discard(key)  # superseded by this read
-                await self._push(resync_frame(sub.ticker, sub.tf.code, rows, max(since, 0)))
+                await self._push(resync_frame(sub.ticker, sub.tf.code, rows, max(since, 0),
+                                              await _resync_studies(sub, rows)))
             rows = await database_sync_to_async(selectors.feed_state_list)()
             stored = {row["source"] for row in rows}
             for source in (set(self._feeds) or {""}) - stored:  # told "interrupted", and no stored state
