@@ -196,3 +196,31 @@ def test_timeframe_switch_reloads_the_studies_for_the_new_bars(server, page):
     assert got == pytest.approx(expected[closed])
     assert "studies=sma:5" in page.url and "tf=5m" in page.url
     _clean(page)
+
+
+def test_live_candles_from_the_socket_carry_the_api_values(server, page):
+    """Candles that formed on the page from live ``candle`` frames (with their ``studies``)
+    end with the value the API computes from the stored series."""
+    page.goto(server.base + "/chart/DEMO:BETA/?tf=5s&studies=ema:20")
+    page.wait_for_function("window.tickchart && window.tickchart.candleCount > 0")
+    _wait_loaded(page)
+    start = page.evaluate("window.tickchart.lastCandle.time")
+    # Two newer candles: the first of them formed entirely from live frames and is closed.
+    page.wait_for_function("t => window.tickchart.lastCandle.time >= t + 10", arg=start, timeout=30_000)
+    t = start + 5
+    got = page.evaluate("""t => {
+        const s = window.tickchart.chart.panes()[0].getSeries()
+            .filter(x => x !== window.tickchart.series());
+        const d = s[0].data().find(p => p.time === t);
+        return d ? (d.value === undefined ? null : d.value) : 'missing';
+    }""", t)
+    body = None
+    for _ in range(40):  # the writer stores it within a flush or two
+        body = server.api(f"/api/candles?symbol=DEMO:BETA&tf=5s&from={t}&to={t}&studies=ema:20")
+        if body["candles"]:
+            break
+        page.wait_for_timeout(250)
+    assert body and body["candles"], "the closed candle was never stored"
+    expected = body["studies"]["ema:20"][0]["value"]
+    assert got == pytest.approx(expected, rel=1e-6)
+    _clean(page)
