@@ -150,7 +150,7 @@ class ApiToken(models.Model):
     name = models.CharField(max_length=100, help_text="What the token is for, e.g. 'research notebook'")
     prefix = models.CharField(max_length=12, db_index=True, editable=False)
     digest = models.CharField(max_length=64, unique=True, editable=False)
-    scope = models.CharField(max_length=16, default="read", editable=False)
+    scope = models.CharField(max_length=64, default="read", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires")

@@ -29,6 +29,29 @@ SECRET_RANDOM_BYTES = 30  # 40 URL-safe characters, 240 bits
 PREFIX_LENGTH = 12  # "tc_" + 9 random characters; ApiToken.prefix has max_length=12
 TOUCH_INTERVAL = dt.timedelta(minutes=1)
 _SECRET_RE = re.compile(r"^tc_[A-Za-z0-9_-]{40}$")
+# What a token may do beyond reading (issue 16): every token reads; ``alerts`` also writes
+# the owner's alerts. Stored as the words of ``ApiToken.scope``, "read" always first.
+SCOPES = ("read", "alerts", "markers", "drawings")
+
+
+def scope_words(requested: object) -> str:
+    """``"read alerts"`` from ``["alerts"]``, ``"alerts,markers"`` or ``None`` (read only);
+    a ``TokenError`` names an unknown scope."""
+    if requested is None:
+        items: list[str] = []
+    elif isinstance(requested, str):
+        items = [w for w in re.split(r"[\s,]+", requested) if w]
+    else:
+        items = [str(w) for w in requested]  # type: ignore[union-attr]
+    unknown = [w for w in items if w not in SCOPES]
+    if unknown:
+        raise TokenError(f"unknown scope {unknown[0]!r} (scopes: {', '.join(SCOPES)})")
+    return " ".join(w for w in SCOPES if w == "read" or w in items)
+
+
+def token_allows(token: ApiToken, scope: str) -> bool:
+    """Whether ``token`` carries ``scope``."""
+    return scope in token.scope.split()
 
 
 class TokenError(ValueError):
@@ -52,10 +75,12 @@ def _digest(secret: str) -> str:
 
 
 def api_token_create(
-    *, user: AbstractBaseUser, name: str, expires_at: dt.datetime | None = None
+    *, user: AbstractBaseUser, name: str, expires_at: dt.datetime | None = None,
+    scopes: object = None,
 ) -> tuple[ApiToken, str]:
-    """Create a read-only token; returns ``(token, secret)``. The secret is never stored."""
-    token = ApiToken(user=user, name=name, expires_at=expires_at)
+    """Create a token (read-only unless ``scopes`` add to it); returns ``(token, secret)``.
+    The secret is never stored."""
+    token = ApiToken(user=user, name=name, expires_at=expires_at, scope=scope_words(scopes))
     return token, api_token_save_new(token=token)
 
 
@@ -66,7 +91,7 @@ def api_token_save_new(*, token: ApiToken) -> str:
     token.name = token.name.strip()[:100] or "token"
     token.prefix = secret[:PREFIX_LENGTH]
     token.digest = _digest(secret)
-    token.scope = "read"
+    token.scope = scope_words(token.scope)
     token.save()
     return secret
 
@@ -117,7 +142,7 @@ def api_token_verify(*, secret: str, now: dt.datetime | None = None) -> TokenAut
         raise TokenError("token revoked")
     if token.expires_at is not None and token.expires_at <= now:
         raise TokenError("token expired")
-    if token.scope != "read" or not token.user.is_active:
+    if not token_allows(token, "read") or not token.user.is_active:
         raise TokenError("invalid token")
     if token.last_used_at is None or now - token.last_used_at >= TOUCH_INTERVAL:
         stale = Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - TOUCH_INTERVAL)

@@ -34,7 +34,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from market.conf import access_conf
-from market.tokens import TokenError, api_token_verify
+from market.tokens import TokenError, api_token_verify, token_allows
 from market.web.responses import json_response
 
 READ_METHODS = ("GET", "HEAD")
@@ -157,7 +157,7 @@ def alerts_view(view: View) -> View:
             return _unauthorized("sign in, or send Authorization: Bearer <token>")
         if request.method not in READ_METHODS:
             token = getattr(request, "api_token", None)
-            if token is not None and token.scope != ALERT_SCOPE:
+            if token is not None and not token_allows(token, ALERT_SCOPE):
                 return json_response({"error": f"this token is read-only: writing alerts needs the "
                                                f"{ALERT_SCOPE!r} scope"}, 403)
             if token is None:

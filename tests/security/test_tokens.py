@@ -244,3 +244,25 @@ def test_the_symbol_admin_shows_and_filters_always_record(admin_client, make_sym
     page = admin_client.get("/admin/market/symbol/").content.decode()
     assert "column-always_record" in page  # list_display
     assert "?always_record__exact=1" in page  # list_filter
+
+
+def test_a_token_with_the_alerts_scope_writes_alerts_and_a_read_token_does_not(client, owner, make_symbol):
+    make_symbol("NSE:SBIN-EQ")
+    out, _ = run("create", "--user", owner.username, "--name", "bot", "--scope", "alerts")
+    writer = out.strip().splitlines()[-1]
+    reader = tokens.api_token_create(user=owner, name="r")[1]
+    body = {"symbol": "NSE:SBIN-EQ", "tf": "1m", "left": "price", "op": "crosses_above", "right": 600}
+    made = client.post("/api/alerts", body, content_type="application/json",
+                       HTTP_AUTHORIZATION=f"Bearer {writer}")
+    assert made.status_code == 201, made.content
+    refused = client.post("/api/alerts", body, content_type="application/json",
+                          HTTP_AUTHORIZATION=f"Bearer {reader}")
+    assert refused.status_code == 403 and "alerts" in refused.json()["error"]
+    # Every token still reads.
+    assert client.get("/api/alerts", HTTP_AUTHORIZATION=f"Bearer {writer}").status_code == 200
+
+
+def test_an_unknown_scope_is_refused_by_name(db, owner):
+    with pytest.raises(CommandError, match="unknown scope 'trade'"):
+        run("create", "--user", owner.username, "--name", "bot", "--scope", "trade")
+    assert tokens.scope_words("markers,alerts") == "read alerts markers"

@@ -8,7 +8,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from market.selectors import user_get
-from market.tokens import TokenError, api_token_create, api_token_find, api_token_list, api_token_revoke
+from market.tokens import (
+    TokenError,
+    api_token_create,
+    api_token_find,
+    api_token_list,
+    api_token_revoke,
+    scope_words,
+)
 
 
 def _when(value: dt.datetime | None, never: str = "never") -> str:
@@ -24,6 +31,9 @@ class Command(BaseCommand):
         create.add_argument("--user", required=True, help="username of the token's owner")
         create.add_argument("--name", required=True, help="what the token is for")
         create.add_argument("--expires", type=float, metavar="DAYS", help="expire after DAYS days")
+        create.add_argument("--scope", action="append", default=[], metavar="SCOPE",
+                            help="what it may do besides reading: alerts, markers, drawings "
+                                 "(repeat, or a comma list)")
         listing = sub.add_parser("list", help="list tokens (never their secrets)")
         listing.add_argument("--user", help="only this user's tokens")
         revoke = sub.add_parser("revoke", help="revoke a token by its id or prefix")
@@ -41,10 +51,14 @@ class Command(BaseCommand):
             if days is not None and days <= 0:
                 raise CommandError("--expires must be a positive number of days")
             expires_at = timezone.now() + dt.timedelta(days=days) if days else None
+            try:
+                scopes = scope_words(",".join(options["scope"]))
+            except TokenError as exc:
+                raise CommandError(str(exc)) from exc
             token, secret = api_token_create(user=self._user(options["user"]), name=options["name"],
-                                             expires_at=expires_at)
+                                             expires_at=expires_at, scopes=scopes)
             self.stderr.write(f"Created token {token.pk} ({token.prefix}…) for {token.user}, "
-                              f"expires {_when(expires_at)}. The secret is shown only this once:")
+                              f"scope {token.scope}, expires {_when(expires_at)}. The secret is shown only this once:")
             self.stdout.write(secret)
         elif action == "list":
             user = self._user(options["user"]) if options["user"] else None
