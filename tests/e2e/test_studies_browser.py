@@ -43,6 +43,16 @@ def _panes(page) -> int:
     return page.evaluate("window.tickchart.chart.panes().length")
 
 
+def _overlay_value(page, t: int):
+    """The first overlay's value at bar ``t`` on the price pane ('missing' without a point)."""
+    return page.evaluate("""t => {
+        const s = window.tickchart.chart.panes()[0].getSeries()
+            .filter(x => x !== window.tickchart.series());
+        const d = s[0].data().find(p => p.time === t);
+        return d ? (d.value === undefined ? null : d.value) : 'missing';
+    }""", t)
+
+
 def _wait_loaded(page, n: int = 1) -> None:
     page.wait_for_function("n => (window.tickchart.studiesLoaded || 0) >= n", arg=n)
 
@@ -152,12 +162,7 @@ def test_scroll_back_extends_the_studies(server, page):
     expected = {r["time"]: r["value"] for r in body["studies"]["ema:20"]}
     t = body["candles"][-1]["time"]
     page.evaluate("t => window.tickchart.chart.setCrosshairPosition(0, t, window.tickchart.series())", t)
-    got = page.evaluate("""t => {
-        const s = window.tickchart.chart.panes()[0].getSeries()
-            .filter(x => x !== window.tickchart.series());
-        const d = s[0].data().find(p => p.time === t);
-        return d ? (d.value === undefined ? null : d.value) : 'missing';
-    }""", t)
+    got = _overlay_value(page, t)
     assert got == pytest.approx(expected[t])
     _clean(page)
 
@@ -208,12 +213,7 @@ def test_live_candles_from_the_socket_carry_the_api_values(server, page):
     # Two newer candles: the first of them formed entirely from live frames and is closed.
     page.wait_for_function("t => window.tickchart.lastCandle.time >= t + 10", arg=start, timeout=30_000)
     t = start + 5
-    got = page.evaluate("""t => {
-        const s = window.tickchart.chart.panes()[0].getSeries()
-            .filter(x => x !== window.tickchart.series());
-        const d = s[0].data().find(p => p.time === t);
-        return d ? (d.value === undefined ? null : d.value) : 'missing';
-    }""", t)
+    got = _overlay_value(page, t)
     body = None
     for _ in range(40):  # the writer stores it within a flush or two
         body = server.api(f"/api/candles?symbol=DEMO:BETA&tf=5s&from={t}&to={t}&studies=ema:20")
