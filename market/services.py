@@ -144,6 +144,15 @@ def writer_claim(*, name: str) -> int:
         return checkpoint.epoch
 
 
+def _writer_fence(writer: str, epoch: int) -> None:
+    """Raise ``WriterFenced`` unless ``epoch`` is still ``writer``'s; the epoch row stays
+    locked for the caller's transaction, so a takeover waits for a write in flight."""
+    current = (WriterCheckpoint.objects.select_for_update().filter(name=writer)
+               .values_list("epoch", flat=True).first())
+    if current != epoch:
+        raise WriterFenced(f"writer {writer!r} is now epoch {current}, not {epoch}: another runfeed took over")
+
+
 def candle_store_checkpointed(
     *, updates: Iterable[CandleUpdate], symbol_ids: Mapping[str, int], writer: str, epoch: int,
     states: Mapping[str, dict], position: Any, alerts: Mapping[str, Any] | None = None,
@@ -156,10 +165,7 @@ def candle_store_checkpointed(
     """
     rows = _candle_rows(updates, symbol_ids)
     with transaction.atomic():
-        current = (WriterCheckpoint.objects.select_for_update().filter(name=writer)
-                   .values_list("epoch", flat=True).first())
-        if current != epoch:
-            raise WriterFenced(f"writer {writer!r} is now epoch {current}, not {epoch}: another runfeed took over")
+        _writer_fence(writer, epoch)
         if rows:
             _candle_write(rows)
         if states:
@@ -178,10 +184,17 @@ def symbol_checkpoint_clear(*, symbol: Symbol) -> None:
     SymbolCheckpoint.objects.filter(symbol=symbol).delete()
 
 
-def feed_state_save(*, source: str, state: str, detail: str, heartbeat: float) -> None:
-    FeedState.objects.update_or_create(
-        source=source, defaults={"state": state, "detail": detail[:200], "heartbeat": heartbeat}
-    )
+def feed_state_save(*, source: str, state: str, detail: str, heartbeat: float,
+                    writer: str | None = None, epoch: int | None = None) -> None:
+    """The feed's state for the badge. With ``writer``/``epoch`` it is fenced as candles are
+    (``WriterFenced`` when another runfeed took over), so a writer that lost its lock never
+    overwrites the new one's state."""
+    with transaction.atomic():
+        if writer is not None and epoch is not None:
+            _writer_fence(writer, epoch)
+        FeedState.objects.update_or_create(
+            source=source, defaults={"state": state, "detail": detail[:200], "heartbeat": heartbeat}
+        )
 
 
 def pulse_event_create_many(*, events: Iterable[StressEvent]) -> int:

@@ -16,7 +16,7 @@ from market.conf import market
 from market.core.conflate import Conflator
 from market.core.engine import CandleEngine
 from market.core.sessions import Session
-from market.core.types import CandleUpdate
+from market.core.types import CandleUpdate, WriterFenced
 from market.feed.base import Parser
 from market.feed.registry import load_feed
 from market.core.shards import Shard
@@ -179,7 +179,12 @@ def build_pipeline(source: str, *, live: bool, ids: dict[str, int], parser: Pars
     async def report(state: str, detail: str, heartbeat: float) -> None:
         try:
             await database_sync_to_async(services.feed_state_save)(
-                source=source, state=state, detail=detail, heartbeat=heartbeat)
+                source=source, state=state, detail=detail, heartbeat=heartbeat,
+                writer=lease.name if lease is not None else None,
+                epoch=lease.epoch if lease is not None else None)
+        except WriterFenced:
+            logger.warning("feed state not saved: %s", "another runfeed holds the writer lock")
+            return
         finally:  # browsers hear it even while the database is down
             if layer is not None:
                 await status_publish(layer, source=source, state=state, detail=detail, heartbeat=heartbeat)
