@@ -10,13 +10,12 @@ import logging
 import sys
 import time
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
 from market import selectors
-from market.conf import market
 from market.core import candle_files as cf
-from market.core.candle_files import parse_when
+from market.management.candle_files import add_file_arguments, file_options
 
 log = logging.getLogger("market.candle_files")
 
@@ -25,27 +24,14 @@ class Command(BaseCommand):
     help = "Export stored candles to CSV or Parquet (symbol,timeframe,time,open,high,low,close,volume,ticks)."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("path", help="output file; '-' writes CSV to stdout")
-        parser.add_argument("--format", choices=cf.FORMATS, help="default: from the file's suffix")
-        parser.add_argument("--symbol", action="append", default=[], help="ticker (repeatable; default all)")
-        parser.add_argument("--tf", action="append", default=[], help="stored timeframe (repeatable; default all)")
-        parser.add_argument("--from", dest="start", help="bucket start >= this (epoch seconds or ISO date/time, UTC)")
-        parser.add_argument("--to", dest="end", help="bucket start < this (epoch seconds or ISO date/time, UTC)")
+        add_file_arguments(parser, path_help="output file; '-' writes CSV to stdout")
         parser.add_argument("--chunk", type=int, default=cf.BATCH, help="rows per read / row group")
-        parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **opts) -> None:
-        stored = {tf.code for tf in market().plan.stored}
-        bad = [t for t in opts["tf"] if t not in stored]
-        if bad:
-            raise CommandError(f"not a stored timeframe: {', '.join(bad)} (stored: {' '.join(sorted(stored))})")
         path = opts["path"]
-        try:
-            fmt = "csv" if path == "-" else cf.format_of(path, opts["format"])
-        except cf.CandleFileError as e:
-            raise CommandError(str(e)) from None
+        fmt, start, end = file_options(opts)
         filters = dict(tickers=opts["symbol"] or None, timeframes=opts["tf"] or None,
-                       start=parse_when(opts["start"]), end=parse_when(opts["end"]))
+                       start=start, end=end)
         total = selectors.candle_export_count(**filters)
         rows = selectors.candle_export_iter(**filters, chunk=opts["chunk"])
         show = not opts["no_progress"] and sys.stderr.isatty()

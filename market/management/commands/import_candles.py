@@ -23,8 +23,8 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from market import services
-from market.conf import market
 from market.core import candle_files as cf
+from market.management.candle_files import add_file_arguments, file_options
 
 log = logging.getLogger("market.candle_files")
 
@@ -33,28 +33,14 @@ class Command(BaseCommand):
     help = "Import candles from CSV or Parquet (idempotent upsert on symbol + timeframe + time)."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("path", help="input file; '-' reads CSV from stdin")
-        parser.add_argument("--format", choices=cf.FORMATS, help="default: from the file's suffix")
-        parser.add_argument("--symbol", action="append", default=[], help="import only this ticker (repeatable)")
-        parser.add_argument("--tf", action="append", default=[], help="import only this timeframe (repeatable)")
-        parser.add_argument("--from", dest="start", help="bucket start >= this (epoch seconds or ISO, UTC)")
-        parser.add_argument("--to", dest="end", help="bucket start < this (epoch seconds or ISO, UTC)")
+        add_file_arguments(parser, path_help="input file; '-' reads CSV from stdin")
         parser.add_argument("--create-symbols", action="store_true",
                             help="create unknown tickers (inactive) instead of stopping")
         parser.add_argument("--batch", type=int, default=cf.BATCH, help="rows per transaction")
-        parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **opts) -> None:
-        stored = {tf.code for tf in market().plan.stored}
-        bad = [t for t in opts["tf"] if t not in stored]
-        if bad:
-            raise CommandError(f"not a stored timeframe: {', '.join(bad)} (stored: {' '.join(sorted(stored))})")
         path = opts["path"]
-        try:
-            fmt = "csv" if path == "-" else cf.format_of(path, opts["format"])
-            start, end = cf.parse_when(opts["start"]), cf.parse_when(opts["end"])
-        except cf.CandleFileError as e:
-            raise CommandError(str(e)) from None
+        fmt, start, end = file_options(opts)
         symbols, tfs = set(opts["symbol"]), set(opts["tf"])
         show = not opts["no_progress"] and sys.stderr.isatty()
         began = time.monotonic()
