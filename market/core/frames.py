@@ -60,6 +60,12 @@ def status_frame(*, source: str, state: str, detail: str, heartbeat: float) -> s
     return _text({"type": "status", "source": source, "state": state, "detail": detail, "heartbeat": heartbeat})
 
 
+def user_frame(kind: str, payload: dict[str, Any]) -> str:
+    """A frame for one signed-in user's sockets only (``market.live.broadcast.user_publish``):
+    ``{"type": kind, **payload}``, e.g. ``drawing`` or ``alert_event``."""
+    return _text({"type": kind, **payload})
+
+
 def error_frame(message: str, *, code: str | None = None, ticker: str | None = None, tf: str | None = None) -> str:
     """An answer to a message we could not serve; ``code`` names a broken limit
     (rate_limited | frame_too_large | too_many_subscriptions), ``symbol``/``tf`` echo the request."""

@@ -13,7 +13,7 @@ import string
 from functools import lru_cache
 from typing import Any, Iterable
 
-from market.core.frames import candle_frame, status_frame
+from market.core.frames import candle_frame, status_frame, user_frame
 from market.core.types import CandleUpdate
 
 EVENT_TYPE = "candle.update"
@@ -74,11 +74,34 @@ STATUS_GROUP = "feed.status"
 STATUS_EVENT = "feed.status"
 
 
+USER_EVENT = "user.event"
+
+
+def user_group(user_id: int) -> str:
+    """The group of one signed-in user's open sockets (every tab, every daphne process)."""
+    return f"u.{int(user_id)}"
+
+
 def event_group(event: dict[str, Any]) -> str:
-    """The group a candle or status event was sent to (market.live.relay hands it on by group)."""
-    if event["type"] == STATUS_EVENT:
+    """The group a candle, status or user event was sent to (market.live.relay hands it on by group)."""
+    kind = event["type"]
+    if kind == STATUS_EVENT:
         return STATUS_GROUP
+    if kind == USER_EVENT:
+        return event["group"]
     return group_name(event["symbol"], event["tf"])
+
+
+def user_event(user_id: int, kind: str, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``(group, event)`` telling every open socket of ``user_id`` ``{"type": kind, **payload}``."""
+    group = user_group(user_id)
+    return group, {"type": USER_EVENT, "group": group, "text": user_frame(kind, payload)}
+
+
+async def user_publish(layer: Any, user_id: int, kind: str, payload: dict[str, Any]) -> None:
+    """Tell one user's open pages something (a drawing changed, an alert fired)."""
+    group, event = user_event(user_id, kind, payload)
+    await layer.group_send(group, event)
 
 
 async def status_publish(layer: Any, *, source: str, state: str, detail: str, heartbeat: float) -> None:

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from channels.auth import AuthMiddleware
 from channels.sessions import CookieMiddleware, SessionMiddleware
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
@@ -248,16 +249,18 @@ async def websocket_accept(consumer: Any) -> bool:
 class SocketAuthMiddleware(AuthMiddleware):
     """channels' AuthMiddleware, minus the session read when no decision needs the user.
 
-    With public access on, a socket's user decides nothing, and skipping the lookup saves
-    every connect a thread hop: thousands of browsers reconnecting at once after a deploy
-    otherwise queue behind it past daphne's 5 s handshake timeout.
+    With public access on, a socket's user decides no access, and skipping the lookup for
+    visitors without a session cookie saves their connects a thread hop: thousands of
+    browsers reconnecting at once after a deploy otherwise queue behind it past daphne's
+    5 s handshake timeout. A signed-in user's socket is still resolved: it hears that
+    user's own events (drawings, alerts; ``market.live.broadcast.user_group``).
     """
 
     async def resolve_scope(self, scope: dict[str, Any]) -> None:
-        if public_access():
-            scope["user"]._wrapped = AnonymousUser()
+        if public_access() and settings.SESSION_COOKIE_NAME not in scope.get("cookies", {}):
+            scope["user"]._wrapped = AnonymousUser()  # a visitor who never signed in
             return
-        await super().resolve_scope(scope)
+        await super().resolve_scope(scope)  # a signed-in user's socket also hears their own events
 
 
 def SocketAuthMiddlewareStack(inner: Any) -> Any:  # noqa: N802 - named like channels' AuthMiddlewareStack

@@ -64,11 +64,13 @@ from market.core.studies import Study, StudyError, parse_studies
 from market.core.studies_live import REGISTRY, LiveStudies
 from market.core.timeframes import Timeframe
 from market.core.types import Candle
-from market.live.broadcast import EVENT_TYPE, STATUS_EVENT, STATUS_GROUP, event_group, group_name
+from market.live.broadcast import (
+    EVENT_TYPE, STATUS_EVENT, STATUS_GROUP, USER_EVENT, event_group, group_name, user_group,
+)
 from market.live.demand import ADD, REFRESH, REMOVE, announce_seconds, demand_send, on_demand
 from market.live.relay import LOST, RESTORED, Relay, relay_for
 from market.metrics import WS_CLIENTS, WS_DELIVERIES, WS_ERRORS, WS_SUBSCRIPTIONS
-from market.web.access import websocket_accept
+from market.web.access import user_is_reader, websocket_accept
 from market.web.protocol import (
     CAUGHT_UP, CLOSE_LIMITS, CLOSE_TOO_SLOW, PONG, LimitExceeded, ProtocolError, behind_frame, candle_frame,
     echo, error_frame, read_message, read_since, read_target, resync_frame, snapshot_frame, status_frame,
@@ -314,6 +316,8 @@ class MarketConsumer(AsyncWebsocketConsumer):
         # that re-announces them.
         self._demanded: dict[str, str] = {}
         self._demand_task: asyncio.Task | None = None
+        # A signed-in user's own group (their drawings, alerts): None for visitors.
+        self._user_group: str | None = None
 
     # -- the connection ------------------------------------------------------------
     async def connect(self) -> None:
@@ -328,6 +332,10 @@ class MarketConsumer(AsyncWebsocketConsumer):
         self.counted = True
         WS_CLIENTS.inc()
         await self._relay.join(STATUS_GROUP, self)
+        user = self.scope.get("user")
+        if user_is_reader(user):
+            self._user_group = user_group(user.pk)
+            await self._relay.join(self._user_group, self)
         for row in await database_sync_to_async(selectors.feed_state_list)():
             self._feeds[row["source"]] = row["heartbeat"]
             await self.send(text_data=status_frame(**row))
@@ -340,6 +348,8 @@ class MarketConsumer(AsyncWebsocketConsumer):
         for sub in self.subscriptions.values():
             _release_studies(sub)
         groups = {s.group for s in self.subscriptions.values()} | {STATUS_GROUP}
+        if self._user_group is not None:
+            groups.add(self._user_group)
         for group in groups:  # (a refused socket joined none: leave() is then a no-op)
             await self._relay.leave(group, self)
         await self._demand_close()
@@ -364,6 +374,8 @@ class MarketConsumer(AsyncWebsocketConsumer):
         elif kind == STATUS_EVENT:
             self._note_status(event["text"])
             await self._relay_status(event["text"])
+        elif kind == USER_EVENT:  # the user's own news (a drawing changed, an alert fired)
+            await self.send(text_data=event["text"])
         elif kind == LOST:
             await self._layer_lost()
         elif kind == RESTORED:

@@ -200,11 +200,15 @@ async def test_the_socket_reads_the_session_only_when_access_depends_on_it(monke
         return access.AnonymousUser()
 
     monkeypatch.setattr(channels.auth, "get_user", get_user)
-    connected, code, comm = await _connect("/ws/market/", "sessionid=notarealsessionkey0123456789abcdef")
+    connected, code, comm = await _connect("/ws/market/", None if public else "sessionid=notarealsessionkey0123456789abcdef")
     if connected:
         await comm.disconnect()
-    # Public access: no session read (a connect stampede saves a thread hop each).
+    # Public access: no session read for a visitor (a connect stampede saves a thread hop each).
     assert (connected, len(reads)) == ((True, 0) if public else (False, 1)), (code, reads)
+    if public:  # one with a session cookie is read: the socket hears that user's own events
+        connected, code, comm = await _connect("/ws/market/", "sessionid=notarealsessionkey0123456789abcdef")
+        await comm.disconnect()
+        assert (connected, len(reads)) == (True, 1), (code, reads)
 
 
 @pytest.mark.django_db(transaction=True)
