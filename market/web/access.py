@@ -25,6 +25,7 @@ import hmac
 from typing import Any, Callable
 
 from channels.auth import AuthMiddleware
+from channels.db import database_sync_to_async
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
@@ -68,13 +69,25 @@ def login_url() -> str:
     return resolve_url(access_conf().login_url)
 
 
-def _bearer(request: HttpRequest) -> str | None:
-    """The secret of an ``Authorization: Bearer …`` header, else None (other schemes too)."""
-    header = request.headers.get("Authorization", "")
+def _bearer_secret(header: str) -> str | None:
+    """The secret of an ``Authorization: Bearer …`` header value, else None (other schemes too)."""
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() != "bearer":
         return None
     return credentials.strip()
+
+
+def _bearer(request: HttpRequest) -> str | None:
+    return _bearer_secret(request.headers.get("Authorization", ""))
+
+
+def _socket_bearer(scope: dict[str, Any]) -> str | None:
+    """A script's token on a socket handshake: the ``Authorization`` header only (browsers
+    cannot set it; a query string or subprotocol would put the secret in logs)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            return _bearer_secret(value.decode("latin1"))
+    return None
 
 
 def _unauthorized(message: str, *, invalid_token: bool = False) -> HttpResponse:
@@ -225,12 +238,21 @@ async def websocket_refusal(scope: dict[str, Any]) -> int | None:
     """None if this socket may read, else the close code to refuse it with before accept().
 
     ``scope["user"]`` is resolved by channels' AuthMiddleware before the consumer runs, so
-    this reads no database. Without that middleware (a bare consumer) there is no user.
+    this reads no database, unless a script sent a token (``Authorization: Bearer``).
+    Without that middleware (a bare consumer) there is no user.
     """
     if public_access():
         return None
     user = scope.get("user")
     if user_is_reader(user):
+        return None
+    secret = _socket_bearer(scope)
+    if secret is not None:  # a script (the Python client's stream): one lookup per handshake
+        try:
+            auth = await database_sync_to_async(api_token_verify)(secret=secret)
+        except TokenError:
+            return CLOSE_UNAUTHENTICATED
+        scope["token"] = auth.token
         return None
     return CLOSE_FORBIDDEN if user is not None and user.is_authenticated else CLOSE_UNAUTHENTICATED
 

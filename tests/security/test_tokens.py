@@ -128,17 +128,31 @@ def test_a_token_opens_neither_the_pages_nor_the_admin(client, owner, issued, ma
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_token_does_not_open_the_socket():
-    """Not supported on purpose (docs/security.md): browsers cannot set the header, and the
-    alternatives (query string, subprotocol) end up in logs."""
+async def test_a_token_opens_the_socket_by_header_only():
+    """Scripts (the Python client's stream) send the header; browsers cannot, and a query
+    string or subprotocol would put the secret in logs, so those are not read."""
     from asgiref.sync import sync_to_async
 
     user = await sync_to_async(get_user_model().objects.create_user)("ws-owner")
     _, secret = await sync_to_async(tokens.api_token_create)(user=user, name="ws")
-    comm = WebsocketCommunicator(application, "/ws/market/", headers=[
-        (b"origin", b"http://localhost"), (b"host", b"localhost"), (b"authorization", f"Bearer {secret}".encode())])
-    connected, code = await comm.connect(timeout=5)
-    assert (connected, code) == (False, 4401)
+    base = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+
+    async def connect(path: str, headers: list) -> tuple[bool, int | None]:
+        comm = WebsocketCommunicator(application, path, headers=base + headers)
+        connected, code = await comm.connect(timeout=5)
+        if connected:
+            await comm.send_json_to({"type": "ping"})
+            assert (await comm.receive_json_from(timeout=5))["type"] in {"pong", "status"}
+            await comm.disconnect()
+        return connected, code
+
+    assert (await connect("/ws/market/", [(b"authorization", f"Bearer {secret}".encode())]))[0]
+    assert await connect("/ws/market/", [(b"authorization", b"Bearer tc_not-a-real-token")]) == (False, 4401)
+    assert await connect(f"/ws/market/?token={secret}", []) == (False, 4401)
+    assert await connect("/ws/market/", [(b"sec-websocket-protocol", secret.encode())]) == (False, 4401)
+    await sync_to_async(tokens.api_token_revoke)(token=(await sync_to_async(
+        lambda: user.api_tokens.get())()))
+    assert await connect("/ws/market/", [(b"authorization", f"Bearer {secret}".encode())]) == (False, 4401)
 
 
 # -- last used --------------------------------------------------------------------------
