@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
 from typing import Any, Iterable, Mapping
@@ -17,8 +16,6 @@ from market.core.alerts import Event, next_attempt, parse_condition
 from market.models import (
     Alert, AlertEvent, Candle, FeedState, PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint,
 )
-
-logger = logging.getLogger(__name__)
 
 UPSERT_BATCH = 2000
 SYMBOL_BATCH = 1000
@@ -338,25 +335,3 @@ def alert_event_attempted(*, event_id: str, ok: bool, error: str = "", now: floa
             ev.next_attempt = retry or 0
         ev.save(update_fields=["attempts", "delivery", "last_error", "next_attempt"])
 
-
-def user_notify(*, user_id: int, kind: str, payload: dict[str, Any]) -> None:
-    """Tell every open page of ``user_id`` ``{"type": kind, **payload}``, once the current
-    transaction commits (a rolled-back write tells nobody). A channel-layer outage is
-    logged, not raised: the write stands, and pages read it again when they reconnect."""
-    from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
-
-    from market.live.broadcast import user_event
-
-    group, event = user_event(user_id, kind, payload)
-
-    def send() -> None:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        try:
-            async_to_sync(layer.group_send)(group, event)
-        except Exception:  # noqa: BLE001 - Redis down: the pages resync on reconnect
-            logger.warning("could not tell user %s's pages about a %s (channel layer down)", user_id, kind)
-
-    transaction.on_commit(send)

@@ -9,12 +9,18 @@ by ``market.core.frames``, the one place that writes what browsers receive).
 from __future__ import annotations
 
 import hashlib
+import logging
 import string
 from functools import lru_cache
 from typing import Any, Iterable
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
 from market.core.frames import candle_frame, status_frame, user_frame
 from market.core.types import CandleUpdate
+
+logger = logging.getLogger(__name__)
 
 EVENT_TYPE = "candle.update"
 _SAFE = frozenset(string.ascii_letters + string.digits + "-.")
@@ -110,3 +116,17 @@ async def status_publish(layer: Any, *, source: str, state: str, detail: str, he
         "type": STATUS_EVENT,
         "text": status_frame(source=source, state=state, detail=detail, heartbeat=heartbeat),
     })
+
+
+def user_notify(*, user_id: int, kind: str, payload: dict[str, Any]) -> None:
+    """Tell every open page of ``user_id`` ``{"type": kind, **payload}``, from sync code
+    (a view, once its service call has committed the write). A channel-layer outage is
+    logged, not raised: the write stands, and pages read it again when they reconnect."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    group, event = user_event(user_id, kind, payload)
+    try:
+        async_to_sync(layer.group_send)(group, event)
+    except Exception:  # noqa: BLE001 - Redis down: the pages resync on reconnect
+        logger.warning("could not tell user %s's pages about a %s (channel layer down)", user_id, kind)

@@ -86,6 +86,7 @@ def api_candles(request: HttpRequest) -> HttpResponse:
     body: dict[str, Any] = {
         "symbol": symbol.ticker,
         "tf": tf.code,
+        "tz": conf.sessions.tz_name(symbol.exchange),  # exchange time zone (scripts index by it)
         "candles": [c.as_dict() for c in candles],
     }
     if studies is not None:

@@ -1,0 +1,203 @@
+"""The HTTP side: history (paged past the server's per-request limit), symbols, alerts.
+
+Only the standard library is needed; pandas is used when it is installed (or asked for).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Sequence
+
+from tickchart_client._time import TimeLike, needs_zone, to_epoch
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
+
+    from tickchart_client.stream import Update
+
+PAGE = 10_000  # the server's largest page (TICKCHART MAX_LIMIT)
+CANDLE_FIELDS = ("open", "high", "low", "close", "volume", "ticks")
+
+
+class TickChartError(Exception):
+    """The server refused a request: ``status`` and its ``{"error"}`` message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def flatten_studies(studies: dict[str, list[dict[str, Any]]], index: int) -> dict[str, Any]:
+    """One candle's study values as flat columns: ``ema:20`` for single values,
+    ``macd:12:26:9.hist`` for each part of a study with several (the alert key names)."""
+    out: dict[str, Any] = {}
+    for key, rows in studies.items():
+        row = rows[index]
+        parts = [k for k in row if k != "time"]
+        if parts == ["value"]:
+            out[key] = row["value"]
+        else:
+            for part in parts:
+                out[f"{key}.{part}"] = row[part]
+    return out
+
+
+class Client:
+    """``Client("http://host:8000", token)``; the token defaults to ``$TICKCHART_TOKEN``."""
+
+    def __init__(self, url: str, token: str | None = None, *, timeout: float = 60.0, page: int = PAGE) -> None:
+        self.url = url.rstrip("/")
+        self.token = token if token is not None else os.environ.get("TICKCHART_TOKEN") or None
+        self.timeout = timeout
+        self.page = page
+
+    def __repr__(self) -> str:  # never the token
+        return f"Client({self.url!r})"
+
+    # -- plumbing --------------------------------------------------------------------
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": "tickchart-client/0.1"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    def request(self, method: str, path: str, params: dict[str, Any] | None = None,
+                body: dict[str, Any] | None = None, *, retries: int = 5) -> Any:
+        """One API call; a 429 waits as long as ``Retry-After`` says and tries again."""
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        url = self.url + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        data = None
+        headers = self._headers()
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        for attempt in range(retries + 1):
+            req = urllib.request.Request(url, data=data, method=method, headers=headers)
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as response:
+                    raw = response.read()
+                    return json.loads(raw) if raw else None
+            except urllib.error.HTTPError as exc:
+                raw = exc.read()
+                if exc.code == 429 and attempt < retries:
+                    time.sleep(min(60.0, float(exc.headers.get("Retry-After") or 1)))
+                    continue
+                try:
+                    message = json.loads(raw).get("error") or raw.decode(errors="replace")
+                except (ValueError, AttributeError):
+                    message = raw.decode(errors="replace")[:500]
+                raise TickChartError(exc.code, message) from None
+        raise AssertionError("unreachable")
+
+    # -- history ---------------------------------------------------------------------
+    def zone(self, symbol: str, tf: str = "1d") -> str:
+        """The exchange time zone of ``symbol`` (what the server says)."""
+        return self.request("GET", "/api/candles", {"symbol": symbol, "tf": tf, "limit": 1}).get("tz") or "UTC"
+
+    def history_rows(
+        self, symbol: str, tf: str, start: TimeLike = None, end: TimeLike = None, *,
+        studies: Sequence[str] | str | None = None, progress: Callable[[int, int], None] | None = None,
+    ) -> tuple[list[dict[str, Any]], str]:
+        """``(rows, tz)``: every candle from ``start`` to ``end`` (inclusive; default: all
+        stored), ascending, each a dict of ``time`` (epoch s) and the candle's fields plus
+        flat study columns. Pages of ``self.page``; ``progress(candles, pages)`` after each."""
+        tz = self.zone(symbol, tf) if needs_zone(start, end) else "UTC"
+        first = to_epoch(start, tz) or 0
+        last = to_epoch(end, tz, end_of_day=True)
+        study_param = ",".join(studies) if isinstance(studies, (list, tuple)) else studies
+        rows: list[dict[str, Any]] = []
+        cursor, pages, newest = first, 0, -1
+        while True:
+            body = self.request("GET", "/api/candles", {
+                "symbol": symbol, "tf": tf, "from": cursor, "to": last, "limit": self.page, "studies": study_param,
+            })
+            tz = body.get("tz") or tz
+            candles = body["candles"]
+            pages += 1
+            fresh = 0
+            for i, candle in enumerate(candles):
+                if candle["time"] <= newest:  # a derived page starts at the bucket holding ``cursor``
+                    continue
+                row = dict(candle)
+                if "studies" in body:
+                    row.update(flatten_studies(body["studies"], i))
+                rows.append(row)
+                newest = candle["time"]
+                fresh += 1
+            if progress is not None:
+                progress(len(rows), pages)
+            if len(candles) < self.page or fresh == 0:
+                return rows, tz
+            cursor = newest + 1
+
+    def history(
+        self, symbol: str, tf: str, start: TimeLike = None, end: TimeLike = None, *,
+        studies: Sequence[str] | str | None = None, frame: bool | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> "pandas.DataFrame | list[dict[str, Any]]":
+        """Candles (and studies) from ``start`` to ``end``: a pandas DataFrame indexed by
+        exchange-local time when pandas is installed (``frame=True`` insists, ``False``
+        declines), else the plain rows of ``history_rows``."""
+        rows, tz = self.history_rows(symbol, tf, start, end, studies=studies, progress=progress)
+        if frame is False:
+            return rows
+        try:
+            import pandas as pd
+        except ImportError:
+            if frame:
+                raise
+            return rows
+        return to_frame(rows, tz, pd)
+
+    # -- live ------------------------------------------------------------------------
+    def stream(self, symbols: str | Iterable[str], tf: str, *, since: TimeLike = None,
+               studies: Sequence[str] | None = None, **options: Any) -> AsyncIterator["Update"]:
+        """Live candles (``tickchart_client.stream.stream``): an async iterator that
+        reconnects and resumes without gaps or duplicates."""
+        from tickchart_client.stream import stream
+
+        tz = "UTC"
+        if needs_zone(since):
+            first = symbols if isinstance(symbols, str) else next(iter(symbols))
+            tz = self.zone(first, tf)
+        return stream(self, [symbols] if isinstance(symbols, str) else list(symbols), tf,
+                      since=to_epoch(since, tz), studies=studies, **options)
+
+    # -- symbols and alerts ----------------------------------------------------------
+    def symbols(self, query: str = "") -> list[dict[str, Any]]:
+        return self.request("GET", "/api/symbols", {"q": query})["symbols"]
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/api/alerts")["alerts"]
+
+    def alert(self, alert_id: int) -> dict[str, Any]:
+        return self.request("GET", f"/api/alerts/{int(alert_id)}")
+
+    def alert_create(self, **fields: Any) -> dict[str, Any]:
+        """``alert_create(symbol=..., tf=..., left="price", op="crosses_above", right=123.0,
+        trigger="once", message=..., webhook=...)`` (the token needs the ``alerts`` scope)."""
+        return self.request("POST", "/api/alerts", body=fields)
+
+    def alert_update(self, alert_id: int, **fields: Any) -> dict[str, Any]:
+        return self.request("PATCH", f"/api/alerts/{int(alert_id)}", body=fields)
+
+    def alert_delete(self, alert_id: int) -> None:
+        self.request("DELETE", f"/api/alerts/{int(alert_id)}")
+
+    def alert_events(self, alert_id: int) -> list[dict[str, Any]]:
+        return self.request("GET", f"/api/alerts/{int(alert_id)}/events")["events"]
+
+
+def to_frame(rows: list[dict[str, Any]], tz: str, pd: Any) -> "pandas.DataFrame":
+    """Rows as a DataFrame indexed by exchange-local time (``time``), columns as the rows'."""
+    columns = list(rows[0]) if rows else ["time", *CANDLE_FIELDS]
+    df = pd.DataFrame.from_records(rows, columns=columns)
+    index = pd.to_datetime(df.pop("time"), unit="s", utc=True).dt.tz_convert(tz)
+    df.index = pd.DatetimeIndex(index, name="time")
+    return df
