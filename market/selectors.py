@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -431,3 +431,21 @@ def alert_event_due(*, now: float, limit: int = 100) -> list[dict[str, Any]]:
     return [{"id": e.id, "alert": e.alert_id, "symbol": e.symbol, "tf": e.tf, "time": e.time, "value": e.value,
              "message": e.message, "fired_at": e.fired_at, "webhook": e.alert.webhook, "secret": e.alert.secret}
             for e in rows]
+
+
+def candle_pages(
+    *, symbol: Symbol, tf: Timeframe, start: int | None = None, end: int | None = None, page: int = 10_000,
+) -> Iterator[list[CandleValue]]:
+    """Every candle of ``symbol`` at ``tf`` from ``start`` to ``end`` (inclusive), ascending,
+    ``page`` at a time (an export of any length in constant memory). A derived timeframe's
+    page starts at the bucket holding its cursor, so a bucket already given is skipped."""
+    cursor, newest = start or 0, -1
+    while True:
+        candles = candle_list(symbol=symbol, tf=tf, start=cursor, end=end, limit=page)
+        fresh = [c for c in candles if c.time > newest]
+        if fresh:
+            yield fresh
+            newest = fresh[-1].time
+        if len(candles) < page or not fresh:
+            return
+        cursor = newest + 1

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from market.pulse import views as pulse_views
-from market.web import alerts, ops, views
+from market.web import alerts, exports, ops, views
 
 urlpatterns = [
     path("healthz", ops.healthz, name="healthz"),
@@ -10,6 +10,8 @@ urlpatterns = [
     path("", views.chart, name="home"),
     path("chart/<path:ticker>/", views.chart, name="chart"),
     path("api/candles", views.api_candles, name="api-candles"),
+    path("api/candles.csv", exports.api_candles_csv, name="api-candles-csv"),
+    path("api/candles.parquet", exports.api_candles_parquet, name="api-candles-parquet"),
     path("api/symbols", views.api_symbols, name="api-symbols"),
     path("api/alerts", alerts.api_alerts, name="api-alerts"),
     path("api/alerts/<int:pk>", alerts.api_alert, name="api-alert"),

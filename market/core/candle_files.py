@@ -181,3 +181,127 @@ def parse_when(text: str | None) -> int | None:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return int(dt.timestamp())
+
+
+# -- chart exports (GET /api/candles.csv / .parquet) ------------------------------------------
+# One symbol and timeframe, as the chart shows it: exchange-local time, the candle, and any
+# study columns (``ema:20``, ``macd:12:26:9.hist``: the alert keys). Encoded page by page,
+# so the server streams any length in constant memory.
+
+CANDLE_FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "volume", "ticks")
+
+
+def study_columns(rows: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Flat column names of a page's study rows (``key`` or ``key.part``)."""
+    out = []
+    for key, values in rows.items():
+        parts = [k for k in (values[0] if values else {"value": None}) if k != "time"]
+        out += [key] if parts == ["value"] else [f"{key}.{p}" for p in parts]
+    return out
+
+
+def study_values(rows: dict[str, list[dict[str, Any]]], i: int) -> list[Any]:
+    """The ``i``-th candle's study values, in ``study_columns`` order."""
+    out: list[Any] = []
+    for values in rows.values():
+        row = values[i]
+        out += [v for k, v in row.items() if k != "time"]
+    return out
+
+
+class ChartCsv:
+    """CSV text: ``time`` (ISO 8601, exchange-local, with offset), ``epoch``, the candle,
+    then study columns."""
+
+    def __init__(self, tz: str, studies: Sequence[str] = ()) -> None:
+        from zoneinfo import ZoneInfo
+
+        self.zone = ZoneInfo(tz)
+        self.studies = list(studies)
+
+    def header(self) -> str:
+        return ",".join(("time", "epoch", *CANDLE_FIELDS, *self.studies)) + "\n"
+
+    def page(self, candles: Sequence[Any], study_rows: dict[str, list[dict[str, Any]]] | None = None) -> str:
+        from datetime import datetime
+
+        lines = []
+        zone = self.zone
+        for i, c in enumerate(candles):
+            values = [datetime.fromtimestamp(c.time, zone).isoformat(), c.time, c.open, c.high, c.low, c.close,
+                      c.volume, c.ticks]
+            if study_rows:
+                values += study_values(study_rows, i)
+            lines.append(",".join("" if v is None else str(v) for v in values))
+        return "\n".join(lines) + "\n" if lines else ""
+
+
+class ChartParquet:
+    """Parquet bytes, one row group per page: ``time`` as a timestamp in the exchange's
+    zone, the candle, then study columns (float64). ``page`` returns what is ready to send;
+    ``close`` the rest (the footer)."""
+
+    def __init__(self, tz: str, studies: Sequence[str] = ()) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.pa = pa
+        self.studies = list(studies)
+        self.schema = pa.schema([
+            ("time", pa.timestamp("s", tz=tz)), ("open", pa.float64()), ("high", pa.float64()),
+            ("low", pa.float64()), ("close", pa.float64()), ("volume", pa.float64()), ("ticks", pa.int64()),
+            *[(name, pa.float64()) for name in self.studies],
+        ])
+        self.sink = _Drain()
+        self.writer = pq.ParquetWriter(pa.PythonFile(self.sink, mode="w"), self.schema, compression="zstd")
+
+    def _ready(self) -> bytes:
+        return self.sink.drain()
+
+    def page(self, candles: Sequence[Any], study_rows: dict[str, list[dict[str, Any]]] | None = None) -> bytes:
+        if not candles:
+            return b""
+        cols: list[list[Any]] = [[c.time for c in candles], [c.open for c in candles], [c.high for c in candles],
+                                 [c.low for c in candles], [c.close for c in candles], [c.volume for c in candles],
+                                 [c.ticks for c in candles]]
+        if study_rows:
+            per = [study_values(study_rows, i) for i in range(len(candles))]
+            cols += [[row[j] for row in per] for j in range(len(self.studies))]
+        self.writer.write_table(self.pa.Table.from_arrays(cols, schema=self.schema))
+        return self._ready()
+
+    def close(self) -> bytes:
+        self.writer.close()
+        return self._ready()
+
+
+class _Drain:
+    """A write-only file that hands over what was written since the last ``drain`` (so a
+    streamed Parquet file never sits in memory whole)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.position = 0
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        self.position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.position
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def writable(self) -> bool:
+        return True
+
+    def drain(self) -> bytes:
+        out = b"".join(self.parts)
+        self.parts = []
+        return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
@@ -54,29 +54,43 @@ def _studies(raw: str | None) -> list[Study] | None:
         raise BadRequest(str(exc)) from None
 
 
+class CandlesQuery(NamedTuple):
+    ticker: str
+    tf: Timeframe
+    start: int | None
+    end: int | None
+    limit: int | None
+    studies: list[Study] | None
+
+
+def candles_query(params: QueryDict, *, max_limit: int) -> CandlesQuery:
+    """``symbol, tf, from, to, limit, studies`` of ``/api/candles`` and its exports, checked;
+    raises BadRequest naming the bad one."""
+    # "?limit=10&limit=10000": which one counts is a guess; say so instead.
+    repeated = [k for k in ("symbol", "tf", "from", "to", "limit", "studies") if len(params.getlist(k)) > 1]
+    if repeated:
+        raise BadRequest(f"{repeated[0]} given more than once")
+    ticker = params.get("symbol", "").strip()
+    if not ticker:
+        raise BadRequest("symbol is required")
+    if not is_ticker(ticker):
+        raise BadRequest("symbol must be a ticker such as NSE:SBIN-EQ")
+    tf = _timeframe(params.get("tf"))
+    start = _int_param(params, "from", low=0, high=_MAX_EPOCH)
+    end = _int_param(params, "to", low=0, high=_MAX_EPOCH)
+    limit = _int_param(params, "limit", low=1, high=max_limit)
+    if start is not None and end is not None and start > end:
+        raise BadRequest("from must not be after to")
+    return CandlesQuery(ticker, tf, start, end, limit, _studies(params.get("studies")))
+
+
 @access.api_view()
 def api_candles(request: HttpRequest) -> HttpResponse:
     """``GET /api/candles?symbol=&tf=[&from=][&to=][&limit=][&studies=]``: ascending candles,
     and with ``studies`` each study's values for them (issue 11)."""
     conf = market()
     try:
-        # "?limit=10&limit=10000": which one counts is a guess; say so instead.
-        repeated = [k for k in ("symbol", "tf", "from", "to", "limit", "studies")
-                    if len(request.GET.getlist(k)) > 1]
-        if repeated:
-            raise BadRequest(f"{repeated[0]} given more than once")
-        ticker = request.GET.get("symbol", "").strip()
-        if not ticker:
-            raise BadRequest("symbol is required")
-        if not is_ticker(ticker):
-            raise BadRequest("symbol must be a ticker such as NSE:SBIN-EQ")
-        tf = _timeframe(request.GET.get("tf"))
-        start = _int_param(request.GET, "from", low=0, high=_MAX_EPOCH)
-        end = _int_param(request.GET, "to", low=0, high=_MAX_EPOCH)
-        limit = _int_param(request.GET, "limit", low=1, high=conf.max_limit)
-        if start is not None and end is not None and start > end:
-            raise BadRequest("from must not be after to")
-        studies = _studies(request.GET.get("studies"))
+        ticker, tf, start, end, limit, studies = candles_query(request.GET, max_limit=conf.max_limit)
     except BadRequest as exc:
         return json_response({"error": str(exc)}, status=400)
     symbol = selectors.symbol_get(ticker=ticker)
