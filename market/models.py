@@ -219,3 +219,25 @@ class AlertEvent(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+
+class Marker(models.Model):
+    """A mark a strategy posted on a symbol's chart (issue 16), shown on every open chart of it."""
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="markers")
+    symbol = models.ForeignKey(Symbol, on_delete=models.CASCADE, related_name="markers")
+    time = models.BigIntegerField(help_text="exchange time it marks (epoch seconds)")
+    price = models.FloatField(null=True, blank=True)
+    shape = models.CharField(max_length=12)
+    position = models.CharField(max_length=16)
+    color = models.CharField(max_length=7)
+    text = models.CharField(max_length=80, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["time", "id"]
+        indexes = [models.Index(fields=["symbol", "time"], name="market_marker_symbol_time")]
+
+    def __str__(self) -> str:
+        return f"{self.symbol_id} {self.time} {self.shape} {self.text}"

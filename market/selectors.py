@@ -16,7 +16,7 @@ from market.core.derive import aggregate
 from market.core.timeframes import BASE, Timeframe
 from market.core.types import Candle as CandleValue
 from market.models import (
-    Alert, AlertEvent, Candle, FeedState, PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint,
+    Alert, AlertEvent, Candle, FeedState, Marker, PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint,
 )
 
 if TYPE_CHECKING:
@@ -449,3 +449,28 @@ def candle_pages(
         if len(candles) < page or not fresh:
             return
         cursor = newest + 1
+
+
+MARKER_PAGE = 5_000
+
+
+def marker_as_dict(marker: Marker) -> dict[str, Any]:
+    return {"id": marker.id, "symbol": marker.symbol.ticker, "time": marker.time, "price": marker.price,
+            "shape": marker.shape, "position": marker.position, "color": marker.color, "text": marker.text,
+            "author": marker.user.get_username()}
+
+
+def marker_list(*, symbol: Symbol, start: int | None = None, end: int | None = None) -> list[dict[str, Any]]:
+    """A symbol's markers from ``start`` to ``end`` (inclusive), ascending: the newest
+    ``MARKER_PAGE`` of them."""
+    qs = Marker.objects.filter(symbol=symbol).select_related("symbol", "user")
+    if start is not None:
+        qs = qs.filter(time__gte=start)
+    if end is not None:
+        qs = qs.filter(time__lte=end)
+    newest = list(qs.order_by("-time", "-id")[:MARKER_PAGE])
+    return [marker_as_dict(m) for m in reversed(newest)]
+
+
+def marker_get(*, pk: int) -> Marker | None:
+    return Marker.objects.select_related("symbol", "user").filter(pk=pk).first()

@@ -14,7 +14,7 @@ from market.core.types import Candle as CandleValue
 from market.core.types import CandleUpdate, WriterFenced
 from market.core.alerts import Event, next_attempt, parse_condition
 from market.models import (
-    Alert, AlertEvent, Candle, FeedState, PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint,
+    Alert, AlertEvent, Candle, FeedState, Marker, PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint,
 )
 
 UPSERT_BATCH = 2000
@@ -335,3 +335,23 @@ def alert_event_attempted(*, event_id: str, ok: bool, error: str = "", now: floa
             ev.next_attempt = retry or 0
         ev.save(update_fields=["attempts", "delivery", "last_error", "next_attempt"])
 
+
+
+MARKERS_PER_SYMBOL = 5_000  # per user: a runaway strategy cannot fill the table
+
+
+class MarkerQuotaError(ValueError):
+    pass
+
+
+def marker_create(*, user: Any, symbol: Symbol, spec: Any) -> Marker:
+    """Store a marker (``market.core.markers.MarkerSpec``), within the user's quota."""
+    with transaction.atomic():
+        if Marker.objects.filter(user=user, symbol=symbol).count() >= MARKERS_PER_SYMBOL:
+            raise MarkerQuotaError(f"at most {MARKERS_PER_SYMBOL} markers per symbol; delete some first")
+        return Marker.objects.create(user=user, symbol=symbol, time=spec.time, price=spec.price, shape=spec.shape,
+                                     position=spec.position, color=spec.color, text=spec.text)
+
+
+def marker_delete(*, marker: Marker) -> None:
+    marker.delete()

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from market.pulse import views as pulse_views
-from market.web import alerts, exports, ops, views
+from market.web import alerts, exports, markers, ops, views
 
 urlpatterns = [
     path("healthz", ops.healthz, name="healthz"),
@@ -16,6 +16,8 @@ urlpatterns = [
     path("api/alerts", alerts.api_alerts, name="api-alerts"),
     path("api/alerts/<int:pk>", alerts.api_alert, name="api-alert"),
     path("api/alerts/<int:pk>/events", alerts.api_alert_events, name="api-alert-events"),
+    path("api/markers", markers.api_markers, name="api-markers"),
+    path("api/markers/<int:pk>", markers.api_marker, name="api-marker"),
     path("api/session", views.api_session, name="api-session"),
     path("pulse/", pulse_views.pulse, name="pulse"),
 ]

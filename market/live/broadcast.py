@@ -81,6 +81,7 @@ STATUS_EVENT = "feed.status"
 
 
 USER_EVENT = "user.event"
+MARKER_EVENT = "marker.event"
 
 
 def user_group(user_id: int) -> str:
@@ -93,7 +94,7 @@ def event_group(event: dict[str, Any]) -> str:
     kind = event["type"]
     if kind == STATUS_EVENT:
         return STATUS_GROUP
-    if kind == USER_EVENT:
+    if kind in (USER_EVENT, MARKER_EVENT):
         return event["group"]
     return group_name(event["symbol"], event["tf"])
 
@@ -130,3 +131,23 @@ def user_notify(*, user_id: int, kind: str, payload: dict[str, Any]) -> None:
         async_to_sync(layer.group_send)(group, event)
     except Exception:  # noqa: BLE001 - Redis down: the pages resync on reconnect
         logger.warning("could not tell user %s's pages about a %s (channel layer down)", user_id, kind)
+
+
+def marker_group(ticker: str) -> str:
+    """The group of every socket watching ``ticker`` at any timeframe (markers, issue 16);
+    "markers" is no timeframe code, so it never clashes with a candle group."""
+    return group_name(ticker, "markers")
+
+
+def marker_notify(*, ticker: str, op: str, marker: dict[str, Any]) -> None:
+    """Tell every open chart of ``ticker`` that a marker was added (``upsert``) or removed
+    (``delete``), from sync code after the write. A layer outage is logged, not raised."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    group = marker_group(ticker)
+    event = {"type": MARKER_EVENT, "group": group, "text": user_frame("marker", {"op": op, "marker": marker})}
+    try:
+        async_to_sync(layer.group_send)(group, event)
+    except Exception:  # noqa: BLE001 - Redis down: charts read markers again when they reload
+        logger.warning("could not tell %s's charts about a marker (channel layer down)", ticker)

@@ -153,34 +153,46 @@ def api_view(*, require_read: bool = True) -> Callable[[View], View]:
 ALERT_SCOPE = "alerts"
 
 
-def alerts_view(view: View) -> View:
-    """Decorate a per-user JSON API view that may write (``/api/alerts``, issue 13).
+def scoped_view(scope: str, *, public_reads: bool = False) -> Callable[[View], View]:
+    """Decorate a JSON API view that may write: ``/api/alerts`` (``alerts``), ``/api/markers``.
 
-    It needs a signed-in, active user or a bearer token; public access gives no one alerts.
-    Writing with a token needs the ``alerts`` scope (the read-only tokens stay read-only);
-    a browser's session writes are CSRF-checked as any form post is.
+    Writes need a signed-in, active user or a bearer token; a token also needs ``scope``
+    (the read-only tokens stay read-only), and a browser's session writes are CSRF-checked
+    as any form post is. Reads need the same user, or with ``public_reads`` only what
+    ``api_view`` asks (markers are shown on everyone's chart; alerts are their owner's).
     """
 
-    @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        refused = _authenticate_bearer(request)
-        if refused is not None:
-            return refused
-        user = getattr(request, "user", None)
-        if not user_is_reader(user):
-            return _unauthorized("sign in, or send Authorization: Bearer <token>")
-        if request.method not in READ_METHODS:
-            token = getattr(request, "api_token", None)
-            if token is not None and not token_allows(token, ALERT_SCOPE):
-                return json_response({"error": f"this token is read-only: writing alerts needs the "
-                                               f"{ALERT_SCOPE!r} scope"}, 403)
-            if token is None:
-                rejected = CsrfViewMiddleware(lambda r: HttpResponse()).process_view(request, view, args, kwargs)
-                if rejected is not None:
-                    return json_response({"error": "CSRF check failed"}, 403)
-        return view(request, *args, **kwargs)
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            refused = _authenticate_bearer(request)
+            if refused is not None:
+                return refused
+            user = getattr(request, "user", None)
+            reading = request.method in READ_METHODS
+            if reading and public_reads:
+                if not request_may_read(request):
+                    return _unauthorized("sign in, or send Authorization: Bearer <token>")
+                return view(request, *args, **kwargs)
+            if not user_is_reader(user):
+                return _unauthorized("sign in, or send Authorization: Bearer <token>")
+            if not reading:
+                token = getattr(request, "api_token", None)
+                if token is not None and not token_allows(token, scope):
+                    return json_response({"error": f"this token may not write {scope}: that needs the "
+                                                   f"{scope!r} scope"}, 403)
+                if token is None:
+                    rejected = CsrfViewMiddleware(lambda r: HttpResponse()).process_view(request, view, args, kwargs)
+                    if rejected is not None:
+                        return json_response({"error": "CSRF check failed"}, 403)
+            return view(request, *args, **kwargs)
 
-    return csrf_exempt(wrapper)
+        return csrf_exempt(wrapper)
+
+    return decorate
+
+
+alerts_view = scoped_view(ALERT_SCOPE)
 
 
 def page_view(view: View) -> View:

@@ -15,6 +15,8 @@ The messages and frames are ``market.web.protocol`` (schemas in protocol.schema.
             behind {seq}                               once per episode: live frames are held
             caught_up                                  every held stream was resynced
             pong
+            marker {op, marker}                        a marker of a symbol this socket streams (issue 16)
+            (a signed-in user's own events: drawing, alert_event, ... through market.live.broadcast.user_group)
             close 4008                                 behind and no ack for WS_STALL_SECONDS
             close 4429                                 kept breaking limits
 
@@ -65,7 +67,8 @@ from market.core.studies_live import REGISTRY, LiveStudies
 from market.core.timeframes import Timeframe
 from market.core.types import Candle
 from market.live.broadcast import (
-    EVENT_TYPE, STATUS_EVENT, STATUS_GROUP, USER_EVENT, event_group, group_name, user_group,
+    EVENT_TYPE, MARKER_EVENT, STATUS_EVENT, STATUS_GROUP, USER_EVENT, event_group, group_name, marker_group,
+    user_group,
 )
 from market.live.demand import ADD, REFRESH, REMOVE, announce_seconds, demand_send, on_demand
 from market.live.relay import LOST, RESTORED, Relay, relay_for
@@ -350,6 +353,7 @@ class MarketConsumer(AsyncWebsocketConsumer):
         groups = {s.group for s in self.subscriptions.values()} | {STATUS_GROUP}
         if self._user_group is not None:
             groups.add(self._user_group)
+        groups |= {marker_group(s.ticker) for s in self.subscriptions.values()}
         for group in groups:  # (a refused socket joined none: leave() is then a no-op)
             await self._relay.leave(group, self)
         await self._demand_close()
@@ -374,7 +378,7 @@ class MarketConsumer(AsyncWebsocketConsumer):
         elif kind == STATUS_EVENT:
             self._note_status(event["text"])
             await self._relay_status(event["text"])
-        elif kind == USER_EVENT:  # the user's own news (a drawing changed, an alert fired)
+        elif kind in (USER_EVENT, MARKER_EVENT):  # the user's own news; a symbol's markers
             await self.send(text_data=event["text"])
         elif kind == LOST:
             await self._layer_lost()
@@ -486,6 +490,7 @@ class MarketConsumer(AsyncWebsocketConsumer):
         if rows:
             sub.mark_read(rows[-1], self._relay.epoch)
         self._add(key, sub)
+        await self._relay.join(marker_group(ticker), self)  # markers of the symbol, once per socket
         await self.send(text_data=snapshot_frame(ticker, tf.code, rows, study_rows))
         if demand_source is not None:
             await self._demand_add(ticker, demand_source)
@@ -529,6 +534,7 @@ class MarketConsumer(AsyncWebsocketConsumer):
         _release_studies(sub)
         await self._leave_unless_subscribed(sub.group)
         if not any(s.ticker == ticker for s in self.subscriptions.values()):
+            await self._relay.leave(marker_group(ticker), self)
             await self._demand_remove(ticker)
 
     async def _leave_unless_subscribed(self, group: str) -> None:

@@ -23,7 +23,7 @@ class BadRequest(ValueError):
     pass
 
 
-def _int_param(params: QueryDict, name: str, *, low: int, high: int) -> int | None:
+def int_param(params: QueryDict, name: str, *, low: int, high: int) -> int | None:
     raw = params.get(name)
     if raw is None or raw == "":
         return None
@@ -76,9 +76,9 @@ def candles_query(params: QueryDict, *, max_limit: int) -> CandlesQuery:
     if not is_ticker(ticker):
         raise BadRequest("symbol must be a ticker such as NSE:SBIN-EQ")
     tf = _timeframe(params.get("tf"))
-    start = _int_param(params, "from", low=0, high=_MAX_EPOCH)
-    end = _int_param(params, "to", low=0, high=_MAX_EPOCH)
-    limit = _int_param(params, "limit", low=1, high=max_limit)
+    start = int_param(params, "from", low=0, high=_MAX_EPOCH)
+    end = int_param(params, "to", low=0, high=_MAX_EPOCH)
+    limit = int_param(params, "limit", low=1, high=max_limit)
     if start is not None and end is not None and start > end:
         raise BadRequest("from must not be after to")
     return CandlesQuery(ticker, tf, start, end, limit, _studies(params.get("studies")))
@@ -158,6 +158,7 @@ def chart(request: HttpRequest, ticker: str | None = None) -> HttpResponse:
         "ws_path": "/ws/market/",
         "api_candles": "/api/candles",
         "api_symbols": "/api/symbols",
+        "api_markers": "/api/markers",
         "api_session": "/api/session",
         # Without public access a failed handshake may be a refusal: the page asks api_session.
         "sign_in_required": not access.public_access(),

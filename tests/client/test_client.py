@@ -50,7 +50,7 @@ services.candle_upsert_many(updates=ups, symbol_ids={{{SEED!r}: sym.id}})
 from django.contrib.auth.models import User
 from market import tokens
 user = User.objects.create_user("quant")
-print("TOKEN", tokens.api_token_create(user=user, name="client", scopes="read alerts")[1])
+print("TOKEN", tokens.api_token_create(user=user, name="client", scopes="read alerts markers")[1])
 """
 
 
@@ -172,6 +172,15 @@ def test_alerts_through_the_client(client):
     assert client.alert_events(made["id"]) == []
     client.alert_delete(made["id"])
     assert client.alerts() == []
+
+
+def test_markers_through_the_client(client):
+    made = client.marker_create(SEED, "2025-11-03T10:00", price=101.5, shape="arrowDown", text="exit")
+    assert made["time"] == T0 + 2 * 86_400 + 45 * 60 and made["position"] == "atPriceMiddle"
+    assert [m["id"] for m in client.markers(SEED, "2025-11-03", "2025-11-03")] == [made["id"]]
+    assert client.markers(SEED, "2025-11-04") == []
+    client.marker_delete(made["id"])
+    assert client.markers(SEED) == []
 
 
 def test_the_command_line_writes_csv(server, capsys, monkeypatch):

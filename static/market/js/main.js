@@ -15,6 +15,7 @@ import { createChart, theme } from './chart.js';
 import { createHistory } from './history.js';
 import { createIndicators } from './indicators.js';
 import { createLegend } from './legend.js';
+import { createMarkers } from './markers.js';
 import { createSearch } from './search.js';
 import { createSocket } from './socket.js';
 import { createStatus } from './status.js';
@@ -52,7 +53,8 @@ function start(LC, config, chartEl) {
     firstPaintMs: null,
   });
 
-  var legend, candleHistory, studies, indicators;
+  var legend, candleHistory, studies, indicators, markers;
+  var openedBefore = false;
   var view = createChart(LC, chartEl, {
     symbol: config.symbol,
     tf: config.tf,
@@ -63,10 +65,12 @@ function start(LC, config, chartEl) {
     changed: function () {
       legend.publish();
       if (indicators) indicators.renderLegend();
+      if (markers) markers.barsChanged(false);
     },
     replaced: function () {
       candleHistory.reset();
       if (studies) studies.redraw();
+      if (markers) markers.barsChanged(true);
     },
   });
   legend = createLegend(document.getElementById('legend'), view, api);
@@ -92,6 +96,8 @@ function start(LC, config, chartEl) {
     replacedWithout: function () { indicators.reload(); },
     candle: studies.applyLive,
     badStudy: function (msg) { indicators.refused(String(msg.message || '')); },
+    other: function (msg) { if (markers) markers.message(msg); },
+    opened: function () { if (markers && openedBefore) markers.load(); openedBefore = true; },
   });
   indicators = createIndicators(view, studies, candleHistory, api, function () {
     socket.unsubscribe();
@@ -182,6 +188,8 @@ function start(LC, config, chartEl) {
   view.setSeriesType(storageGet(TYPE_KEY) || 'candles');
   view.setData(config.candles || []);
   indicators.start();
+  markers = createMarkers(LC, view, config, api);
+  markers.load();
   window.requestAnimationFrame(function () {
     api.firstPaintMs = performance.now();
   });

@@ -23,7 +23,8 @@ var BACKOFF_MAX_MS = 10000;
 // hooks (optional, the studies, issue 11): {keys() (the chart's study keys, sent in
 // subscribe), snapshot(studies, replaced) (a snapshot's {key: rows}), candle(time, values)
 // (a candle frame's {key: value}), replacedWithout() (a snapshot without studies replaced
-// the bars), badStudy(msg) (an error frame with code bad_study)}.
+// the bars), badStudy(msg) (an error frame with code bad_study), other(msg) (any other
+// frame: marker, drawing, alert_event, ...), opened() (after each connect, before any frame)}.
 // A server that refuses the studies field itself (one without the studies protocol) gets
 // subscribes without it from then on; the page still has the values over HTTP.
 export function createSocket(config, view, status, watchlist, hooks) {
@@ -143,6 +144,8 @@ export function createSocket(config, view, status, watchlist, hooks) {
         subscribe();
       }
       status.serverError(msg, isCurrent(msg));
+    } else if (hooks && hooks.other) {
+      hooks.other(msg); // frames of other modules: marker, drawing, alert_event, ...
     }
   }
 
@@ -164,6 +167,7 @@ export function createSocket(config, view, status, watchlist, hooks) {
       subscribe();
       watchlist.subscribeAll();
       status.refresh();
+      if (hooks && hooks.opened) hooks.opened(); // a reconnect: read again what frames may have missed
     };
     socket.onmessage = function (event) {
       if (ws !== socket) return;

@@ -193,6 +193,28 @@ class Client:
     def alert_events(self, alert_id: int) -> list[dict[str, Any]]:
         return self.request("GET", f"/api/alerts/{int(alert_id)}/events")["events"]
 
+    # -- markers ---------------------------------------------------------------------
+    def markers(self, symbol: str, start: TimeLike = None, end: TimeLike = None) -> list[dict[str, Any]]:
+        tz = self.zone(symbol) if needs_zone(start, end) else "UTC"
+        return self.request("GET", "/api/markers", {"symbol": symbol, "from": to_epoch(start, tz),
+                                                    "to": to_epoch(end, tz, end_of_day=True)})["markers"]
+
+    def marker_create(self, symbol: str, time: TimeLike, *, price: float | None = None, shape: str = "circle",
+                      color: str = "#2962ff", text: str = "", position: str | None = None) -> dict[str, Any]:
+        """Put a marker on every open chart of ``symbol`` (the token needs the ``markers``
+        scope); ``shape`` arrowUp | arrowDown | circle | square."""
+        tz = self.zone(symbol) if needs_zone(time) else "UTC"
+        body: dict[str, Any] = {"symbol": symbol, "time": to_epoch(time, tz), "shape": shape, "color": color,
+                                "text": text}
+        if price is not None:
+            body["price"] = price
+        if position is not None:
+            body["position"] = position
+        return self.request("POST", "/api/markers", body=body)
+
+    def marker_delete(self, marker_id: int) -> None:
+        self.request("DELETE", f"/api/markers/{int(marker_id)}")
+
 
 def to_frame(rows: list[dict[str, Any]], tz: str, pd: Any) -> "pandas.DataFrame":
     """Rows as a DataFrame indexed by exchange-local time (``time``), columns as the rows'."""
