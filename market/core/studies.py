@@ -283,39 +283,64 @@ def vwap(s: Series, labels: npt.NDArray[np.int64]) -> Array:
     return out
 
 
-def supertrend(s: Series, period: int, factor: float) -> tuple[Array, Array]:
-    """TradingView's ``ta.supertrend(factor, period)`` (its documented Pine code) on
-    TA-Lib's ATR; ``direction`` -1 up-trend, +1 down-trend; NaN while the ATR warms up."""
-    atr = talib.ATR(s.high, s.low, s.close, timeperiod=period)
-    hl2 = (s.high + s.low) / 2.0
-    basic_up = (hl2 + factor * atr).tolist()
-    basic_low = (hl2 - factor * atr).tolist()
-    close = s.close.tolist()
-    atr_l = atr.tolist()
+@dataclass(frozen=True, slots=True)
+class TrendState:
+    """Supertrend after a candle: what the next candle's step needs (Pine's ``[1]`` values)."""
+
+    close: float = math.nan   # the candle's close
+    atr: float = math.nan     # its ATR (NaN while the ATR warms up)
+    up: float = 0.0           # nz(upperBand), nz(lowerBand): 0 while the bands are na
+    low: float = 0.0
+    st: float = math.nan      # its supertrend value
+
+
+def supertrend_step(prev: TrendState, high: float, low: float, close: float, atr: float,
+                    factor: float) -> tuple[TrendState, float, float]:
+    """One candle of TradingView's ``ta.supertrend``: ``(state, value, direction)``."""
+    if atr != atr:  # ATR still na: Pine's bands fall back to nz(prev) = 0
+        return TrendState(close, atr, prev.up, prev.low, prev.st), math.nan, math.nan
+    hl2 = (high + low) / 2.0
+    up, lo = hl2 + factor * atr, hl2 - factor * atr
+    pc = prev.close
+    if not (lo > prev.low or pc < prev.low):
+        lo = prev.low
+    if not (up < prev.up or pc > prev.up):
+        up = prev.up
+    if prev.atr != prev.atr:  # the first candle with an ATR
+        d = 1
+    elif prev.st == prev.up:
+        d = -1 if close > up else 1
+    else:
+        d = 1 if close < lo else -1
+    st = lo if d == -1 else up
+    return TrendState(close, atr, up, lo, st), st, d
+
+
+def atr_step(prev_atr: float, prev_close: float, high: float, low: float, period: int) -> float:
+    """TA-Lib's Wilder ATR one candle on (its own operations, so the value is the batch one)."""
+    tr = max(high - low, abs(prev_close - high), abs(low - prev_close))
+    return (prev_atr * (period - 1) + tr) / period
+
+
+def supertrend_run(s: Series, period: int, factor: float) -> tuple[Array, Array, TrendState]:
+    """Supertrend over the whole series: values, directions, and the state after the last."""
+    atr = talib.ATR(s.high, s.low, s.close, timeperiod=period).tolist()
+    high, low, close = s.high.tolist(), s.low.tolist(), s.close.tolist()
     n = len(close)
     value = [math.nan] * n
     direction = [math.nan] * n
-    prev_up = prev_low = 0.0       # nz(band[1]) while the bands are na
-    prev_st = math.nan
+    state = TrendState()
+    step = supertrend_step
     for i in range(n):
-        if atr_l[i] != atr_l[i]:   # ATR still na: Pine's bands fall back to nz(prev) = 0
-            continue
-        up, low = basic_up[i], basic_low[i]
-        prev_close = close[i - 1] if i else math.nan
-        if not (low > prev_low or prev_close < prev_low):
-            low = prev_low
-        if not (up < prev_up or prev_close > prev_up):
-            up = prev_up
-        if i == 0 or atr_l[i - 1] != atr_l[i - 1]:
-            d = 1
-        elif prev_st == prev_up:
-            d = -1 if close[i] > up else 1
-        else:
-            d = 1 if close[i] < low else -1
-        st = low if d == -1 else up
-        value[i], direction[i] = st, d
-        prev_up, prev_low, prev_st = up, low, st
-    return np.array(value), np.array(direction)
+        state, value[i], direction[i] = step(state, high[i], low[i], close[i], atr[i], factor)
+    return np.array(value), np.array(direction), state
+
+
+def supertrend(s: Series, period: int, factor: float) -> tuple[Array, Array]:
+    """TradingView's ``ta.supertrend(factor, period)`` (its documented Pine code) on
+    TA-Lib's ATR; ``direction`` -1 up-trend, +1 down-trend; NaN while the ATR warms up."""
+    value, direction, _ = supertrend_run(s, period, factor)
+    return value, direction
 
 
 def _outputs(study: Study, s: Series, labels: Callable[[], npt.NDArray[np.int64]],

@@ -1,10 +1,12 @@
 """Live study values for WebSocket candle frames (issue 11), pure.
 
 A ``LiveStudies`` keeps one stream's candle window (seeded with the snapshot's warm-up and
-candles) and computes its studies for each live candle with ``market.core.studies.compute``
-over that window, so the values equal the batch functions over the whole stored series:
-windowed and decaying studies keep at least their warm-up (``Study.warmup``) before the
-candle, VWAP keeps its session, and OBV / Supertrend (path-dependent) keep every candle.
+candles) and computes its studies for each live candle, so the values equal the batch
+functions over the whole stored series: windowed and decaying studies with
+``market.core.studies.compute`` over their warm-up (``Study.warmup``) before the candle,
+VWAP over its session; OBV and Supertrend (path-dependent) step on from their state after
+the previous candle (``studies.supertrend_step``, ``atr_step``: TA-Lib's own operations),
+which is recomputed from the first candle only when a candle before it changes.
 
 ``Registry`` shares the work per process: one ``LiveStudies`` per (symbol, tf, studies)
 however many sockets watch it, and each candle update is computed once (the sockets that
@@ -17,11 +19,26 @@ from bisect import bisect_left
 from typing import Any, Hashable, Sequence
 
 from market.core.sessions import Session
-from market.core.studies import Study, compute, session_start, warmup
+import math
+
+from market.core.studies import (
+    Series, Study, TrendState, atr_step, compute, session_start, supertrend_run, supertrend_step, warmup,
+)
 from market.core.timeframes import Timeframe
 from market.core.types import Candle
 
 Values = dict[str, Any]
+PATH = frozenset({"obv", "supertrend"})  # a value depends on every candle before it
+
+
+def _obv_next(state: tuple[float, float, bool], c: Candle) -> tuple[float, float, bool]:
+    """TA-Lib's OBV one candle on: ``(obv, close, any volume so far)``."""
+    obv, prev_close, seen = state
+    if c.close > prev_close:
+        obv += c.volume
+    elif c.close < prev_close:
+        obv -= c.volume
+    return obv, c.close, seen or c.volume != 0
 
 
 def _value(study: Study, row: dict[str, Any]) -> Any:
@@ -42,6 +59,13 @@ class LiveStudies:
         self.keep = warmup(self.studies)  # None: the whole series
         self.sessional = any(s.session for s in self.studies)
         self._last: tuple[Candle, Values] | None = None
+        # Path-dependent studies step on from their state after window[_at]; the others are
+        # computed over the warm-up they need before the candle.
+        self.path = [s for s in self.studies if s.name in PATH]
+        self.windowed = [s for s in self.studies if s.name not in PATH]
+        self._wkeep = warmup(self.windowed) if self.windowed else 0
+        self._at: int | None = None  # the states hold after window[_at] (None: to recompute)
+        self._states: dict[str, Any] = {}
 
     def update(self, candle: Candle) -> Values | None:
         """``candle`` (new, forming or revised) into the window; its studies' values (None:
@@ -65,6 +89,8 @@ class LiveStudies:
             else:
                 w.insert(i, candle)
             self._last = None
+            if self._at is not None and i <= self._at:
+                self._at = None  # the path states after it are stale
         values = self.values_at(i)
         if i == len(w) - 1:
             self._last = (candle, values)
@@ -82,12 +108,87 @@ class LiveStudies:
         by_time.update((c.time, c) for c in candles if c.time >= first)
         self.window = [by_time[t] for t in sorted(by_time)]
         self._last = None
+        self._at = None  # any candle may have changed: path states from the first candle again
         self._trim()
 
     def values_at(self, i: int) -> Values:
-        rows = compute(self.studies, self.window[: i + 1], tf=self.tf, session=self.session, skip=i,
-                       no_volume=self.no_volume)
-        return {s.key: _value(s, rows[s.key][0]) for s in self.studies}
+        w = self.window
+        out: Values = {}
+        if self.windowed:
+            lo = max(0, i - self._wkeep)
+            if self.sessional:
+                lo = min(lo, bisect_left([c.time for c in w], session_start(w[i].time, self.tf, self.session)))
+            rows = compute(self.windowed, w[lo: i + 1], tf=self.tf, session=self.session, skip=i - lo,
+                           no_volume=self.no_volume)
+            out.update((s.key, _value(s, rows[s.key][0])) for s in self.windowed)
+        if self.path:
+            out.update(self._path_values(i))
+        return {s.key: out[s.key] for s in self.studies}
+
+    # -- path-dependent studies -----------------------------------------------------------------
+    def _path_values(self, i: int) -> Values:
+        """OBV and Supertrend at window[i], stepped on from their states after window[i - 1]."""
+        w = self.window
+        if self._at is None or self._at >= i:
+            self._path_reset(i - 1)
+        else:
+            while self._at < i - 1:
+                self._path_advance(w[self._at + 1])
+        out: Values = {}
+        c = w[i]
+        for study in self.path:
+            key = study.key
+            state = self._states.get(key)
+            if study.name == "obv":
+                if self.no_volume or not (state[2] or c.volume):
+                    out[key] = None
+                else:
+                    out[key] = _obv_next(state, c)[0] if i else c.volume
+                continue
+            period, factor = int(study.params[0]), float(study.params[1])
+            if i == 0 or state.atr != state.atr:  # the ATR warms up (or is seeded) here: batch
+                rows = compute([study], w[: i + 1], tf=self.tf, session=self.session, skip=i)
+                out[key] = _value(study, rows[key][0])
+                continue
+            atr = atr_step(state.atr, state.close, c.high, c.low, period)
+            _, value, direction = supertrend_step(state, c.high, c.low, c.close, atr, factor)
+            out[key] = {"value": value, "direction": int(direction)}
+        return out
+
+    def _path_reset(self, k: int) -> None:
+        """The path states after window[k], from the first candle (k < 0: none yet)."""
+        self._states = {}
+        self._at = k
+        if k < 0:
+            for study in self.path:
+                self._states[study.key] = (0.0, math.nan, False) if study.name == "obv" else TrendState()
+            return
+        head = self.window[: k + 1]
+        series = Series.of(head)
+        for study in self.path:
+            if study.name == "obv":
+                state = (head[0].volume, head[0].close, head[0].volume != 0)
+                for c in head[1:]:
+                    state = _obv_next(state, c)
+                self._states[study.key] = state
+            else:
+                *_, state = supertrend_run(series, int(study.params[0]), float(study.params[1]))
+                self._states[study.key] = state
+
+    def _path_advance(self, c: Candle) -> None:
+        for study in self.path:
+            key = study.key
+            state = self._states[key]
+            if study.name == "obv":
+                self._states[key] = _obv_next(state, c) if state[1] == state[1] else (c.volume, c.close, c.volume != 0)
+            elif state.atr != state.atr:  # still warming up: recompute from the start (cheap here)
+                self._path_reset(self._at + 1)  # (all path states, this candle included)
+                return
+            else:
+                period, factor = int(study.params[0]), float(study.params[1])
+                atr = atr_step(state.atr, state.close, c.high, c.low, period)
+                self._states[key] = supertrend_step(state, c.high, c.low, c.close, atr, factor)[0]
+        self._at += 1
 
     def rows(self, since: int) -> dict[str, list[dict[str, Any]]]:
         """Rows for the window's candles from ``since`` on (e.g. after a revision)."""

@@ -101,3 +101,41 @@ def test_merge_takes_in_missed_candles():
     live = LiveStudies(studies, series[:300], tf=tf, session=RTC)
     live.merge(series[290:350])  # candles 300..349 missed live, read back
     assert_values(live.update(series[350]), studies, series[:351], tf)
+
+
+def test_path_studies_step_on_exactly_through_forming_new_revised_and_merged_candles():
+    """OBV and Supertrend step on from their last state (no whole-series recompute per
+    update); every kind of update still gives the batch value over the whole series."""
+    import random
+
+    tf = TF("5m")
+    studies = st.parse_studies(["obv", "supertrend", "supertrend:3:1.5", "ema:5", "vwap"])
+    series = random_walk(700, seed=11, step=300)
+    rng = random.Random(4)
+    for seed_at in (0, 2, 5, 40):  # the ATR warms up live, or already in the snapshot
+        live = LiveStudies(studies, series[:seed_at], tf=tf, session=RTC)
+        stored = list(series[:seed_at])
+        for c in series[seed_at:seed_at + 250]:
+            forming = dataclasses.replace(c, close=c.open, high=max(c.open, c.low), volume=c.volume / 3, ticks=1)
+            stored.append(forming)
+            assert_values(live.update(forming), studies, stored, tf)
+            stored[-1] = c
+            assert_values(live.update(c), studies, stored, tf)
+            if len(stored) > 10 and rng.random() < 0.08:  # a revised older candle
+                j = rng.randrange(len(stored) - 8, len(stored) - 1)
+                stored[j] = dataclasses.replace(stored[j], close=stored[j].low, volume=stored[j].volume + 7)
+                assert_values(live.update(stored[j]), studies, stored, tf, i=j)
+                assert_values(live.update(stored[-1]), studies, stored, tf)
+            if len(stored) > 20 and rng.random() < 0.03:  # a resync read back from the database
+                live.merge(stored[-15:])
+                assert_values(live.update(stored[-1]), studies, stored, tf)
+
+
+def test_path_studies_of_an_index_and_of_zero_volume_prefixes():
+    tf = TF("5m")
+    studies = st.parse_studies(["obv"])
+    series = [dataclasses.replace(c, volume=0.0) if i < 30 else c
+              for i, c in enumerate(random_walk(60, seed=13, step=300))]
+    live = LiveStudies(studies, series[:10], tf=tf, session=RTC)
+    for k, c in enumerate(series[10:], start=11):
+        assert_values(live.update(c), studies, series[:k], tf)  # null until the first volume
