@@ -431,3 +431,28 @@ def alert_event_due(*, now: float, limit: int = 100) -> list[dict[str, Any]]:
     return [{"id": e.id, "alert": e.alert_id, "symbol": e.symbol, "tf": e.tf, "time": e.time, "value": e.value,
              "message": e.message, "fired_at": e.fired_at, "webhook": e.alert.webhook, "secret": e.alert.secret}
             for e in rows]
+
+
+# ---- exchange calendars (issue 15) ----------------------------------------------------
+from market.core.calendar import Calendar  # noqa: E402 - appended with the calendar
+from market.core.calendar import Override as CalendarOverrideValue  # noqa: E402
+from market.models import CalendarOverride  # noqa: E402
+
+
+def calendar_override_list() -> list[CalendarOverrideValue]:
+    """Every admin-entered closure and special session, as the calendar's values."""
+    return [CalendarOverrideValue(exchange=o.exchange.upper(), date=o.date, kind=o.kind, open=o.open,
+                                  close=o.close, note=o.note)
+            for o in CalendarOverride.objects.all() if o.kind == "closed" or (o.open and o.close
+                                                                               and o.close > o.open)]
+
+
+def calendar_get() -> Calendar:
+    """The exchange calendars with today's overrides (one query)."""
+    conf = market()
+    return Calendar(conf.sessions, dict(conf.calendars), calendar_override_list())
+
+
+def exchange_known(*, code: str) -> bool:
+    """A session code some calendar, session or stored symbol names."""
+    return calendar_get().knows(code) or Symbol.objects.filter(exchange=code).exists()

@@ -2,6 +2,7 @@ from django.urls import path
 
 from market.pulse import views as pulse_views
 from market.web import alerts, ops, views
+from market.web import calendar as market_calendar
 
 urlpatterns = [
     path("healthz", ops.healthz, name="healthz"),
@@ -16,4 +17,5 @@ urlpatterns = [
     path("api/alerts/<int:pk>/events", alerts.api_alert_events, name="api-alert-events"),
     path("api/session", views.api_session, name="api-session"),
     path("pulse/", pulse_views.pulse, name="pulse"),
+    path("api/market/status", market_calendar.api_market_status, name="api-market-status"),
 ]

@@ -87,7 +87,8 @@ class Session:
 ROUND_THE_CLOCK = Session()
 
 
-def _parse_clock(value: str) -> dt.time:
+def parse_clock(value: str) -> dt.time:
+    """``"09:15"`` -> 09:15 (ValueError if not HH:MM)."""
     hours, minutes = value.split(":")
     return dt.time(int(hours), int(minutes))
 
@@ -105,7 +106,7 @@ class SessionBook:
         for exchange, spec in config.items():
             try:
                 sessions[exchange.upper()] = Session(
-                    tz=spec["tz"], open=_parse_clock(spec["open"]), close=_parse_clock(spec["close"])
+                    tz=spec["tz"], open=parse_clock(spec["open"]), close=parse_clock(spec["close"])
                 )
             except (KeyError, ValueError) as exc:
                 raise ValueError(f"bad session for exchange {exchange!r}: {exc}") from exc
@@ -118,8 +119,16 @@ class SessionBook:
         return self.for_exchange(exchange).tz or "UTC"
 
 
+#: The hours ticks are accepted in and bars are anchored on, per session code: NSE and BSE
+#: (equity and F&O), NSE currency derivatives, NSE commodities and MCX (the longest day:
+#: 23:55 while New York is on standard time, 23:30 in its summer, which the calendar
+#: knows; an agricultural contract's shorter day comes from the symbol master). Fyers
+#: symbols get their code from the symbol master's segment (``symbol_master.session_code``).
 DEFAULT_SESSIONS: dict[str, dict[str, str]] = {
     "NSE": {"tz": "Asia/Kolkata", "open": "09:15", "close": "15:30"},
     "BSE": {"tz": "Asia/Kolkata", "open": "09:15", "close": "15:30"},
+    "NSE_CD": {"tz": "Asia/Kolkata", "open": "09:00", "close": "17:00"},
+    "NSE_COM": {"tz": "Asia/Kolkata", "open": "09:00", "close": "23:55"},
+    "MCX": {"tz": "Asia/Kolkata", "open": "09:00", "close": "23:55"},
     "US": {"tz": "America/New_York", "open": "09:30", "close": "16:00"},
 }

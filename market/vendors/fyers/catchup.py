@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from channels.db import database_sync_to_async
 
-from market.conf import FyersConf, market
+from market.conf import FyersConf
 from market.core.timeframes import BASE
 from market.core.types import CandleUpdate, Tick
 from market.feed.base import FeedContext
 from market.live.broadcast import candles_publish
 from market.vendors.fyers import sync
 from market.vendors.fyers.history import HistoryClient, HistoryError, TokenRejected
+from market.vendors.fyers.hours import Hours
 from market.vendors.fyers.ratelimit import RateLimiter
 from market.vendors.fyers.session import FyersSession, wait
 
@@ -87,13 +88,15 @@ class CatchUp:
     """``symbols`` is the feed's map of the streamed symbols (shared, not copied)."""
 
     def __init__(self, ctx: FeedContext, conf: FyersConf, *, session: FyersSession,
-                 symbols: Mapping[str, Symbol], limiter: RateLimiter, layer: Any) -> None:
+                 symbols: Mapping[str, Symbol], limiter: RateLimiter, layer: Any,
+                 hours: Hours | None = None) -> None:
         self.ctx = ctx
         self.conf = conf
         self.session = session
         self.symbols = symbols
         self.limiter = limiter
         self.layer = layer
+        self.hours = hours or Hours(symbols)
         self.history: HistoryClient | None = None
         self.last_seen: dict[str, float] = {}     # exchange time of each symbol's last tick
         self.held: dict[str, list[Tick]] = {}
@@ -252,8 +255,9 @@ class CatchUp:
             await wait(stop, self.conf.reconcile_seconds)
             if stop.is_set() or not self.session.authed or self.session.token_bad:
                 continue
-            now = time.time()
-            # only while a session is open or just closed (its last bars); the day bar once
+            now = self.hours.clock()
+            # only while a session is open or just closed (its last bars); the day bar once,
+            # by the symbol's calendar (nothing on a weekend or holiday)
             tickers = sorted(t for t in self.session.subscribed
                              if self._trading_recently(t, now) or self._daily_due(t, now, peek=True))
             if not tickers or self.jobs.qsize() > len(tickers):
@@ -269,21 +273,20 @@ class CatchUp:
                                          daily=daily, kind="reconcile"))
 
     def _daily_due(self, ticker: str, now: float, *, peek: bool = False) -> bool:
-        """The day bar is reconciled once, after the session closes."""
+        """The day bar is reconciled once, after the trading day's last session closes."""
         symbol = self.symbols.get(ticker)
         if symbol is None:
             return False
-        day = market().sessions.for_exchange(symbol.exchange).day_of(now)
-        if now < day.close or self._daily_done.get(ticker) == day.label:
+        label = self.hours.day_closed(symbol, now)
+        if label is None or self._daily_done.get(ticker) == label:
             return False
         if not peek:
-            self._daily_done[ticker] = day.label
+            self._daily_done[ticker] = label
         return True
 
     def _trading_recently(self, ticker: str, now: float) -> bool:
-        """In session, or closed less than a look-back ago (its last bars still to check)."""
+        """In a calendar session, or one closed less than a look-back ago (its last bars)."""
         symbol = self.symbols.get(ticker)
         if symbol is None:
             return False
-        day = market().sessions.for_exchange(symbol.exchange).day_of(now)
-        return day.open <= now < day.close + self.conf.reconcile_lookback
+        return self.hours.trading_recently(symbol, now, self.conf.reconcile_lookback)
