@@ -296,6 +296,25 @@ class Calendar:
     def status(self, code: str, t: float) -> Status:
         return self.for_exchange(code).status(t)
 
+    def special_windows(self) -> dict[str, dict[dt.date, tuple[dt.time, dt.time]]]:
+        """For ``SessionBook.set_windows``: each special-session date's accepting window per
+        session code (from its first open to its last close, exchange-local), so the engine
+        takes that session's ticks and anchors its bars on its open."""
+        out: dict[str, dict[dt.date, tuple[dt.time, dt.time]]] = {}
+        dates = {o.date for o in self.overrides if o.kind == "special"}
+        codes = {*self.specs, *(o.exchange.upper() for o in self.overrides)}
+        for code in codes:
+            cal = self.for_exchange(code)
+            if cal.round_the_clock:
+                continue
+            for date in dates:
+                sessions = [s for s in cal.day(date).sessions]
+                if any(s.special for s in sessions):
+                    start = dt.datetime.fromtimestamp(sessions[0].open, cal.zone).time()
+                    end = dt.datetime.fromtimestamp(sessions[-1].close, cal.zone).time()
+                    out.setdefault(code, {})[date] = (start, end)
+        return out
+
     def is_trading_day(self, code: str, date: dt.date) -> bool:
         return self.for_exchange(code).day(date).trading
 

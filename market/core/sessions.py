@@ -52,9 +52,15 @@ class Session:
     open: dt.time = dt.time(0, 0)
     close: dt.time | None = None
     _zone: dt.tzinfo = field(init=False, repr=False, compare=False)
+    # Dates whose window is not the regular one: a special session (Muhurat trading 18:00-19:00
+    # on a Sunday), or a regular day stretched by an evening one. Set by the calendar's
+    # overrides (SessionBook.set_windows), so such a session's ticks are accepted and its bars
+    # anchored on its own open.
+    _windows: dict[dt.date, tuple[dt.time, dt.time]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_zone", ZoneInfo(self.tz) if self.tz else UTC)
+        object.__setattr__(self, "_windows", {})
         if self.tz and (self.close is None or self.close <= self.open):
             raise ValueError(f"session close must be after open ({self.open}–{self.close})")
 
@@ -73,8 +79,9 @@ class Session:
     def _day_for_date(self, date: dt.date) -> TradingDay:
         label = int(dt.datetime(date.year, date.month, date.day, tzinfo=UTC).timestamp())
         assert self.close is not None
-        open_ = int(dt.datetime.combine(date, self.open, tzinfo=self._zone).timestamp())
-        close = int(dt.datetime.combine(date, self.close, tzinfo=self._zone).timestamp())
+        start, end = self._windows.get(date, (self.open, self.close))
+        open_ = int(dt.datetime.combine(date, start, tzinfo=self._zone).timestamp())
+        close = int(dt.datetime.combine(date, end, tzinfo=self._zone).timestamp())
         return TradingDay(label=label, open=open_, close=close)
 
     def day_for_label(self, label: int) -> TradingDay:
@@ -114,6 +121,14 @@ class SessionBook:
 
     def for_exchange(self, exchange: str) -> Session:
         return self._sessions.get(exchange.upper(), ROUND_THE_CLOCK)
+
+    def set_windows(self, windows: Mapping[str, Mapping[dt.date, tuple[dt.time, dt.time]]]) -> None:
+        """Replace every session's special-day windows (``{code: {date: (open, close)}}``)."""
+        for code, session in self._sessions.items():
+            session._windows.clear()
+            for date, (start, end) in windows.get(code, {}).items():
+                if end > start:
+                    session._windows[date] = (start, end)
 
     def tz_name(self, exchange: str) -> str:
         return self.for_exchange(exchange).tz or "UTC"

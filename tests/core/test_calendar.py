@@ -120,3 +120,12 @@ def test_status_as_dict_is_the_api_shape(cal):
     d = cal.status("NSE", at(2026, 11, 10, 11, 0)).as_dict()
     assert d == {"exchange": "NSE", "open": False, "session": None, "next_open": at(2026, 11, 12, 9, 15),
                  "reason": "holiday", "holiday": "Diwali Balipratipada"}
+
+
+def test_special_windows_for_the_session_book(cal):
+    windows = cal.special_windows()
+    assert windows["NSE"][dt.date(2026, 11, 8)] == (dt.time(18, 0), dt.time(19, 0))   # Muhurat (XNSE)
+    assert windows["MCX"][dt.date(2026, 11, 8)] == (dt.time(18, 0), dt.time(19, 0))
+    assert windows["NSE"][dt.date(2026, 2, 7)] == (dt.time(9, 15), dt.time(15, 30))   # budget Saturday
+    assert dt.date(2026, 2, 7) not in windows.get("BSE", {})
+    assert "US" not in windows

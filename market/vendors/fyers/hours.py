@@ -37,9 +37,11 @@ class Hours:
         self._window: dict[tuple[str, str], tuple[int, int, bool]] = {}  # (code, column) -> (from, to, open)
 
     def use(self, calendar: Calendar) -> None:
-        """A fresh calendar (overrides re-read)."""
+        """A fresh calendar (overrides re-read); its special sessions widen the session
+        book's windows on their dates, so the engine accepts their ticks."""
         self.calendar = calendar
         self._window.clear()
+        calendar.sessions.set_windows(calendar.special_windows())
 
     def of(self, symbol: Any) -> ExchangeCalendar:
         return self.calendar.for_exchange(symbol.exchange, getattr(symbol, "trading_session", "") or "")

@@ -1,6 +1,6 @@
 """A simulated week of the live Fyers feed (real SDK, loopback server) on a fast clock:
-Friday's session, a budget-day Saturday special session, Sunday, Monday, the Diwali
-Balipratipada holiday on Tuesday (with one unscheduled tick). The stall watchdog stays
+Friday's session, a budget-day Saturday special session, Sunday with Muhurat trading in
+the evening, Monday, the Diwali Balipratipada holiday on Tuesday (with one unscheduled tick). The stall watchdog stays
 quiet while the calendar says closed (no reconnect loop), the badge says market_closed
 with the next open, and candles exist only where ticks were."""
 
@@ -55,6 +55,8 @@ async def test_a_week_of_weekend_holiday_and_special_session(http, ws, fyers_set
     await db(make_symbols, SBIN)
     await db(CalendarOverride.objects.create, exchange="NSE", date=dt.date(2026, 11, 7), kind="special",
              open=dt.time(9, 15), close=dt.time(15, 30), note="Budget day")
+    await db(CalendarOverride.objects.create, exchange="XNSE", date=dt.date(2026, 11, 8), kind="special",
+             open=dt.time(18, 0), close=dt.time(19, 0), note="Muhurat trading")
     clock = Clock(ist(6, 14, 0))
     broker = Market(ws)
     broker.snapshot_time[SBIN] = ist(6, 13, 0)  # the last trade before the run
@@ -92,7 +94,11 @@ async def test_a_week_of_weekend_holiday_and_special_session(http, ws, fyers_set
             clock.t = ist(7, 10, 0)                                           # Saturday: budget day
             await trade_for(20)
             await eventually(lambda: feed_state()[0] == "live", 5)
-            await closed_at(ist(8, 12, 0), "weekend", "2026-11-09 09:15")     # Sunday
+            await closed_at(ist(8, 12, 0), "weekend", "2026-11-08 18:00")     # Sunday
+            clock.t = ist(8, 18, 10)                                          # Muhurat trading
+            await trade_for(20)
+            await eventually(lambda: feed_state()[0] == "live", 5)
+            await closed_at(ist(8, 20, 0), "weekend", "2026-11-09 09:15")     # Sunday night
             clock.t = ist(9, 10, 0)                                           # Monday
             await trade_for(20)
             await eventually(lambda: feed_state()[0] == "live", 5)
@@ -115,5 +121,8 @@ async def test_a_week_of_weekend_holiday_and_special_session(http, ws, fyers_set
     # candles only where ticks were: the snapshot's bucket and each traded 5 s bucket, nothing else
     stored = [row[0] for row in await db(candles, SBIN, "5s")]
     assert stored == sorted({broker.snapshot_time[SBIN] // 5 * 5} | {t - t % 5 for t in traded})
-    assert not [t for t in stored if ist(8, 0) <= t < ist(9, 0)]  # nothing on Sunday
+    sunday = [t for t in stored if ist(8, 0) <= t < ist(9, 0)]  # on Sunday only the Muhurat session's
+    assert sunday and all(ist(8, 18, 0) <= t < ist(8, 19, 0) for t in sunday)
+    # its hour bar is anchored on its own open (18:00), not on the regular 09:15 grid
+    assert [row[0] for row in await db(candles, SBIN, "1h") if ist(8, 0) <= row[0] < ist(9, 0)] == [ist(8, 18, 0)]
     assert [t for t in stored if ist(10, 0) <= t < ist(11, 0)] == [(ist(10, 12, 30) + 1) // 5 * 5]
