@@ -38,6 +38,20 @@ logger = logging.getLogger("market.feed")
 
 LATENCY = 2.0               # seconds a tick may still be on its way
 HOLD_SECONDS = 60.0          # longest a symbol's ticks wait for its catch-up
+SECONDS_RETRY = 3600.0       # after 5S history is refused for a symbol, 1m only for this long
+FILLS_KEPT = 1000            # recent (ticker, kind, start, end, resolution) kept in ``fills``
+
+
+@dataclass(frozen=True)
+class Fill:
+    """Which history resolution filled which range of a symbol (``None``: neither had bars)."""
+
+    ticker: str
+    kind: str
+    start: int
+    end: int
+    resolution: str | None
+    refused: str = ""
 
 
 @dataclass
@@ -110,6 +124,9 @@ class CatchUp:
         self.reconciled = 0
         self._reconcile_cursor = 0
         self._daily_done: dict[str, int] = {}
+        self.fills: deque[Fill] = deque(maxlen=FILLS_KEPT)
+        self.filled: dict[str, int] = {}              # resolution -> catch-ups it filled
+        self._seconds_refused: dict[str, float] = {}  # ticker -> monotonic time 5S may be tried again
 
     # -- live ticks, held during a catch-up --------------------------------------------------
     def take(self, tick: Tick) -> None:
@@ -199,8 +216,11 @@ class CatchUp:
             end = int(job.end if job.end is not None else now)
             if job.start >= end and not job.daily:
                 return
+            seconds = time.monotonic() >= self._seconds_refused.get(job.ticker, 0.0)
             fetched = await asyncio.to_thread(sync.catch_up_fetch, self.history, symbol.ticker,
-                                              symbol.exchange, job.start, end, now=now, daily=job.daily)
+                                              symbol.exchange, job.start, end, now=now, daily=job.daily,
+                                              seconds=seconds)
+            self._mark(job, fetched, tried_seconds=seconds)
             await self.ctx.flush()  # the engine's closed candles are stored before we compare
             # Buckets from the first held tick on are the engine's once the ticks go in, and a
             # tick still on its way may land in the last second's bucket: write only before both.
@@ -235,8 +255,29 @@ class CatchUp:
         else:
             self.repaired += written
         if written or job.kind != "reconcile":
-            logger.info("fyers: %s %s: %d candles written from %d history requests", job.kind, job.ticker,
-                        written, requests)
+            logger.info("fyers: %s %s: %d candles written from %d history requests%s", job.kind, job.ticker,
+                        written, requests, self._fill_note(job.ticker))
+
+    def _mark(self, job: Job, fetched: sync.Fetched, *, tried_seconds: bool) -> None:
+        """Remember which resolution filled the range, and a 5S refusal for ``SECONDS_RETRY``."""
+        refused = fetched.refused
+        if refused:
+            logger.warning("fyers: 5S history refused for %s (%s); using 1m history for it for %.0f min",
+                           job.ticker, refused, SECONDS_RETRY / 60)
+            self._seconds_refused[job.ticker] = time.monotonic() + SECONDS_RETRY
+        elif not tried_seconds:
+            refused = "refused earlier"
+        self.fills.append(Fill(job.ticker, job.kind, fetched.start, fetched.end, fetched.resolution, refused))
+        if fetched.resolution:
+            self.filled[fetched.resolution] = self.filled.get(fetched.resolution, 0) + 1
+
+    def _fill_note(self, ticker: str) -> str:
+        last = next((f for f in reversed(self.fills) if f.ticker == ticker), None)
+        if last is None or last.resolution is None:
+            return ""
+        if last.resolution == BASE.code:
+            return " (5s)"
+        return " (1m: 5S refused)" if last.refused else " (1m: 5S empty)"
 
     async def _publish(self, updates: list[CandleUpdate]) -> None:
         if updates and self.layer is not None:

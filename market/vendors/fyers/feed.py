@@ -100,11 +100,13 @@ class FyersFeed(Feed):
             await session.close()
             logger.info("fyers: connects=%d reconnects=%d stalls=%d handoff_received=%d handoff_dropped=%d "
                         "held_dropped=%d unsubscribed_ticks=%d repaired=%d reconciled=%d rest_requests=%d "
-                        "rate_waited=%.1fs throttled=%d unscheduled_ticks=%d", session.connects, session.reconnects, session.stalls,
+                        "rate_waited=%.1fs throttled=%d unscheduled_ticks=%d filled_5s=%d filled_1m=%d",
+                        session.connects, session.reconnects, session.stalls,
                         session.handoff.received, session.handoff.dropped, catchup.held_dropped,
                         catchup.unwanted, catchup.repaired, catchup.reconciled,
                         catchup.history.requests if catchup.history else 0,
-                        self.limiter.waited, self.limiter.throttled, self.hours.unscheduled)
+                        self.limiter.waited, self.limiter.throttled, self.hours.unscheduled,
+                        catchup.filled.get("5s", 0), catchup.filled.get("1m", 0))
 
     # -- what the session asks of the feed (session.SessionOwner) ----------------------------
     def on_tick(self, tick: Tick) -> bool:
