@@ -126,3 +126,35 @@ async def test_a_week_of_weekend_holiday_and_special_session(http, ws, fyers_set
     # its hour bar is anchored on its own open (18:00), not on the regular 09:15 grid
     assert [row[0] for row in await db(candles, SBIN, "1h") if ist(8, 0) <= row[0] < ist(9, 0)] == [ist(8, 18, 0)]
     assert [t for t in stored if ist(10, 0) <= t < ist(11, 0)] == [(ist(10, 12, 30) + 1) // 5 * 5]
+
+
+def test_reconciliation_and_back_fill_windows_follow_the_calendar():
+    """Reconciliation only in or just after a session, the day bar once after the trading
+    day's last close (none on a holiday), the back-fill counted in trading days."""
+    from types import SimpleNamespace
+
+    from market.core.calendar import Calendar
+    from market.core.sessions import SessionBook
+    from market.vendors.fyers.hours import Hours
+
+    sbin = SimpleNamespace(ticker=SBIN, exchange="NSE", trading_session="0915-1530|1815-1915:")
+    with override_settings(MARKET={**settings.MARKET, "SESSIONS": DEFAULT_SESSIONS}):
+        market.cache_clear()
+        hours = Hours({SBIN: sbin}, calendar=Calendar(SessionBook.from_config(DEFAULT_SESSIONS)))
+        lookback = 1800
+        assert hours.trading_recently(sbin, ist(6, 12, 0), lookback)        # Friday, in session
+        assert hours.trading_recently(sbin, ist(6, 15, 50), lookback)       # its last bars
+        assert not hours.trading_recently(sbin, ist(6, 16, 10), lookback)
+        assert not hours.trading_recently(sbin, ist(7, 12, 0), lookback)    # Saturday
+        assert not hours.trading_recently(sbin, ist(10, 12, 0), lookback)   # the holiday
+        assert hours.day_closed(sbin, ist(6, 15, 0)) is None                # still trading
+        assert hours.day_closed(sbin, ist(6, 16, 0)) == int(dt.datetime(2026, 11, 6, tzinfo=dt.timezone.utc)
+                                                            .timestamp())
+        assert hours.day_closed(sbin, ist(10, 16, 0)) is None               # no day bar on a holiday
+        # five trading days before Wednesday 11 Nov: Mon 9, Fri 6, Thu 5, Wed 4, Tue 3
+        assert hours.backfill_start(sbin, ist(11, 10, 0), 5) == ist(3, 9, 15)
+        agri = SimpleNamespace(ticker="MCX:COTTON", exchange="MCX", trading_session="0900-1700|1815-1915:")
+        assert not Hours({"MCX:COTTON": agri}, clock=lambda: ist(9, 18, 0)).open_now()  # closed at 17:00
+        assert Hours({"MCX:GOLD": SimpleNamespace(ticker="MCX:GOLD", exchange="MCX", trading_session="")},
+                     clock=lambda: ist(9, 18, 0)).open_now()
+    market.cache_clear()
