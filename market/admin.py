@@ -91,3 +91,16 @@ class ApiTokenAdmin(admin.ModelAdmin):
         now = timezone.now()
         count = sum(api_token_revoke(token=token, now=now) for token in queryset)
         self.message_user(request, f"{count} token(s) revoked")
+
+
+from market.models import CalendarOverride  # noqa: E402 - appended with the calendar (issue 15)
+
+
+@admin.register(CalendarOverride)
+class CalendarOverrideAdmin(admin.ModelAdmin):
+    """Extra closures and special sessions; the feeds re-read them within REFRESH_SECONDS."""
+
+    list_display = ("date", "exchange", "kind", "open", "close", "note")
+    list_filter = ("exchange", "kind")
+    search_fields = ("exchange", "note")
+    date_hierarchy = "date"

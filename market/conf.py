@@ -22,6 +22,7 @@ from django.dispatch import receiver
 from market.core.limits import Network, parse_networks
 from market.core.outbox import FlowLimits
 from market.core.pulse import PulseConfig
+from market.core.calendar import DEFAULT_CALENDARS, Spec, specs_from_config
 from market.core.sessions import DEFAULT_SESSIONS, SessionBook
 from market.core.timeframes import DEFAULT_STORED, TimeframeError, TimeframePlan
 
@@ -29,7 +30,8 @@ from market.core.timeframes import DEFAULT_STORED, TimeframeError, TimeframePlan
 DEFAULTS: dict[str, dict[str, Any]] = {
     "MARKET": {
         "STORED_TIMEFRAMES": list(DEFAULT_STORED),
-        "SESSIONS": None,                 # None: DEFAULT_SESSIONS (NSE and BSE)
+        "SESSIONS": None,                 # None: DEFAULT_SESSIONS (NSE, BSE, NSE_CD, NSE_COM, MCX, US)
+        "CALENDARS": None,                # None: DEFAULT_CALENDARS (holiday market per session code)
         "FEED": "simulated",
         "SIM_RATE": 4.0,
         "SIM_BACKFILL_HOURS": 3.0,
@@ -153,6 +155,7 @@ class MarketConf:
     trusted_proxies: tuple[Network, ...]
     ws_flow: FlowLimits = FlowLimits()  # per-connection send window (market.core.outbox)
     retention_days: tuple[tuple[str, float], ...] = ()  # (timeframe, days) pairs; absent: forever
+    calendars: tuple[tuple[str, Spec], ...] = ()  # (session code, holiday calendar) pairs (market.core.calendar)
 
 
 @lru_cache(maxsize=1)
@@ -161,6 +164,7 @@ def market() -> MarketConf:
     try:
         plan = TimeframePlan.build(r["STORED_TIMEFRAMES"])
         sessions = SessionBook.from_config(r["SESSIONS"] or DEFAULT_SESSIONS)
+        calendars = tuple(specs_from_config(r["CALENDARS"] or DEFAULT_CALENDARS).items())
     except (TimeframeError, ValueError) as exc:
         raise ImproperlyConfigured(f"MARKET: {exc}") from exc
     if r["MAX_UPDATES_PER_SECOND"] <= 0:
@@ -211,6 +215,7 @@ def market() -> MarketConf:
         trusted_proxies=trusted,
         ws_flow=flow,
         retention_days=tuple(retention),
+        calendars=calendars,
     )
 
 

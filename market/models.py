@@ -241,3 +241,34 @@ class Marker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol_id} {self.time} {self.shape} {self.text}"
+class CalendarOverride(models.Model):
+    """An exchange announcement the holiday library cannot know: an extra closure, or a
+    special session (Muhurat trading on Diwali evening, a budget-day Saturday session).
+    ``exchange`` is a session code (NSE, BSE, NSE_CD, MCX, US) or a holiday market (XNSE:
+    every segment that follows it); times are exchange-local (market.core.calendar)."""
+
+    class Kind(models.TextChoices):
+        CLOSED = "closed", "closed all day"
+        SPECIAL = "special", "special session"
+
+    exchange = models.CharField(max_length=16, help_text="session code (NSE, MCX, US) or holiday market (XNSE)")
+    date = models.DateField(help_text="exchange-local date")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.CLOSED)
+    open = models.TimeField(null=True, blank=True, help_text="special session: exchange-local open")
+    close = models.TimeField(null=True, blank=True, help_text="special session: exchange-local close")
+    note = models.CharField(max_length=200, blank=True, help_text="e.g. Muhurat trading; shown as the holiday name")
+
+    class Meta:
+        ordering = ["date", "exchange"]
+        indexes = [models.Index(fields=["date"])]
+
+    def __str__(self) -> str:
+        hours = f" {self.open:%H:%M}-{self.close:%H:%M}" if self.open and self.close else ""
+        return f"{self.exchange} {self.date} {self.kind}{hours} {self.note}".strip()
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        self.exchange = (self.exchange or "").strip().upper()
+        if self.kind == self.Kind.SPECIAL and (self.open is None or self.close is None or self.close <= self.open):
+            raise ValidationError("A special session needs an open time before its close time.")

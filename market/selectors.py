@@ -12,11 +12,14 @@ from django.db import connection
 from django.db.models import Count, Q, Sum
 
 from market.conf import market
+from market.core.calendar import Calendar
+from market.core.calendar import Override as CalendarOverrideValue
 from market.core.derive import aggregate
 from market.core.timeframes import BASE, Timeframe
 from market.core.types import Candle as CandleValue
 from market.models import (
-    Alert, AlertEvent, Candle, FeedState, Marker, PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint,
+    Alert, AlertEvent, CalendarOverride, Candle, FeedState, Marker, PulseEvent, Symbol, SymbolCheckpoint,
+    WriterCheckpoint,
 )
 
 if TYPE_CHECKING:
@@ -474,3 +477,23 @@ def marker_list(*, symbol: Symbol, start: int | None = None, end: int | None = N
 
 def marker_get(*, pk: int) -> Marker | None:
     return Marker.objects.select_related("symbol", "user").filter(pk=pk).first()
+# ---- exchange calendars (issue 15) ----------------------------------------------------
+
+
+def calendar_override_list() -> list[CalendarOverrideValue]:
+    """Every admin-entered closure and special session, as the calendar's values."""
+    return [CalendarOverrideValue(exchange=o.exchange.upper(), date=o.date, kind=o.kind, open=o.open,
+                                  close=o.close, note=o.note)
+            for o in CalendarOverride.objects.all() if o.kind == "closed" or (o.open and o.close
+                                                                               and o.close > o.open)]
+
+
+def calendar_get() -> Calendar:
+    """The exchange calendars with today's overrides (one query)."""
+    conf = market()
+    return Calendar(conf.sessions, dict(conf.calendars), calendar_override_list())
+
+
+def exchange_known(*, code: str) -> bool:
+    """A session code some calendar, session or stored symbol names."""
+    return calendar_get().knows(code) or Symbol.objects.filter(exchange=code).exists()

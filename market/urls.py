@@ -2,6 +2,7 @@ from django.urls import path
 
 from market.pulse import views as pulse_views
 from market.web import alerts, exports, markers, ops, views
+from market.web import calendar as market_calendar
 
 urlpatterns = [
     path("healthz", ops.healthz, name="healthz"),
@@ -20,4 +21,5 @@ urlpatterns = [
     path("api/markers/<int:pk>", markers.api_marker, name="api-marker"),
     path("api/session", views.api_session, name="api-session"),
     path("pulse/", pulse_views.pulse, name="pulse"),
+    path("api/market/status", market_calendar.api_market_status, name="api-market-status"),
 ]

@@ -52,9 +52,15 @@ class Session:
     open: dt.time = dt.time(0, 0)
     close: dt.time | None = None
     _zone: dt.tzinfo = field(init=False, repr=False, compare=False)
+    # Dates whose window is not the regular one: a special session (Muhurat trading 18:00-19:00
+    # on a Sunday), or a regular day stretched by an evening one. Set by the calendar's
+    # overrides (SessionBook.set_windows), so such a session's ticks are accepted and its bars
+    # anchored on its own open.
+    _windows: dict[dt.date, tuple[dt.time, dt.time]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_zone", ZoneInfo(self.tz) if self.tz else UTC)
+        object.__setattr__(self, "_windows", {})
         if self.tz and (self.close is None or self.close <= self.open):
             raise ValueError(f"session close must be after open ({self.open}–{self.close})")
 
@@ -73,8 +79,9 @@ class Session:
     def _day_for_date(self, date: dt.date) -> TradingDay:
         label = int(dt.datetime(date.year, date.month, date.day, tzinfo=UTC).timestamp())
         assert self.close is not None
-        open_ = int(dt.datetime.combine(date, self.open, tzinfo=self._zone).timestamp())
-        close = int(dt.datetime.combine(date, self.close, tzinfo=self._zone).timestamp())
+        start, end = self._windows.get(date, (self.open, self.close))
+        open_ = int(dt.datetime.combine(date, start, tzinfo=self._zone).timestamp())
+        close = int(dt.datetime.combine(date, end, tzinfo=self._zone).timestamp())
         return TradingDay(label=label, open=open_, close=close)
 
     def day_for_label(self, label: int) -> TradingDay:
@@ -87,7 +94,8 @@ class Session:
 ROUND_THE_CLOCK = Session()
 
 
-def _parse_clock(value: str) -> dt.time:
+def parse_clock(value: str) -> dt.time:
+    """``"09:15"`` -> 09:15 (ValueError if not HH:MM)."""
     hours, minutes = value.split(":")
     return dt.time(int(hours), int(minutes))
 
@@ -105,7 +113,7 @@ class SessionBook:
         for exchange, spec in config.items():
             try:
                 sessions[exchange.upper()] = Session(
-                    tz=spec["tz"], open=_parse_clock(spec["open"]), close=_parse_clock(spec["close"])
+                    tz=spec["tz"], open=parse_clock(spec["open"]), close=parse_clock(spec["close"])
                 )
             except (KeyError, ValueError) as exc:
                 raise ValueError(f"bad session for exchange {exchange!r}: {exc}") from exc
@@ -114,12 +122,28 @@ class SessionBook:
     def for_exchange(self, exchange: str) -> Session:
         return self._sessions.get(exchange.upper(), ROUND_THE_CLOCK)
 
+    def set_windows(self, windows: Mapping[str, Mapping[dt.date, tuple[dt.time, dt.time]]]) -> None:
+        """Replace every session's special-day windows (``{code: {date: (open, close)}}``)."""
+        for code, session in self._sessions.items():
+            session._windows.clear()
+            for date, (start, end) in windows.get(code, {}).items():
+                if end > start:
+                    session._windows[date] = (start, end)
+
     def tz_name(self, exchange: str) -> str:
         return self.for_exchange(exchange).tz or "UTC"
 
 
+#: The hours ticks are accepted in and bars are anchored on, per session code: NSE and BSE
+#: (equity and F&O), NSE currency derivatives, NSE commodities and MCX (the longest day:
+#: 23:55 while New York is on standard time, 23:30 in its summer, which the calendar
+#: knows; an agricultural contract's shorter day comes from the symbol master). Fyers
+#: symbols get their code from the symbol master's segment (``symbol_master.session_code``).
 DEFAULT_SESSIONS: dict[str, dict[str, str]] = {
     "NSE": {"tz": "Asia/Kolkata", "open": "09:15", "close": "15:30"},
     "BSE": {"tz": "Asia/Kolkata", "open": "09:15", "close": "15:30"},
+    "NSE_CD": {"tz": "Asia/Kolkata", "open": "09:00", "close": "17:00"},
+    "NSE_COM": {"tz": "Asia/Kolkata", "open": "09:00", "close": "23:55"},
+    "MCX": {"tz": "Asia/Kolkata", "open": "09:00", "close": "23:55"},
     "US": {"tz": "America/New_York", "open": "09:30", "close": "16:00"},
 }

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('market', '0009_token_scopes'),
+        ('market', '0013_calendar_overrides'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -45,7 +45,7 @@ def test_session_is_half_open(book):
 def test_exchange_lookup_is_case_insensitive_and_unknown_is_round_the_clock(book):
     assert book.for_exchange("nse") == book.for_exchange("NSE")
     assert book.for_exchange("BSE").tz == "Asia/Kolkata"
-    assert book.for_exchange("MCX") is ROUND_THE_CLOCK
+    assert book.for_exchange("CRYPTO") is ROUND_THE_CLOCK  # MCX has hours of its own now (NSE_CD, MCX, ...)
     assert book.for_exchange("").round_the_clock
     assert book.tz_name("NSE") == "Asia/Kolkata"
     assert book.tz_name("DEMO") == "UTC"
@@ -97,3 +97,26 @@ def test_from_config_rejects_bad_specs():
         SessionBook.from_config({"X": {"tz": "Asia/Kolkata", "open": "9"}})
     with pytest.raises(ValueError):
         Session(tz="Asia/Kolkata", open=dt.time(9, 15), close=None)
+
+
+def test_segment_sessions_and_their_bar_grids(book):
+    cd = book.for_exchange("NSE_CD").day_of(ist(2026, 12, 2, 16, 0))
+    assert (cd.open, cd.close) == (ist(2026, 12, 2, 9, 0), ist(2026, 12, 2, 17, 0))
+    mcx = book.for_exchange("MCX").day_of(ist(2026, 12, 2, 21, 0))
+    assert (mcx.open, mcx.close) == (ist(2026, 12, 2, 9, 0), ist(2026, 12, 2, 23, 55))
+    assert mcx.bucket(TF("1h"), ist(2026, 12, 2, 23, 40)) == (ist(2026, 12, 2, 23, 0), ist(2026, 12, 2, 23, 55))
+    assert book.for_exchange("NSE_COM").open == dt.time(9, 0)
+
+
+def test_special_day_windows_accept_and_anchor_a_muhurat_session(book):
+    nse = book.for_exchange("NSE")
+    sunday = dt.date(2026, 11, 8)
+    assert not nse.day_of(ist(2026, 11, 8, 18, 30)).contains(ist(2026, 11, 8, 18, 30))
+    book.set_windows({"NSE": {sunday: (dt.time(18, 0), dt.time(19, 0))}})
+    day = nse.day_of(ist(2026, 11, 8, 18, 30))
+    assert (day.open, day.close, day.label) == (ist(2026, 11, 8, 18, 0), ist(2026, 11, 8, 19, 0), utc(2026, 11, 8))
+    assert day.bucket(TF("1h"), ist(2026, 11, 8, 18, 30)) == (ist(2026, 11, 8, 18, 0), ist(2026, 11, 8, 19, 0))
+    assert nse.day_for_label(utc(2026, 11, 8)) == day
+    assert nse.day_of(ist(2026, 11, 9, 10, 0)).open == ist(2026, 11, 9, 9, 15)  # other days unchanged
+    book.set_windows({})
+    assert nse.day_of(ist(2026, 11, 8, 18, 30)).open == ist(2026, 11, 8, 9, 15)

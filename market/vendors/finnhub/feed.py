@@ -42,6 +42,7 @@ from channels.layers import get_channel_layer
 from market import selectors
 from market.conf import demand_conf, finnhub_conf, market
 from market.vendors.finnhub import messages as finnhub_messages
+from market.core.calendar import Calendar
 from market.core.demand import DemandBook, refusal_message
 from market.core.types import Reject, TickBatch
 from market.live.demand import DemandListener
@@ -101,6 +102,7 @@ class FinnhubFeed(Feed):
         self.connections = 0
         self.last_error = ""
         self._exchanges: dict[str, str] = {}
+        self._calendar: Calendar | None = None  # the exchange calendars, re-read with the symbols
         self._filter = _Redact(self.conf.api_key)
         # Symbols on demand (None when FINNHUB["ON_DEMAND"] is off: recorded symbols only).
         self.demand = demand_conf(SOURCE)
@@ -132,12 +134,17 @@ class FinnhubFeed(Feed):
         return self._redact("; ".join(p for p in parts if p))
 
     def _set_live(self) -> None:
+        """Live, or market_closed when the exchange calendar (XNYS for US stocks: weekends and
+        holidays included; forex and crypto round the clock) has every streamed symbol shut."""
         now = time.time()
-        sessions = market().sessions
-        open_ = [t for t in self.streamed
-                 if sessions.for_exchange(self._exchanges.get(t, "")).day_of(now).contains(now)]
+        calendar = self._calendar or Calendar(market().sessions, dict(market().calendars))
+        codes = {self._exchanges.get(t, "") for t in self.streamed}
+        open_ = [c for c in codes if calendar.for_exchange(c).session_at(now) is not None]
         if self.streamed and not open_:
-            self.ctx.set_status("market_closed", self._detail(f"{len(self.streamed)} symbols, all closed now"))
+            opens = [o for o in (calendar.next_open(c, now) for c in codes) if o is not None]
+            when = f"; opens {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(min(opens)))}" if opens else ""
+            self.ctx.set_status("market_closed",
+                                self._detail(f"{len(self.streamed)} symbols, all closed now{when}"))
         else:
             self.ctx.set_status("live", self._detail(f"streaming {len(self.subscribed)} symbols"))
 
@@ -145,6 +152,7 @@ class FinnhubFeed(Feed):
     async def _load_symbols(self) -> None:
         """Re-read the recorded symbols (``always_record`` first, then ``active``)."""
         symbols = await database_sync_to_async(selectors.symbol_list_recorded)(source=SOURCE)
+        self._calendar = await database_sync_to_async(selectors.calendar_get)()  # overrides re-read too
         limit = self.conf.max_symbols
         keep, rest = symbols[:limit], [s.ticker for s in symbols[limit:]]
         if rest != self.left_out and rest:

@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from channels.db import database_sync_to_async
 
-from market.conf import FyersConf, market
+from market.conf import FyersConf
 from market.core.timeframes import BASE
 from market.core.types import CandleUpdate, Tick
 from market.feed.base import FeedContext
 from market.live.broadcast import candles_publish
 from market.vendors.fyers import sync
 from market.vendors.fyers.history import HistoryClient, HistoryError, TokenRejected
+from market.vendors.fyers.hours import Hours
 from market.vendors.fyers.ratelimit import RateLimiter
 from market.vendors.fyers.session import FyersSession, wait
 
@@ -37,6 +38,20 @@ logger = logging.getLogger("market.feed")
 
 LATENCY = 2.0               # seconds a tick may still be on its way
 HOLD_SECONDS = 60.0          # longest a symbol's ticks wait for its catch-up
+SECONDS_RETRY = 3600.0       # after 5S history is refused for a symbol, 1m only for this long
+FILLS_KEPT = 1000            # recent (ticker, kind, start, end, resolution) kept in ``fills``
+
+
+@dataclass(frozen=True)
+class Fill:
+    """Which history resolution filled which range of a symbol (``None``: neither had bars)."""
+
+    ticker: str
+    kind: str
+    start: int
+    end: int
+    resolution: str | None
+    refused: str = ""
 
 
 @dataclass
@@ -87,13 +102,15 @@ class CatchUp:
     """``symbols`` is the feed's map of the streamed symbols (shared, not copied)."""
 
     def __init__(self, ctx: FeedContext, conf: FyersConf, *, session: FyersSession,
-                 symbols: Mapping[str, Symbol], limiter: RateLimiter, layer: Any) -> None:
+                 symbols: Mapping[str, Symbol], limiter: RateLimiter, layer: Any,
+                 hours: Hours | None = None) -> None:
         self.ctx = ctx
         self.conf = conf
         self.session = session
         self.symbols = symbols
         self.limiter = limiter
         self.layer = layer
+        self.hours = hours or Hours(symbols)
         self.history: HistoryClient | None = None
         self.last_seen: dict[str, float] = {}     # exchange time of each symbol's last tick
         self.held: dict[str, list[Tick]] = {}
@@ -107,6 +124,9 @@ class CatchUp:
         self.reconciled = 0
         self._reconcile_cursor = 0
         self._daily_done: dict[str, int] = {}
+        self.fills: deque[Fill] = deque(maxlen=FILLS_KEPT)
+        self.filled: dict[str, int] = {}              # resolution -> catch-ups it filled
+        self._seconds_refused: dict[str, float] = {}  # ticker -> monotonic time 5S may be tried again
 
     # -- live ticks, held during a catch-up --------------------------------------------------
     def take(self, tick: Tick) -> None:
@@ -196,8 +216,11 @@ class CatchUp:
             end = int(job.end if job.end is not None else now)
             if job.start >= end and not job.daily:
                 return
+            seconds = time.monotonic() >= self._seconds_refused.get(job.ticker, 0.0)
             fetched = await asyncio.to_thread(sync.catch_up_fetch, self.history, symbol.ticker,
-                                              symbol.exchange, job.start, end, now=now, daily=job.daily)
+                                              symbol.exchange, job.start, end, now=now, daily=job.daily,
+                                              seconds=seconds)
+            self._mark(job, fetched, tried_seconds=seconds)
             await self.ctx.flush()  # the engine's closed candles are stored before we compare
             # Buckets from the first held tick on are the engine's once the ticks go in, and a
             # tick still on its way may land in the last second's bucket: write only before both.
@@ -232,8 +255,29 @@ class CatchUp:
         else:
             self.repaired += written
         if written or job.kind != "reconcile":
-            logger.info("fyers: %s %s: %d candles written from %d history requests", job.kind, job.ticker,
-                        written, requests)
+            logger.info("fyers: %s %s: %d candles written from %d history requests%s", job.kind, job.ticker,
+                        written, requests, self._fill_note(job.ticker))
+
+    def _mark(self, job: Job, fetched: sync.Fetched, *, tried_seconds: bool) -> None:
+        """Remember which resolution filled the range, and a 5S refusal for ``SECONDS_RETRY``."""
+        refused = fetched.refused
+        if refused:
+            logger.warning("fyers: 5S history refused for %s (%s); using 1m history for it for %.0f min",
+                           job.ticker, refused, SECONDS_RETRY / 60)
+            self._seconds_refused[job.ticker] = time.monotonic() + SECONDS_RETRY
+        elif not tried_seconds:
+            refused = "refused earlier"
+        self.fills.append(Fill(job.ticker, job.kind, fetched.start, fetched.end, fetched.resolution, refused))
+        if fetched.resolution:
+            self.filled[fetched.resolution] = self.filled.get(fetched.resolution, 0) + 1
+
+    def _fill_note(self, ticker: str) -> str:
+        last = next((f for f in reversed(self.fills) if f.ticker == ticker), None)
+        if last is None or last.resolution is None:
+            return ""
+        if last.resolution == BASE.code:
+            return " (5s)"
+        return " (1m: 5S refused)" if last.refused else " (1m: 5S empty)"
 
     async def _publish(self, updates: list[CandleUpdate]) -> None:
         if updates and self.layer is not None:
@@ -252,8 +296,9 @@ class CatchUp:
             await wait(stop, self.conf.reconcile_seconds)
             if stop.is_set() or not self.session.authed or self.session.token_bad:
                 continue
-            now = time.time()
-            # only while a session is open or just closed (its last bars); the day bar once
+            now = self.hours.clock()
+            # only while a session is open or just closed (its last bars); the day bar once,
+            # by the symbol's calendar (nothing on a weekend or holiday)
             tickers = sorted(t for t in self.session.subscribed
                              if self._trading_recently(t, now) or self._daily_due(t, now, peek=True))
             if not tickers or self.jobs.qsize() > len(tickers):
@@ -269,21 +314,20 @@ class CatchUp:
                                          daily=daily, kind="reconcile"))
 
     def _daily_due(self, ticker: str, now: float, *, peek: bool = False) -> bool:
-        """The day bar is reconciled once, after the session closes."""
+        """The day bar is reconciled once, after the trading day's last session closes."""
         symbol = self.symbols.get(ticker)
         if symbol is None:
             return False
-        day = market().sessions.for_exchange(symbol.exchange).day_of(now)
-        if now < day.close or self._daily_done.get(ticker) == day.label:
+        label = self.hours.day_closed(symbol, now)
+        if label is None or self._daily_done.get(ticker) == label:
             return False
         if not peek:
-            self._daily_done[ticker] = day.label
+            self._daily_done[ticker] = label
         return True
 
     def _trading_recently(self, ticker: str, now: float) -> bool:
-        """In session, or closed less than a look-back ago (its last bars still to check)."""
+        """In a calendar session, or one closed less than a look-back ago (its last bars)."""
         symbol = self.symbols.get(ticker)
         if symbol is None:
             return False
-        day = market().sessions.for_exchange(symbol.exchange).day_of(now)
-        return day.open <= now < day.close + self.conf.reconcile_lookback
+        return self.hours.trading_recently(symbol, now, self.conf.reconcile_lookback)

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+import time
+from typing import TYPE_CHECKING, Any, Callable
 
 from channels.layers import get_channel_layer
 
@@ -31,6 +32,7 @@ from market.live.demand import DemandListener
 from market.vendors.fyers import messages as fyers_messages
 from market.vendors.fyers.catchup import CatchUp
 from market.vendors.fyers.history import HistoryClient
+from market.vendors.fyers.hours import Hours
 from market.vendors.fyers.ratelimit import RateLimiter, shared_limiter
 from market.vendors.fyers.session import FyersSession
 from market.vendors.fyers.streams import SOURCE, Streams
@@ -49,7 +51,8 @@ class FyersFeed(Feed):
         return fyers_messages.parse
 
     def __init__(self, ctx: FeedContext, *, record: str | None = None, conf: FyersConf | None = None,
-                 limiter: RateLimiter | None = None, **options: Any) -> None:
+                 limiter: RateLimiter | None = None, clock: Callable[[], float] = time.time,
+                 **options: Any) -> None:
         super().__init__(ctx, **options)
         self.conf = conf or fyers_conf()
         self.limiter = limiter or shared_limiter(self.conf.rate_per_second, self.conf.rate_per_minute)
@@ -58,11 +61,14 @@ class FyersFeed(Feed):
         # Symbols on demand (None when FYERS["ON_DEMAND"] is off: recorded symbols only).
         self.demand = demand_conf(SOURCE)
         symbols: dict[str, Symbol] = {}
+        # The exchange calendar's expectations (``clock``: the wall clock they are read
+        # against; a test runs a simulated week on a faster one).
+        self.hours = Hours(symbols, clock=clock)
         self.session = FyersSession(ctx, self.conf, owner=self)
         self.catchup = CatchUp(ctx, self.conf, session=self.session, symbols=symbols, limiter=self.limiter,
-                               layer=self.layer)
+                               layer=self.layer, hours=self.hours)
         self.streams = Streams(ctx, self.conf, self.demand, session=self.session, catchup=self.catchup,
-                               symbols=symbols)
+                               symbols=symbols, hours=self.hours)
 
     # -- entry point ---------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -94,15 +100,21 @@ class FyersFeed(Feed):
             await session.close()
             logger.info("fyers: connects=%d reconnects=%d stalls=%d handoff_received=%d handoff_dropped=%d "
                         "held_dropped=%d unsubscribed_ticks=%d repaired=%d reconciled=%d rest_requests=%d "
-                        "rate_waited=%.1fs throttled=%d", session.connects, session.reconnects, session.stalls,
+                        "rate_waited=%.1fs throttled=%d unscheduled_ticks=%d filled_5s=%d filled_1m=%d",
+                        session.connects, session.reconnects, session.stalls,
                         session.handoff.received, session.handoff.dropped, catchup.held_dropped,
                         catchup.unwanted, catchup.repaired, catchup.reconciled,
                         catchup.history.requests if catchup.history else 0,
-                        self.limiter.waited, self.limiter.throttled)
+                        self.limiter.waited, self.limiter.throttled, self.hours.unscheduled,
+                        catchup.filled.get("5s", 0), catchup.filled.get("1m", 0))
 
     # -- what the session asks of the feed (session.SessionOwner) ----------------------------
-    def on_tick(self, tick: Tick) -> None:
+    def on_tick(self, tick: Tick) -> bool:
+        fresh = self.hours.clock() - tick.time < self.conf.stall_seconds
+        if fresh:
+            self.hours.check(tick)  # counted and logged when unexpected; kept all the same
         self.catchup.take(tick)
+        return fresh
 
     def on_reconnect(self) -> None:
         self.catchup.repair_gaps()
@@ -115,6 +127,9 @@ class FyersFeed(Feed):
 
     def market_open(self) -> bool:
         return self.streams.market_open()
+
+    def closed_detail(self) -> str:
+        return self.hours.closed_detail([t for t in self.streams.symbols if t in self.session.subscribed] or None)
 
     def live_detail(self) -> str:
         return self.streams.live_detail()

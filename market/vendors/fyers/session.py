@@ -40,12 +40,13 @@ NAME_LIMIT = 20              # symbols named in a log line before "and N more"
 class SessionOwner(Protocol):
     """What the session asks of the feed it serves."""
 
-    def on_tick(self, tick: Tick) -> None: ...
+    def on_tick(self, tick: Tick) -> bool: ...  # True: a fresh tick (not a snapshot of an old trade)
     def on_reconnect(self) -> None: ...      # authenticated again after a drop, before subscribing
     def wanted(self) -> list[str]: ...       # the symbols to subscribe, in priority order
     def tend(self) -> None: ...              # once per pump round (a quarter second at most)
-    def market_open(self) -> bool: ...
+    def market_open(self) -> bool: ...      # does the exchange calendar expect data now?
     def live_detail(self) -> str: ...
+    def closed_detail(self) -> str: ...     # "market closed (why); opens ..." for the badge
 
 
 class FyersSession:
@@ -69,6 +70,7 @@ class FyersSession:
         self.reconnects = 0
         self.stalls = 0
         self.last_data = time.monotonic()
+        self.last_tick = -math.inf   # monotonic time of the last live tick (snapshots included)
         self._healthy = False
         self._sub_lock = asyncio.Lock()
 
@@ -213,8 +215,13 @@ class FyersSession:
                                now_m - self.last_data)
                 self.ctx.set_status("stale", f"no data for {now_m - self.last_data:.0f}s")
                 return "stalled"
-            if self.authed and not self.owner.market_open() and self.ctx.status != "market_closed":
-                self.ctx.set_status("market_closed", "connected; market closed")
+            if self.authed and not self.owner.market_open():
+                # Closed by the calendar; ticks still flowing are an unscheduled session: live.
+                unscheduled = now_m - self.last_tick < self.conf.stall_seconds
+                if unscheduled and self.ctx.status == "market_closed":
+                    self.ctx.set_status("live", "unscheduled session; " + self.owner.live_detail())
+                elif not unscheduled and self.ctx.status != "market_closed":
+                    self.ctx.set_status("market_closed", self.owner.closed_detail())
             elif self.authed and self.owner.market_open() and self.ctx.status == "market_closed":
                 self.ctx.set_status("live", self.owner.live_detail())
         return "stopped"
@@ -225,7 +232,8 @@ class FyersSession:
         result = self.ctx.parse(message)
         if isinstance(result, Tick):
             self.last_data = time.monotonic()
-            self.owner.on_tick(result)
+            if self.owner.on_tick(result):
+                self.last_tick = self.last_data
             return None
         if isinstance(message, dict) and message.get("type") == "cn":
             if message.get("code") == 200:
@@ -264,7 +272,10 @@ class FyersSession:
         if self.connects > 1:
             self.owner.on_reconnect()
         await self.subscribe_all()
-        self.ctx.set_status("live" if self.owner.market_open() else "market_closed", self.owner.live_detail())
+        if self.owner.market_open():
+            self.ctx.set_status("live", self.owner.live_detail())
+        else:
+            self.ctx.set_status("market_closed", self.owner.closed_detail())
         logger.info("fyers: authenticated (connection %d); subscribed %d symbols", self.connects,
                     len(self.subscribed))
 

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING
 from channels.db import database_sync_to_async
 
 from market import selectors
-from market.conf import DemandConf, FyersConf, market
+from market.conf import DemandConf, FyersConf
 from market.core.demand import DemandBook
 from market.core.timeframes import BASE
 from market.feed.base import FeedContext
 from market.vendors.fyers.catchup import CatchUp, Job
+from market.vendors.fyers.hours import Hours
 from market.vendors.fyers.session import FyersSession, names, wait
 from market.vendors.fyers.socket import MAX_SUBSCRIPTION
 
@@ -40,13 +41,14 @@ class Streams:
     catch-up; ``rows`` holds every Fyers symbol recorded or accepted on demand."""
 
     def __init__(self, ctx: FeedContext, conf: FyersConf, demand: DemandConf | None, *,
-                 session: FyersSession, catchup: CatchUp, symbols: dict[str, Symbol]) -> None:
+                 session: FyersSession, catchup: CatchUp, symbols: dict[str, Symbol], hours: Hours) -> None:
         self.ctx = ctx
         self.conf = conf
         self.demand = demand
         self.session = session
         self.catchup = catchup
         self.symbols = symbols
+        self.hours = hours
         self.rows: dict[str, Symbol] = {}
         self.left_out: list[str] = []
         self.book = DemandBook(capacity=min(conf.max_symbols, MAX_SUBSCRIPTION),
@@ -71,13 +73,13 @@ class Streams:
         return detail
 
     def market_open(self) -> bool:
-        now = time.time()
-        sessions = market().sessions
-        exchanges = {s.exchange for t, s in self.symbols.items() if t in self.session.subscribed} or {"NSE"}
-        return any(sessions.for_exchange(e).day_of(now).contains(now) for e in exchanges)
+        """Does the calendar expect a session of a subscribed symbol now (NSE's if none)?"""
+        return self.hours.open_now([t for t in self.symbols if t in self.session.subscribed] or None)
 
     async def refresh(self, *, initial: bool = False) -> None:
-        """Re-read the recorded symbols (``always_record`` first, then ``active``) into the book."""
+        """Re-read the recorded symbols (``always_record`` first, then ``active``) into the
+        book, and the calendar's overrides."""
+        self.hours.use(await database_sync_to_async(selectors.calendar_get)())
         rows = await database_sync_to_async(selectors.symbol_list_recorded)(source=SOURCE)
         owns = getattr(self.ctx, "owns", None)  # sharded runfeed: only this process's share
         recorded = [s for s in rows if owns is None or owns(s.ticker)]
@@ -149,8 +151,8 @@ class Streams:
                     newest = await database_sync_to_async(selectors.candle_newest)(symbol=symbol, tf=BASE)
                     if newest is not None:
                         start = newest.time + BASE.seconds
-                    else:
-                        start = int(now - self.conf.backfill_days * 86400)
+                    else:  # BACKFILL_DAYS trading days, by the symbol's calendar
+                        start = self.hours.backfill_start(symbol, now, self.conf.backfill_days)
                     self.catchup.enqueue(Job(symbol.ticker, start, reopen=True, kind="backfill"))
             await self.session.apply_changes()
 

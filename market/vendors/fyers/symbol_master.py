@@ -23,10 +23,26 @@ FUTURE_TYPES = {11, 12, 13, 16, 17, 18, 20, 30, 32}
 OPTION_TYPES = {14, 15, 19, 21, 31, 33}
 EQUITY_TYPES = {0, 1, 2, 3, 4, 5, 9, 50}
 CURRENCY_SEGMENT = 12  # NSE currency derivatives
+COMMODITY_SEGMENT = 20  # commodity derivatives (NSE_COM, MCX_COM)
+
+
+def session_code(exchange: str, segment: int | None) -> str:
+    """The session code a symbol's hours and calendar are kept under
+    (``market.core.sessions.DEFAULT_SESSIONS``): the ticker's exchange, except NSE's currency
+    (``NSE_CD``, 09:00-17:00) and commodity (``NSE_COM``) segments, which share the ``NSE:``
+    prefix with equity but not its hours."""
+    if exchange == "NSE" and segment == CURRENCY_SEGMENT:
+        return "NSE_CD"
+    if exchange == "NSE" and segment == COMMODITY_SEGMENT:
+        return "NSE_COM"
+    return exchange
 
 
 @dataclass(frozen=True)
 class SymbolRecord:
+    """``exchange`` is the session code (``session_code``); ``trading_session`` the master's
+    session column (``0915-1530|1815-1915:``), which the calendar reads for the symbol's day."""
+
     ticker: str
     name: str
     exchange: str
@@ -79,7 +95,7 @@ def _record(*, ticker: Any, name: Any, itype: Any, lot: Any, tick: Any, isin: An
     except (TypeError, ValueError):
         segment_n = None
     return SymbolRecord(
-        ticker=ticker, name=str(name or ticker).strip()[:200], exchange=exchange[:16],
+        ticker=ticker, name=str(name or ticker).strip()[:200], exchange=session_code(exchange, segment_n)[:16],
         kind=kind_for(itype_n, ticker, segment_n), tick_size=tick_size, lot_size=lot_size,
         isin=str(isin or "").strip()[:12], fytoken=str(fytoken or "").strip()[:24],
         trading_session=str(session or "").strip()[:64],

@@ -17,7 +17,7 @@ from market.conf import market
 from market.core.sessions import Session
 from market.core.timeframes import BASE, Timeframe
 from market.core.types import Candle, CandleUpdate
-from market.vendors.fyers.history import Converted, HistoryClient
+from market.vendors.fyers.history import Converted, HistoryClient, HistoryError, TokenRejected
 from market.vendors.fyers.reconcile import bucket_of, corrections, rederive
 
 if TYPE_CHECKING:
@@ -25,12 +25,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("market.fyers")
 
+MINUTE = Timeframe.parse("1m")  # the fallback when 5S history is refused or empty
+
 
 @dataclass
 class SyncResult:
     requests: int = 0
     updates: list[CandleUpdate] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    resolution: str | None = None   # which history filled the intraday gap: "5s", "1m" or None
 
     def add(self, other: "SyncResult") -> None:
         self.requests += other.requests
@@ -75,18 +78,19 @@ def sync_timeframe(
 
 def rederive_larger(
     symbol: Symbol, base_times: Iterable[int], *, closed_before: float, engine_open: Mapping[str, int | None],
+    source: Timeframe = BASE,
 ) -> list[CandleUpdate]:
-    """Re-aggregate, from the stored 5 s candles, the intraday buckets of larger stored
-    timeframes that contain corrected 5 s candles and end by ``closed_before``.
-    Daily candles come from the broker's own 1D bars instead (a day's 5 s bars may be
-    incomplete in the database)."""
+    """Re-aggregate, from the stored ``source`` candles (5 s, or 1 m when that is what
+    history gave), the intraday buckets of larger stored timeframes that contain corrected
+    ``source`` candles and end by ``closed_before``. Daily candles come from the broker's
+    own 1D bars instead (a day's 5 s bars may be incomplete in the database)."""
     session = _session(symbol)
     out: list[CandleUpdate] = []
     times = sorted(set(base_times))
     if not times:
         return out
     for tf in market().plan.stored:
-        if tf == BASE or tf.is_daily:
+        if tf.seconds <= source.seconds or tf.is_daily or tf.seconds % source.seconds:
             continue
         skip = engine_open.get(tf.code)
         buckets: dict[int, int] = {}
@@ -97,7 +101,7 @@ def rederive_larger(
         if not buckets:
             continue
         lo, hi = min(buckets), max(buckets.values())
-        base = selectors.candle_stored_range(symbol=symbol, tf=BASE, start=lo, end=hi)
+        base = selectors.candle_stored_range(symbol=symbol, tf=source, start=lo, end=hi)
         fresh = rederive(base.values(), tf, session, set(buckets))
         ours = selectors.candle_stored_range(symbol=symbol, tf=tf, start=lo, end=hi)
         out += write(symbol, tf, [c for c in fresh if ours.get(c.time) != c])
@@ -111,9 +115,12 @@ class Fetched:
     start: int
     end: int
     base: Converted | None = None
+    minute: Converted | None = None   # 1m history, when 5S was refused or empty
     daily: Converted | None = None
     daily_start: int = 0
     requests: int = 0
+    resolution: str | None = None     # "5s" or "1m": which filled the intraday range
+    refused: str = ""                 # why 5S history was refused (Fyers' message)
 
 
 def daily_timeframe() -> Timeframe | None:
@@ -122,14 +129,32 @@ def daily_timeframe() -> Timeframe | None:
 
 def catch_up_fetch(
     client: HistoryClient, ticker: str, exchange: str, start: int, end: int, *, now: float,
-    daily: bool = True,
+    daily: bool = True, seconds: bool = True,
 ) -> Fetched:
-    """The HTTP half of ``catch_up`` (run it in a worker thread; it waits on the rate limiter)."""
+    """The HTTP half of ``catch_up`` (run it in a worker thread; it waits on the rate limiter).
+
+    Intraday bars come from 5S history, which Fyers does not document: when it is refused
+    (``seconds`` False: refused before for this symbol) or empty, from 1m history instead,
+    if 1m is stored; ``resolution`` says which filled the range."""
     session = market().sessions.for_exchange(exchange)
     out = Fetched(start, end)
     before = client.requests
-    if start < end and start > now - 30 * 86400:  # seconds bars reach back ~30 trading days
-        out.base = client.fetch(ticker, BASE, start, end, session)
+    recent = start > now - 30 * 86400  # seconds bars reach back ~30 trading days
+    if start < end and recent and seconds:
+        try:
+            out.base = client.fetch(ticker, BASE, start, end, session)
+        except TokenRejected:
+            raise
+        except HistoryError as exc:
+            out.refused = str(exc)[:200]
+        if out.base is not None and out.base.candles:
+            out.resolution = BASE.code
+    if start < end and out.resolution is None and MINUTE in market().plan.stored:
+        out.minute = client.fetch(ticker, MINUTE, start - start % MINUTE.seconds, end, session)
+        if out.minute.candles:
+            out.resolution = MINUTE.code
+    elif out.refused:
+        raise HistoryError(out.refused)  # nothing to fall back on
     day_tf = daily_timeframe()
     if daily and day_tf is not None:
         out.daily_start = session.day_of(start).label
@@ -154,6 +179,17 @@ def catch_up_apply(
                                           closed_before=math.inf if reopen else closed,
                                           engine_open=engine_open)
         result.skipped.update(fetched.base.skipped)
+    if fetched.minute is not None:
+        skip1 = engine_open.get(MINUTE.code)
+        minute = apply(symbol, MINUTE, fetched.minute, start=fetched.start - fetched.start % MINUTE.seconds,
+                       end=fetched.end, closed_before=closed, skip=() if skip1 is None else (skip1,))
+        result.updates += minute
+        result.updates += rederive_larger(symbol, [u.candle.time for u in minute],
+                                          closed_before=math.inf if reopen else closed,
+                                          engine_open=engine_open, source=MINUTE)
+        for k, n in fetched.minute.skipped.items():
+            result.skipped[k] = result.skipped.get(k, 0) + n
+    result.resolution = fetched.resolution
     day_tf = daily_timeframe()
     if fetched.daily is not None and day_tf is not None:
         skip_d = engine_open.get(day_tf.code)

@@ -4,11 +4,43 @@
  * 'signed_out'), from the socket's state (written by static/market/js/socket.js), the
  * feed's last status frame and its heartbeat, and the exchange session. Also "catching up"
  * while the server holds our frames, server errors, and the sign-in link.
+ *
+ * The exchange calendar (GET /api/market/status, market/web/calendar.py) knows weekends,
+ * holidays and special sessions the regular hours do not: its answer marks the market
+ * closed on a holiday, and when the feed reports market_closed the badge says when it
+ * opens ("market closed — opens Mon 09 Nov 09:15", exchange-local). Asked again when the
+ * feed reports market_closed and when its answer runs out (the session closes or the
+ * next open arrives).
  */
 import { marketClosed } from './time.js';
 
 var STALE_MS = 15000;
 var STATUS_TEXT = { market_closed: 'market closed', token_expired: 'token expired' };
+var MARKET_STATUS_URL = '/api/market/status';
+var MARKET_RETRY_MS = 30000; // at most this often when the calendar's answer ran out
+
+// The chart page's exchange and zone (its config, rendered by the view), or nulls.
+function pageExchange() {
+  var el = document.getElementById('chart-config');
+  if (!el) return { exchange: null, tz: 'UTC' };
+  try {
+    var config = JSON.parse(el.textContent);
+    return { exchange: config.exchange || null, tz: config.tz || 'UTC' };
+  } catch (err) {
+    return { exchange: null, tz: 'UTC' };
+  }
+}
+
+var opensFormat = {};
+function formatOpens(t, tz) {
+  if (!opensFormat[tz]) {
+    opensFormat[tz] = new Intl.DateTimeFormat('en-GB', {
+      timeZone: tz, weekday: 'short', day: '2-digit', month: 'short', hour: '2-digit', minute: '2-digit',
+      hourCycle: 'h23',
+    });
+  }
+  return opensFormat[tz].format(new Date(t * 1000)).replace(',', '');
+}
 
 // session: the exchange's (config.session) or null; api: window.tickchart.
 export function createStatus(statusEl, session, api) {
@@ -19,6 +51,33 @@ export function createStatus(statusEl, session, api) {
   var feed = null; // last status frame
   var heartbeatAt = null; // client time the feed's heartbeat last changed
   var catchUpTimer = null;
+  var page = pageExchange();
+  var market = null; // the calendar's last answer for page.exchange
+  var marketAskedAt = -Infinity; // client ms of the last request
+  var marketPending = false;
+  var shownText = null; // the badge text refresh() last set
+
+  function askMarket() {
+    if (!page.exchange || marketPending || typeof fetch !== 'function') return;
+    marketPending = true;
+    marketAskedAt = Date.now();
+    fetch(MARKET_STATUS_URL + '?exchange=' + encodeURIComponent(page.exchange), {
+      credentials: 'same-origin', headers: { Accept: 'application/json' },
+    }).then(function (r) { return r.ok ? r.json() : null; }).then(function (body) {
+      marketPending = false;
+      market = body && typeof body.open === 'boolean' ? body : null;
+      api.market = market;
+      api.status = null; // repaint the badge
+      refresh();
+    }, function () { marketPending = false; });
+  }
+
+  // The calendar says closed now (true), open (false), or its answer ran out / is missing (null).
+  function calendarClosed(now) {
+    if (!market) return null;
+    if (market.open) return market.session && now < market.session.close ? false : null;
+    return market.next_open === null || now < market.next_open ? true : null;
+  }
 
   function computeStatus() {
     if (status.socket !== 'open') return status.socket;
@@ -26,18 +85,31 @@ export function createStatus(statusEl, session, api) {
       return feed.state;
     }
     if (feed && heartbeatAt !== null && Date.now() - heartbeatAt > STALE_MS) return 'stale';
-    if (marketClosed(Date.now() / 1000, session)) return 'market_closed';
+    var now = Date.now() / 1000;
+    var closed = calendarClosed(now);
+    if (closed === null && market && Date.now() - marketAskedAt > MARKET_RETRY_MS) askMarket();
+    if (closed === true || (closed === null && marketClosed(now, session))) return 'market_closed';
     if (feed && feed.state === 'starting') return 'connecting';
     return status.gotSnapshot ? 'live' : 'connecting';
   }
 
+  function badgeText(current) {
+    if (current === 'market_closed' && feed && feed.state === 'market_closed' && market && !market.open
+        && market.next_open) {
+      return 'market closed — opens ' + formatOpens(market.next_open, page.tz);
+    }
+    return STATUS_TEXT[current] || current;
+  }
+
   function refresh() {
     var current = computeStatus();
-    if (current === api.status && document.body.dataset.status === current) return;
+    var text = badgeText(current);
+    if (current === api.status && document.body.dataset.status === current && text === shownText) return;
+    shownText = text;
     document.body.dataset.status = current;
     api.status = current;
     if (statusEl) {
-      statusEl.textContent = STATUS_TEXT[current] || current;
+      statusEl.textContent = text;
       statusEl.setAttribute('data-status', current);
       if (feed && feed.detail) statusEl.title = feed.detail;
     }
@@ -46,6 +118,7 @@ export function createStatus(statusEl, session, api) {
   // A {"type":"status"} frame.
   function onFeed(msg) {
     if (!feed || feed.heartbeat !== msg.heartbeat) heartbeatAt = Date.now();
+    if (msg.state === 'market_closed' && (!feed || feed.state !== 'market_closed')) askMarket();
     feed = { source: msg.source, state: msg.state, detail: msg.detail, heartbeat: msg.heartbeat };
     api.feed = feed;
     refresh();
@@ -92,6 +165,7 @@ export function createStatus(statusEl, session, api) {
     statusEl.parentNode.insertBefore(link, statusEl.nextSibling);
   }
 
+  askMarket();
   status.refresh = refresh;
   status.onFeed = onFeed;
   status.setCatchingUp = setCatchingUp;

@@ -290,6 +290,32 @@ async def test_missing_key_stops_with_a_clear_status(settings):
     assert pipeline.messages == 0
 
 
+async def test_a_holiday_of_the_exchange_calendar_is_market_closed_with_the_next_open(settings):
+    """Within the regular hours, but the calendar (an admin closure of today) says shut."""
+    import datetime as dt
+
+    from market.models import CalendarOverride
+
+    settings.MARKET = {**settings.MARKET, "SESSIONS": {"US": {"tz": "UTC", "open": "00:00", "close": "23:59"}}}
+    today = dt.datetime.now(dt.timezone.utc).date()
+    await database_sync_to_async(CalendarOverride.objects.create)(exchange="XNYS", date=today, kind="closed",
+                                                                  note="Test closure")
+    await database_sync_to_async(make)("AAPL", "US")
+    subscribed = asyncio.Event()
+
+    async def script(c: Conn) -> None:
+        await c.wait_subscribed(1)
+        subscribed.set()
+
+    async with FakeFinnhub(KEY, [script]) as server:
+        stop, task = await start(settings, server.url)
+        await asyncio.wait_for(subscribed.wait(), 5)
+        await until(lambda: database_sync_to_async(
+            lambda: (s := feed_state()) is not None and s.state == "market_closed" and "opens" in s.detail)())
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+
 async def test_all_symbols_outside_their_session_is_market_closed(settings):
     hour = time.gmtime().tm_hour
     closed_now = {"tz": "UTC", "open": "20:00", "close": "21:00"} if hour < 12 else \

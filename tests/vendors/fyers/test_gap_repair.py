@@ -139,3 +139,62 @@ async def test_reconciliation_corrects_a_closed_candle_and_publishes_it(http, ws
         await asyncio.wait_for(task, 30)
     assert (await db(candles, "NSE:SBIN-EQ", "5s"))[1] == (t0, 100.0, 100.9, 99.2, 100.5, 20.0)
     assert frame is not None and frame["final"] is True and frame["candle"]["ticks"] == 2  # our tick count kept
+
+
+async def test_a_gap_is_filled_from_1m_history_when_5s_is_refused(http, ws, fyers_settings, token, caplog):
+    """The loopback history server refuses 5S (as an account without seconds history would):
+    the repair falls back to 1m bars, rebuilds the larger timeframes from them, says which
+    resolution filled the gap, and stops asking 5S for that symbol."""
+    http.tokens.update(TOKENS)
+    await db(make_symbols, "NSE:SBIN-EQ")
+    broker = Market(ws)
+    now = int(time.time())
+    boundary = now - now % 300  # the gap's 5m bar closes with the first tick after the drop
+    t0 = boundary - 180
+    official = {t0: [t0, 100.0, 108.0, 99.0, 104.0, 90], t0 + 60: [t0 + 60, 104.0, 106.0, 103.0, 105.0, 60]}
+    dropped = False
+
+    def history(q):
+        if q["resolution"] == "5S":
+            return 200, {"s": "error", "code": -50, "message": "Invalid resolution"}
+        if not dropped or q["resolution"] != "1":
+            return 200, {"s": "no_data", "candles": []}
+        time.sleep(1.0)  # a slow answer: the snapshot Fyers re-sends on subscribe is held meanwhile
+        a, b = int(q["range_from"]), int(q["range_to"])
+        return 200, {"s": "ok", "candles": [bar for t, bar in sorted(official.items()) if a <= t <= b]}
+
+    http.history = history
+    with override_settings(FYERS={**fyers_settings, "WS_URL": ws.url}):
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_feed("fyers", stop, standby=True))
+        await eventually(lambda: len(ws.subscribed) == 1, 40)
+        await asyncio.sleep(0.5)  # start-up catch-up: 5S refused, 1m empty
+        broker.trade("NSE:SBIN-EQ", 100.0, 10, t0 + 1)
+        broker.trade("NSE:SBIN-EQ", 101.0, 10, t0 + 6)
+        await eventually(lambda: len(candles("NSE:SBIN-EQ", "5s")) == 3, 5)  # snapshot + 2
+
+        broker.snapshot_time["NSE:SBIN-EQ"] = boundary + 5
+        broker.snapshot_price["NSE:SBIN-EQ"] = 105.5
+        broker.volume["NSE:SBIN-EQ"] += 150
+        dropped = True
+        ws.drop()
+        await eventually(lambda: len(ws.subscribed) == 2, 15)
+        await eventually(lambda: {c[0] for c in candles("NSE:SBIN-EQ", "1m")} >= {t0, t0 + 60, boundary}
+                         and candles("NSE:SBIN-EQ", "1m")[1][2] == 108.0, 10)
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+    minute = {c[0]: c for c in await db(candles, "NSE:SBIN-EQ", "1m")}
+    assert minute[t0][1:] == (100.0, 108.0, 99.0, 104.0, 90.0)       # the broker's whole minute
+    assert minute[t0 + 60][1:] == (104.0, 106.0, 103.0, 105.0, 60.0)  # a minute we had no tick of
+    assert minute[boundary][1:5] == (105.5, 105.5, 105.5, 105.5)     # live again
+    # the 5 s candles are still only where ticks were (1m bars are not split up)
+    assert [c[0] for c in (await db(candles, "NSE:SBIN-EQ", "5s"))[1:]] == [t0, t0 + 5, boundary + 5]
+    five = {c[0]: c for c in await db(candles, "NSE:SBIN-EQ", "5m")}  # rebuilt from the 1m bars
+    assert five[boundary - 300][1:] == (100.0, 108.0, 99.0, 105.0, 150.0)
+    requests = [q["resolution"] for m, p, q, h in http.requests if p == "/data/history"]
+    assert requests.count("5S") == 1  # refused once at start-up; the repair went straight to 1m
+    assert "1" in requests
+    assert re.search(r"repair NSE:SBIN-EQ: [1-9]\d* candles written from [1-9]\d* history requests \(1m: 5S refused\)",
+                     caplog.text)
+    assert "5S history refused for NSE:SBIN-EQ" in caplog.text

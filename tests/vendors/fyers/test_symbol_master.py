@@ -60,3 +60,19 @@ def test_import_symbols_from_a_file_and_a_url_upserts_and_reports(http, fyers_se
     assert "NSE_FO.csv: 2 symbols (2 new, 0 updated), 2 rows did not parse" in text
     assert "activated 1 symbol(s); unknown: NSE:NOPE-EQ" in text
     assert Symbol.objects.get(ticker="NSE:NIFTY26NOVFUT").active is True
+
+
+def test_segments_get_their_session_code_and_keep_the_session_column():
+    rows = (
+        "101126102901201,USDINR 26 Oct 29 FUT,11,1,0.0025,,0900-1700|1815-1915:,2026-09-29,1793269800,"
+        "NSE:USDINR26OCTFUT,10,12,1201,USDINR,-1,-1.0,XX,-1,None,0,0.0\n"
+        "1120251205470295,GOLDM 25 Dec 05 FUT,30,1,1.0,,0900-2355|1815-1915:,2025-12-02,1764959100,"
+        "MCX:GOLDM25DECFUT,11,20,470295,GOLDM,117,-1.0,XX,1120000000117,1764959100,0,0.0\n"
+        "101126102752175,NIFTY 26 Oct 27 FUT,11,75,0.1,,0915-1530|1815-1915:,2026-09-29,1793097000,"
+        "NSE:NIFTY26OCTFUT,10,11,52175,NIFTY,26000,-1.0,XX,-1,None,0,0.0\n"
+    )
+    by = {r.ticker: r for r in parse_csv(rows).records}
+    assert (by["NSE:USDINR26OCTFUT"].exchange, by["NSE:USDINR26OCTFUT"].kind) == ("NSE_CD", "currency")
+    assert by["MCX:GOLDM25DECFUT"].exchange == "MCX"
+    assert by["MCX:GOLDM25DECFUT"].trading_session == "0900-2355|1815-1915:"
+    assert by["NSE:NIFTY26OCTFUT"].exchange == "NSE"  # F&O keeps equity's hours
