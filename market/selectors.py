@@ -431,3 +431,27 @@ def alert_event_due(*, now: float, limit: int = 100) -> list[dict[str, Any]]:
     return [{"id": e.id, "alert": e.alert_id, "symbol": e.symbol, "tf": e.tf, "time": e.time, "value": e.value,
              "message": e.message, "fired_at": e.fired_at, "webhook": e.alert.webhook, "secret": e.alert.secret}
             for e in rows]
+
+
+# ------------------------------------------------------------------ drawings (issue 12)
+
+from market.models import Drawing  # noqa: E402  (kept with its selectors: one block to merge)
+
+
+def drawing_as_dict(drawing: Drawing) -> dict[str, Any]:
+    """What the API returns and the ``drawing`` socket frame carries; times are epoch seconds."""
+    return {"id": drawing.id, "symbol": drawing.symbol, "kind": drawing.kind, "points": drawing.points,
+            "style": drawing.style, "created": drawing.created.timestamp(), "updated": drawing.updated.timestamp()}
+
+
+def drawing_list(*, user: Any, symbol: str) -> list[Drawing]:
+    return list(Drawing.objects.filter(user=user, symbol=symbol))
+
+
+def drawing_get(*, user: Any, pk: int) -> Drawing | None:
+    """The user's drawing ``pk``, or None (also when it is someone else's)."""
+    return Drawing.objects.filter(user=user, pk=pk).first()
+
+
+def drawing_count(*, user: Any, symbol: str) -> int:
+    return Drawing.objects.filter(user=user, symbol=symbol).count()

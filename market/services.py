@@ -360,3 +360,51 @@ def user_notify(*, user_id: int, kind: str, payload: dict[str, Any]) -> None:
             logger.warning("could not tell user %s's pages about a %s (channel layer down)", user_id, kind)
 
     transaction.on_commit(send)
+
+
+# ------------------------------------------------------------------ drawings (issue 12)
+
+from django.contrib.auth import get_user_model  # noqa: E402  (kept with its services: one block to merge)
+
+from market.core.drawings import MAX_PER_SYMBOL, DrawingError, parse_kind, parse_points, parse_style  # noqa: E402
+from market.models import Drawing  # noqa: E402
+from market.selectors import drawing_as_dict  # noqa: E402
+
+
+def _drawing_notify(drawing: Drawing, op: str) -> None:
+    user_notify(user_id=drawing.user_id, kind="drawing", payload={"op": op, "drawing": drawing_as_dict(drawing)})
+
+
+def drawing_create(*, user: Any, symbol: str, kind: str, points: Any, style: Any = None) -> Drawing:
+    """Validate (``DrawingError`` names the field), store, and tell the user's other pages.
+    At most ``MAX_PER_SYMBOL`` per user and symbol; the user's row is locked while counting,
+    so two tabs at the cap cannot both add one."""
+    kind = parse_kind(kind)
+    points = parse_points(kind, points)
+    style = parse_style(kind, style)
+    with transaction.atomic():
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        if Drawing.objects.filter(user=user, symbol=symbol).count() >= MAX_PER_SYMBOL:
+            raise DrawingError(f"symbol: at most {MAX_PER_SYMBOL} drawings per symbol; delete some first")
+        drawing = Drawing.objects.create(user=user, symbol=symbol, kind=kind, points=points, style=style)
+        _drawing_notify(drawing, "upsert")
+    return drawing
+
+
+def drawing_update(*, drawing: Drawing, points: Any = None, style: Any = None) -> Drawing:
+    """New points (all of them) and/or style keys (merged into the current style)."""
+    new_points = drawing.points if points is None else parse_points(drawing.kind, points)
+    new_style = parse_style(drawing.kind, style, base=drawing.style)
+    with transaction.atomic():
+        drawing.points, drawing.style = new_points, new_style
+        drawing.save(update_fields=["points", "style", "updated"])
+        _drawing_notify(drawing, "upsert")
+    return drawing
+
+
+def drawing_delete(*, drawing: Drawing) -> None:
+    with transaction.atomic():
+        pk = drawing.pk
+        drawing.delete()
+        drawing.id = pk  # delete() clears it; the frame names what went
+        _drawing_notify(drawing, "delete")

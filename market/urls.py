@@ -2,6 +2,7 @@ from django.urls import path
 
 from market.pulse import views as pulse_views
 from market.web import alerts, ops, views
+from market.web import drawings
 
 urlpatterns = [
     path("healthz", ops.healthz, name="healthz"),
@@ -14,6 +15,8 @@ urlpatterns = [
     path("api/alerts", alerts.api_alerts, name="api-alerts"),
     path("api/alerts/<int:pk>", alerts.api_alert, name="api-alert"),
     path("api/alerts/<int:pk>/events", alerts.api_alert_events, name="api-alert-events"),
+    path("api/drawings", drawings.api_drawings, name="api-drawings"),
+    path("api/drawings/<int:pk>", drawings.api_drawing, name="api-drawing"),
     path("api/session", views.api_session, name="api-session"),
     path("pulse/", pulse_views.pulse, name="pulse"),
 ]
