@@ -12,6 +12,7 @@
  * window.tickchart holds {symbol, tf, lastCandle, candleCount, firstTime, status, ...}.
  */
 import { createChart, theme } from './chart.js';
+import { createDrawings } from './drawings/index.js';
 import { createHistory } from './history.js';
 import { createIndicators } from './indicators.js';
 import { createLegend } from './legend.js';
@@ -82,6 +83,13 @@ function start(LC, config, chartEl) {
     window.location.assign(chartUrl(ticker, view.tf));
   }
 
+  var drawings = createDrawings(view, chartEl, api);
+  var setSeriesType = view.setSeriesType; // the primitive follows the price series (chart type)
+  view.setSeriesType = function (type) {
+    setSeriesType(type);
+    drawings.reattach();
+  };
+
   var socket;
   var watchlist = createWatchlist(config, view, function (msg) { return socket.send(msg); },
     function (ticker) { return chartUrl(ticker, view.tf); }, chooseSymbol);
@@ -92,6 +100,7 @@ function start(LC, config, chartEl) {
     replacedWithout: function () { indicators.reload(); },
     candle: studies.applyLive,
     badStudy: function (msg) { indicators.refused(String(msg.message || '')); },
+    drawing: drawings.onFrame,
   });
   indicators = createIndicators(view, studies, candleHistory, api, function () {
     socket.unsubscribe();

@@ -23,7 +23,8 @@ var BACKOFF_MAX_MS = 10000;
 // hooks (optional, the studies, issue 11): {keys() (the chart's study keys, sent in
 // subscribe), snapshot(studies, replaced) (a snapshot's {key: rows}), candle(time, values)
 // (a candle frame's {key: value}), replacedWithout() (a snapshot without studies replaced
-// the bars), badStudy(msg) (an error frame with code bad_study)}.
+// the bars), badStudy(msg) (an error frame with code bad_study), drawing(msg) (a `drawing`
+// frame: one of the user's drawings changed, static/market/js/drawings/)}.
 // A server that refuses the studies field itself (one without the studies protocol) gets
 // subscribes without it from then on; the page still has the values over HTTP.
 export function createSocket(config, view, status, watchlist, hooks) {
@@ -107,6 +108,10 @@ export function createSocket(config, view, status, watchlist, hooks) {
     }
     if (msg.type === 'caught_up') {
       status.setCatchingUp(false);
+      return;
+    }
+    if (msg.type === 'drawing') { // the signed-in user's drawings changed, in this tab or another (issue 12)
+      if (hooks && hooks.drawing) hooks.drawing(msg);
       return;
     }
     if (msg.type === 'snapshot' || msg.type === 'candle') watchlist.message(msg);
