@@ -17,6 +17,25 @@ function rgba(hex, alpha) {
   return 'rgba(' + ((n >> 16) & 255) + ', ' + ((n >> 8) & 255) + ', ' + (n & 255) + ', ' + alpha + ')';
 }
 
+// The x of a fractional logical index: lightweight-charts maps whole indexes only.
+export function logicalX(ts, logical) {
+  var i = Math.floor(logical);
+  var c0 = ts.logicalToCoordinate(i);
+  var c1 = ts.logicalToCoordinate(i + 1);
+  if (c0 === null || c1 === null || c0 === undefined || c1 === undefined) return null;
+  return c0 + (logical - i) * (c1 - c0);
+}
+
+// The fractional logical index at x (coordinateToLogical rounds to a whole bar).
+export function logicalAt(ts, x) {
+  var i = ts.coordinateToLogical(x);
+  if (i === null || i === undefined) return null;
+  var c0 = ts.logicalToCoordinate(i);
+  var c1 = ts.logicalToCoordinate(i + 1);
+  if (c0 === null || c1 === null || c1 === c0) return i;
+  return i + (x - c0) / (c1 - c0);
+}
+
 export function createPrimitive(state) {
   var chart = null;
   var series = null;
@@ -26,8 +45,7 @@ export function createPrimitive(state) {
   function x(time, st) {
     var logical = timeToLogical(st.bars, st.seconds, time);
     if (logical === null) return null;
-    var c = chart.timeScale().logicalToCoordinate(logical);
-    return c === null || c === undefined ? null : c;
+    return logicalX(chart.timeScale(), logical);
   }
 
   function y(price) {

@@ -30,6 +30,7 @@ export function createStore(opts) {
   var seq = 0;
   var pending = {}; // temporary id -> Promise of the server's id
   var gone = {}; // ids deleted here: a late upsert frame must not bring them back
+  var held = []; // frames of unknown drawings while creates are pending: maybe this tab's own
 
   function indexOf(id) {
     for (var i = 0; i < items.length; i++) if (String(items[i].id) === String(id)) return i;
@@ -96,30 +97,40 @@ export function createStore(opts) {
     pending[tmp] = request('POST', '/api/drawings', { symbol: opts.symbol, kind: d.kind, points: d.points, style: d.style })
       .then(function (saved) {
         var i = indexOf(tmp);
-        if (i >= 0) items.splice(i, 1);
-        if (gone[tmp]) {
+        if (gone[tmp]) { // deleted while it was being created
           gone[saved.id] = true;
-          return request('DELETE', '/api/drawings/' + saved.id).then(function () { return saved.id; });
+          return request('DELETE', '/api/drawings/' + saved.id).then(function () {
+            settled(tmp);
+            return saved.id;
+          });
         }
-        var had = indexOf(saved.id) >= 0; // the socket's frame came first
-        upsert(saved);
-        if (!had && i >= 0) { // keep its place in the list
-          items.splice(items.length - 1, 1);
-          items.splice(i, 0, copy(saved));
-        }
+        if (i >= 0) items[i] = copy(saved); // in its place in the list
+        else upsert(saved);
         opts.renamed(tmp, saved.id);
-        opts.changed();
+        settled(tmp);
         opts.saved();
         return saved.id;
       })
       .catch(function (err) {
         var i = indexOf(tmp);
         if (i >= 0) items.splice(i, 1);
-        opts.changed();
+        settled(tmp);
         opts.failed('drawing not saved: ' + err.message);
-        throw err;
+        return null;
       });
     return d;
+  }
+
+  // A create finished: once none is pending, the held frames apply (those of this tab's
+  // creates are known by now, so nothing shows twice).
+  function settled(tmp) {
+    delete pending[tmp];
+    if (Object.keys(pending).length === 0) {
+      var frames = held;
+      held = [];
+      frames.forEach(applyOne);
+    }
+    opts.changed();
   }
 
   function serverId(id) {
@@ -139,6 +150,7 @@ export function createStore(opts) {
       return;
     }
     serverId(id).then(function (realId) {
+      if (realId === null) return null; // its create failed
       return request('PATCH', '/api/drawings/' + realId, changes).then(function (saved) {
         upsert(saved);
         opts.changed();
@@ -165,6 +177,15 @@ export function createStore(opts) {
   // A `drawing` frame from the socket (this user's other tabs, and echoes of this one's).
   function apply(msg) {
     if (mode !== 'server' || !msg.drawing || msg.drawing.symbol !== opts.symbol) return;
+    if (msg.op !== 'delete' && indexOf(msg.drawing.id) < 0 && Object.keys(pending).length) {
+      held.push(msg);
+      return;
+    }
+    applyOne(msg);
+    opts.changed();
+  }
+
+  function applyOne(msg) {
     if (msg.op === 'delete') {
       var i = indexOf(msg.drawing.id);
       if (i >= 0) items.splice(i, 1);
@@ -172,7 +193,6 @@ export function createStore(opts) {
     } else {
       upsert(msg.drawing);
     }
-    opts.changed();
   }
 
   return {

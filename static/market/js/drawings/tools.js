@@ -12,6 +12,7 @@
  * preview, magnet), style() (the style of a new drawing), changed() (redraw + publish)}.
  */
 import { barAt, logicalToTime, POINTS, tfSeconds, timeToLogical } from './geometry.js';
+import { logicalAt } from './primitives.js';
 
 var DRAG_THRESHOLD = 3; // pixels before a press on a drawing becomes a move
 
@@ -42,7 +43,7 @@ export function createTools(chartEl, ctx) {
   // The chart point under the mouse: {time, price, logical}; the magnet snaps the price to
   // the nearest open, high, low or close of the bar under the mouse.
   function pointAt(pos) {
-    var logical = ctx.chart.timeScale().coordinateToLogical(pos.x);
+    var logical = logicalAt(ctx.chart.timeScale(), pos.x);
     var price = series().coordinateToPrice(pos.y);
     if (logical === null || price === null) return null;
     if (state.magnet) {
