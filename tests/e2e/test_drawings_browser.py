@@ -416,6 +416,10 @@ def test_screenshot_for_the_readme(server, browser, users):
     context, page = _new_page(browser, server)
     try:
         _sign_in(page, server, users[5])
+        page.evaluate("window.tickchart.chart.timeScale().applyOptions({ barSpacing: 9 })")
+        page.evaluate("window.tickchart.series().priceScale().applyOptions({ autoScale: true })")
+        page.wait_for_timeout(200)
+        _freeze(page)
         left, right = _visible(page)
         bars = _bars(page)
         lo = min(b["low"] for b in bars[left:right])
@@ -437,6 +441,7 @@ def test_screenshot_for_the_readme(server, browser, users):
         page.click('[data-draw-tool="text"]')
         _draw(page, "text", [(right - 40, hi - 0.15 * span)])
         page.keyboard.press("Escape")
+        page.evaluate("document.activeElement && document.activeElement.blur()")
         page.mouse.move(5, 5)
         page.wait_for_timeout(300)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -101,6 +101,7 @@ function start(LC, config, chartEl) {
     candle: studies.applyLive,
     badStudy: function (msg) { indicators.refused(String(msg.message || '')); },
     drawing: drawings.onFrame,
+    reopened: drawings.reload,
   });
   indicators = createIndicators(view, studies, candleHistory, api, function () {
     socket.unsubscribe();

@@ -59,6 +59,12 @@ export function createPrimitive(state) {
     return d.points.map(function (p) { return { x: x(p.time, st), y: y(p.price) }; });
   }
 
+  function backdrop() {
+    var bg = chart.options().layout.background;
+    var color = bg && bg.color && /^#[0-9a-f]{6}$/i.test(bg.color) ? bg.color : '#131722';
+    return rgba(color, 0.85);
+  }
+
   function paneWidth() {
     return chart ? chart.timeScale().width() : 0;
   }
@@ -80,12 +86,18 @@ export function createPrimitive(state) {
       ctx.lineTo(Math.round(x2 * h), Math.round(y2 * v));
       ctx.stroke();
     }
-    function label(text, lx, ly, align) {
+    // Text on a translucent patch of the chart's background, so candles do not hide it.
+    function label(text, lx, ly) {
       ctx.font = Math.round(FONT_PX * v) + 'px -apple-system, "Segoe UI", Roboto, sans-serif';
-      ctx.textAlign = align || 'left';
+      ctx.textAlign = 'left';
       ctx.textBaseline = 'bottom';
+      var w = ctx.measureText(text).width;
+      var fill = ctx.fillStyle;
+      ctx.fillStyle = backdrop();
+      ctx.fillRect(Math.round(lx * h) - 2 * h, Math.round((ly - FONT_PX - 2) * v), w + 4 * h, (FONT_PX + 3) * v);
+      ctx.fillStyle = fill;
       ctx.fillText(text, Math.round(lx * h), Math.round(ly * v));
-      return ctx.measureText(text).width / h;
+      return w / h;
     }
     if (d.kind === 'hline') {
       line(0, p.y, width, p.y);
