@@ -246,8 +246,7 @@ def test_select_drag_anchor_colour_and_delete_are_saved(server, browser, users):
         page.keyboard.press("Delete")
         _wait_saved(page, before)
         assert _server_drawings(page) == [] and page.evaluate("window.tickchart.drawings") == []
-        d = _draw(page, "hline", [(left + 5, mid)])
-        page.wait_for_function("() => typeof window.tickchart.drawings[0].id === 'number'")
+        _draw(page, "hline", [(left + 5, mid)])
         assert page.get_attribute("#draw-bar", "data-selected") == str(page.evaluate("window.tickchart.drawings[0].id")), \
             page.evaluate("window.tickchart.drawings")
         before = _saved(page)
@@ -305,9 +304,8 @@ def test_survives_a_reload_and_shows_in_place_on_another_timeframe(server, brows
         left, _ = _visible(page)
         mid, ppx = _mid_price(page), _price_per_pixel(page)
         before = _saved(page)
-        d = _draw(page, "rect", [(left + 12, mid + 40 * ppx), (left + 47, mid - 40 * ppx)])
+        _draw(page, "rect", [(left + 12, mid + 40 * ppx), (left + 47, mid - 40 * ppx)])
         _wait_saved(page, before)
-        page.wait_for_function("() => typeof window.tickchart.drawings[0].id === 'number'")
         d = page.evaluate("window.tickchart.drawings[0]")
         page.reload()
         _ready(page)
@@ -366,8 +364,6 @@ def test_two_tabs_of_one_user_see_each_others_drawings_live(server, browser, use
         left, _ = _visible(a)
         mid, ppx = _mid_price(a), _price_per_pixel(a)
         d = _draw(a, "hline", [(left + 10, mid)])
-        a.wait_for_function("() => typeof window.tickchart.drawings[0].id === 'number'")
-        d = a.evaluate("window.tickchart.drawings[0]")
         b.wait_for_function("id => window.tickchart.drawings.length === 1 && window.tickchart.drawings[0].id === id",
                             arg=d["id"])
         assert b.evaluate("window.tickchart.drawings[0]") == d
@@ -379,7 +375,6 @@ def test_two_tabs_of_one_user_see_each_others_drawings_live(server, browser, use
         moved = a.evaluate("window.tickchart.drawings[0]")
         b.wait_for_function("p => window.tickchart.drawings[0].points[0].price === p", arg=moved["points"][0]["price"])
         # Delete in B: A loses it.
-        b.evaluate("() => {}")
         bx, by = _at(b, left + 20, moved["points"][0]["price"])
         _press(b, bx, by)
         assert b.get_attribute("#draw-bar", "data-selected") == str(d["id"])
@@ -397,6 +392,15 @@ def test_a_visitor_keeps_drawings_in_this_browser(server, page):
     assert page.get_attribute("#draw-bar", "data-mode") == "local"
     assert page.locator("#draw-note").is_visible()
     assert "Sign in" in page.locator("#draw-note").inner_text()
+    for button in page.locator("#draw-bar button").all():  # every control has a name and says its key
+        assert button.get_attribute("aria-label") and button.get_attribute("title")
+    for kind, key in [("hline", "H"), ("hray", "J"), ("trend", "T"), ("ray", "Y"), ("rect", "R"), ("fib", "F"),
+                      ("text", "N")]:
+        assert f"(Alt+{key})" in page.get_attribute(f'[data-draw-tool="{kind}"]', "title")
+        page.keyboard.press(f"Alt+{key}")
+        assert page.get_attribute("#draw-bar", "data-tool") == kind
+        assert page.get_attribute(f'[data-draw-tool="{kind}"]', "aria-pressed") == "true"
+    page.keyboard.press("Escape")
     left, _ = _visible(page)
     mid = _mid_price(page)
     d = _draw(page, "fib", [(left + 5, mid), (left + 15, mid + 40 * _price_per_pixel(page))])
