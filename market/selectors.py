@@ -441,7 +441,8 @@ from market.models import Drawing  # noqa: E402  (kept with its selectors: one b
 def drawing_as_dict(drawing: Drawing) -> dict[str, Any]:
     """What the API returns and the ``drawing`` socket frame carries; times are epoch seconds."""
     return {"id": drawing.id, "symbol": drawing.symbol, "kind": drawing.kind, "points": drawing.points,
-            "style": drawing.style, "created": drawing.created.timestamp(), "updated": drawing.updated.timestamp()}
+            "style": drawing.style, "created": drawing.created.timestamp(),
+            "updated": drawing.updated.timestamp()}
 
 
 def drawing_list(*, user: Any, symbol: str) -> list[Drawing]:

@@ -366,13 +366,16 @@ def user_notify(*, user_id: int, kind: str, payload: dict[str, Any]) -> None:
 
 from django.contrib.auth import get_user_model  # noqa: E402  (kept with its services: one block to merge)
 
-from market.core.drawings import MAX_PER_SYMBOL, DrawingError, parse_kind, parse_points, parse_style  # noqa: E402
+from market.core.drawings import (  # noqa: E402
+    MAX_PER_SYMBOL, DrawingError, parse_kind, parse_points, parse_style,
+)
 from market.models import Drawing  # noqa: E402
 from market.selectors import drawing_as_dict  # noqa: E402
 
 
 def _drawing_notify(drawing: Drawing, op: str) -> None:
-    user_notify(user_id=drawing.user_id, kind="drawing", payload={"op": op, "drawing": drawing_as_dict(drawing)})
+    payload = {"op": op, "drawing": drawing_as_dict(drawing)}
+    user_notify(user_id=drawing.user_id, kind="drawing", payload=payload)
 
 
 def drawing_create(*, user: Any, symbol: str, kind: str, points: Any, style: Any = None) -> Drawing:

@@ -46,7 +46,8 @@ def drawings_view(view: access.View) -> access.View:
                 return json_response({"error": f"this token is read-only: writing drawings needs the "
                                                f"{SCOPE!r} scope"}, 403)
             if token is None:
-                rejected = CsrfViewMiddleware(lambda r: HttpResponse()).process_view(request, view, args, kwargs)
+                csrf = CsrfViewMiddleware(lambda r: HttpResponse())
+                rejected = csrf.process_view(request, view, args, kwargs)
                 if rejected is not None:
                     return json_response({"error": "CSRF check failed"}, 403)
         return view(request, *args, **kwargs)
@@ -70,7 +71,8 @@ def _body(request: HttpRequest, allowed: set[str]) -> dict[str, Any] | HttpRespo
         return json_response({"error": "body must be a JSON object"}, 400)
     unknown = sorted(set(body) - allowed)
     if unknown:
-        return json_response({"error": f"{unknown[0]}: unknown field (fields: {', '.join(sorted(allowed))})"}, 400)
+        fields = ", ".join(sorted(allowed))
+        return json_response({"error": f"{unknown[0]}: unknown field (fields: {fields})"}, 400)
     return body
 
 
