@@ -452,7 +452,3 @@ def drawing_list(*, user: Any, symbol: str) -> list[Drawing]:
 def drawing_get(*, user: Any, pk: int) -> Drawing | None:
     """The user's drawing ``pk``, or None (also when it is someone else's)."""
     return Drawing.objects.filter(user=user, pk=pk).first()
-
-
-def drawing_count(*, user: Any, symbol: str) -> int:
-    return Drawing.objects.filter(user=user, symbol=symbol).count()

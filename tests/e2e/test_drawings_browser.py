@@ -310,6 +310,17 @@ def test_survives_a_reload_and_shows_in_place_on_another_timeframe(server, brows
         page.reload()
         _ready(page)
         assert page.evaluate("window.tickchart.drawings") == [d]
+        # The chart type replaces the price series: the drawing moves to the new one.
+        page.click('[data-type="line"]')
+        page.wait_for_function("window.tickchart.seriesType === 'line'")
+        _freeze(page)
+        xy = _pixels(page, d["id"])[0]
+        assert xy["y"] == pytest.approx(page.evaluate("p => window.tickchart.series().priceToCoordinate(p)",
+                                                      d["points"][0]["price"]), abs=1)
+        _press(page, page.locator("#chart").bounding_box()["x"] + xy["x"] + 1,
+               page.locator("#chart").bounding_box()["y"] + xy["y"])  # its corner: selected on the line chart
+        assert page.get_attribute("#draw-bar", "data-selected") == str(d["id"])
+        page.click('[data-type="candles"]')
         # On 5m, each point is inside the 5m bar that holds its time, at its price.
         page.select_option("#tf-select", "5m")
         page.wait_for_function("window.tickchart.tf === '5m' && window.tickchart.times().length > 0 && "
