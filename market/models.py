@@ -272,3 +272,23 @@ class CalendarOverride(models.Model):
         self.exchange = (self.exchange or "").strip().upper()
         if self.kind == self.Kind.SPECIAL and (self.open is None or self.close is None or self.close <= self.open):
             raise ValidationError("A special session needs an open time before its close time.")
+class Drawing(models.Model):
+    """A user's drawing on a symbol's chart (issue 12): a kind, its anchor points (exchange
+    time and price, so every timeframe shows it in place) and a style, as
+    ``market.core.drawings`` validates them."""
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="drawings")
+    symbol = models.CharField(max_length=64)
+    kind = models.CharField(max_length=8)
+    points = models.JSONField(default=list)
+    style = models.JSONField(default=dict)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["user", "symbol"], name="drawing_user_symbol")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.symbol}"

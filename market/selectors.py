@@ -497,3 +497,22 @@ def calendar_get() -> Calendar:
 def exchange_known(*, code: str) -> bool:
     """A session code some calendar, session or stored symbol names."""
     return calendar_get().knows(code) or Symbol.objects.filter(exchange=code).exists()
+# ------------------------------------------------------------------ drawings (issue 12)
+
+from market.models import Drawing  # noqa: E402  (kept with its selectors: one block to merge)
+
+
+def drawing_as_dict(drawing: Drawing) -> dict[str, Any]:
+    """What the API returns and the ``drawing`` socket frame carries; times are epoch seconds."""
+    return {"id": drawing.id, "symbol": drawing.symbol, "kind": drawing.kind, "points": drawing.points,
+            "style": drawing.style, "created": drawing.created.timestamp(),
+            "updated": drawing.updated.timestamp()}
+
+
+def drawing_list(*, user: Any, symbol: str) -> list[Drawing]:
+    return list(Drawing.objects.filter(user=user, symbol=symbol))
+
+
+def drawing_get(*, user: Any, pk: int) -> Drawing | None:
+    """The user's drawing ``pk``, or None (also when it is someone else's)."""
+    return Drawing.objects.filter(user=user, pk=pk).first()

@@ -6,6 +6,7 @@ import secrets
 import time
 from typing import Any, Iterable, Mapping
 
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
 from market.core.pulse import StressEvent
@@ -13,8 +14,9 @@ from market.core.simulator import SimSymbol
 from market.core.types import Candle as CandleValue
 from market.core.types import CandleUpdate, WriterFenced
 from market.core.alerts import Event, next_attempt, parse_condition
+from market.core.drawings import MAX_PER_SYMBOL, DrawingError, parse_kind, parse_points, parse_style
 from market.models import (
-    Alert, AlertEvent, Candle, FeedState, Marker, PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint,
+    Alert, AlertEvent, Candle, Drawing, FeedState, Marker, PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint,
 )
 
 UPSERT_BATCH = 2000
@@ -355,3 +357,35 @@ def marker_create(*, user: Any, symbol: Symbol, spec: Any) -> Marker:
 
 def marker_delete(*, marker: Marker) -> None:
     marker.delete()
+
+
+# ------------------------------------------------------------------ drawings (issue 12)
+
+def drawing_create(*, user: Any, symbol: str, kind: str, points: Any, style: Any = None) -> Drawing:
+    """Validate (``DrawingError`` names the field), store, and tell the user's other pages.
+    At most ``MAX_PER_SYMBOL`` per user and symbol; the user's row is locked while counting,
+    so two tabs at the cap cannot both add one."""
+    kind = parse_kind(kind)
+    points = parse_points(kind, points)
+    style = parse_style(kind, style)
+    with transaction.atomic():
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        if Drawing.objects.filter(user=user, symbol=symbol).count() >= MAX_PER_SYMBOL:
+            raise DrawingError(f"symbol: at most {MAX_PER_SYMBOL} drawings per symbol; delete some first")
+        return Drawing.objects.create(user=user, symbol=symbol, kind=kind, points=points, style=style)
+
+
+def drawing_update(*, drawing: Drawing, points: Any = None, style: Any = None) -> Drawing:
+    """New points (all of them) and/or style keys (merged into the current style)."""
+    new_points = drawing.points if points is None else parse_points(drawing.kind, points)
+    new_style = parse_style(drawing.kind, style, base=drawing.style)
+    with transaction.atomic():
+        drawing.points, drawing.style = new_points, new_style
+        drawing.save(update_fields=["points", "style", "updated"])
+    return drawing
+
+
+def drawing_delete(*, drawing: Drawing) -> None:
+    pk = drawing.pk
+    drawing.delete()
+    drawing.id = pk  # delete() clears it; the frame names what went

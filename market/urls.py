@@ -1,7 +1,7 @@
 from django.urls import path
 
 from market.pulse import views as pulse_views
-from market.web import alerts, exports, markers, ops, views
+from market.web import alerts, drawings, exports, markers, ops, views
 from market.web import calendar as market_calendar
 
 urlpatterns = [
@@ -19,6 +19,8 @@ urlpatterns = [
     path("api/alerts/<int:pk>/events", alerts.api_alert_events, name="api-alert-events"),
     path("api/markers", markers.api_markers, name="api-markers"),
     path("api/markers/<int:pk>", markers.api_marker, name="api-marker"),
+    path("api/drawings", drawings.api_drawings, name="api-drawings"),
+    path("api/drawings/<int:pk>", drawings.api_drawing, name="api-drawing"),
     path("api/session", views.api_session, name="api-session"),
     path("pulse/", pulse_views.pulse, name="pulse"),
     path("api/market/status", market_calendar.api_market_status, name="api-market-status"),

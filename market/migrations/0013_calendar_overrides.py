@@ -4,7 +4,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('market', '0009_token_scopes'),
+        ('market', '0010_drawings'),
     ]
 
     operations = [

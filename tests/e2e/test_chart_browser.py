@@ -264,13 +264,13 @@ def _times(page) -> list[int]:
 
 
 def watch_modules(page) -> dict[str, tuple[int, str]]:
-    """Filled in as the page loads: {file name: (HTTP status, content type)} of every
-    /static/market/js/*.js response, and (0, error) for a request that failed outright."""
+    """Filled in as the page loads: {path under static/market/js/: (HTTP status, content type)}
+    of every /static/market/js/**.js response, and (0, error) for a request that failed outright."""
     seen: dict[str, tuple[int, str]] = {}
 
     def name(url: str) -> str | None:
         path = urlsplit(url).path
-        return path.rsplit("/", 1)[1] if path.startswith("/static/market/js/") else None
+        return path[len("/static/market/js/"):] if path.startswith("/static/market/js/") else None
 
     def on_response(response) -> None:
         if (n := name(response.url)) is not None:
@@ -288,7 +288,7 @@ def watch_modules(page) -> dict[str, tuple[int, str]]:
 def assert_all_modules_loaded(seen: dict[str, tuple[int, str]]) -> None:
     """Every module on disk was requested (main.js imports all of them, directly or not),
     answered 200 with a JavaScript MIME type (browsers refuse a module served otherwise)."""
-    expected = sorted(p.name for p in MODULES.glob("*.js"))
+    expected = sorted(p.relative_to(MODULES).as_posix() for p in MODULES.rglob("*.js"))
     assert "main.js" in expected
     assert sorted(seen) == expected, f"requested {sorted(seen)}, on disk {expected}"
     bad = {n: s for n, s in seen.items() if s[0] != 200 or "javascript" not in s[1]}
@@ -331,13 +331,13 @@ def test_chart_renders_goes_live_and_switches_timeframe_and_type(server, page):
     _screenshot(page, "chart.png", "screenshot.png")
 
     # Line and area follow the direction; back to candles. The last bar stays live.
-    page.get_by_role("button", name="Area").click()
+    page.get_by_role("button", name="Area", exact=True).click()
     assert _state(page)["seriesType"] == "area"
-    assert page.get_by_role("button", name="Area").get_attribute("aria-pressed") == "true"
+    assert page.get_by_role("button", name="Area", exact=True).get_attribute("aria-pressed") == "true"
     assert page.locator("#chart").get_attribute("data-direction") in ("up", "down")
-    page.get_by_role("button", name="Line").click()
+    page.get_by_role("button", name="Line", exact=True).click()
     assert _state(page)["seriesType"] == "line"
-    page.get_by_role("button", name="Candles").click()
+    page.get_by_role("button", name="Candles", exact=True).click()
     assert _state(page)["seriesType"] == "candles"
 
     # Switch the timeframe in place: no navigation, URL updated, new history, still live.
@@ -476,7 +476,7 @@ def test_watchlist_theme_type_and_reload_keep_everything(server, page):
     page.get_by_role("button", name="Remove DEMO:BETA from watchlist").click()
     page.get_by_role("button", name="Switch to light theme").click()
     assert page.evaluate("document.documentElement.dataset.theme") == "light"
-    page.get_by_role("button", name="Area").click()
+    page.get_by_role("button", name="Area", exact=True).click()
     _screenshot(page, "chart-light.png", "screenshot-light.png")
     last = _state(page)["lastCandle"]
     page.reload()
@@ -490,7 +490,7 @@ def test_watchlist_theme_type_and_reload_keep_everything(server, page):
     _wait_last_bar_changes(page, "15s after reload")
     # Add the current symbol back from another chart; click a row to chart it.
     page.get_by_role("button", name="Switch to dark theme").click()
-    page.get_by_role("button", name="Candles").click()
+    page.get_by_role("button", name="Candles", exact=True).click()
     with page.expect_navigation():
         page.get_by_role("link", name="Chart DEMO:ALPHA").click()
     _wait_live(page)

@@ -67,8 +67,9 @@ def test_collected_modules_load_under_the_real_csp(production):
     from playwright.sync_api import sync_playwright
 
     base, port, static_root = production
-    collected = sorted(p.name for p in (static_root / "market" / "js").glob("*.js"))
-    assert collected == sorted(p.name for p in MODULES.glob("*.js"))
+    collected_root = static_root / "market" / "js"
+    collected = sorted(p.relative_to(collected_root).as_posix() for p in collected_root.rglob("*.js"))
+    assert collected == sorted(p.relative_to(MODULES).as_posix() for p in MODULES.rglob("*.js"))
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

@@ -12,6 +12,7 @@
  * window.tickchart holds {symbol, tf, lastCandle, candleCount, firstTime, status, ...}.
  */
 import { createChart, theme } from './chart.js';
+import { createDrawings } from './drawings/index.js';
 import { createHistory } from './history.js';
 import { createIndicators } from './indicators.js';
 import { createLegend } from './legend.js';
@@ -54,7 +55,6 @@ function start(LC, config, chartEl) {
   });
 
   var legend, candleHistory, studies, indicators, markers;
-  var openedBefore = false;
   var view = createChart(LC, chartEl, {
     symbol: config.symbol,
     tf: config.tf,
@@ -86,6 +86,13 @@ function start(LC, config, chartEl) {
     window.location.assign(chartUrl(ticker, view.tf));
   }
 
+  var drawings = createDrawings(view, chartEl, api);
+  var setSeriesType = view.setSeriesType; // the primitive follows the price series (chart type)
+  view.setSeriesType = function (type) {
+    setSeriesType(type);
+    drawings.reattach();
+  };
+
   var socket;
   var watchlist = createWatchlist(config, view, function (msg) { return socket.send(msg); },
     function (ticker) { return chartUrl(ticker, view.tf); }, chooseSymbol);
@@ -96,8 +103,14 @@ function start(LC, config, chartEl) {
     replacedWithout: function () { indicators.reload(); },
     candle: studies.applyLive,
     badStudy: function (msg) { indicators.refused(String(msg.message || '')); },
-    other: function (msg) { if (markers) markers.message(msg); },
-    opened: function () { if (markers && openedBefore) markers.load(); openedBefore = true; },
+    other: function (msg) {
+      if (msg.type === 'drawing') drawings.onFrame(msg);
+      else if (markers) markers.message(msg);
+    },
+    reopened: function () {
+      drawings.reload();
+      if (markers) markers.load();
+    },
   });
   indicators = createIndicators(view, studies, candleHistory, api, function () {
     socket.unsubscribe();

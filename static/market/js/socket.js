@@ -24,7 +24,8 @@ var BACKOFF_MAX_MS = 10000;
 // subscribe), snapshot(studies, replaced) (a snapshot's {key: rows}), candle(time, values)
 // (a candle frame's {key: value}), replacedWithout() (a snapshot without studies replaced
 // the bars), badStudy(msg) (an error frame with code bad_study), other(msg) (any other
-// frame: marker, drawing, alert_event, ...), opened() (after each connect, before any frame)}.
+// frame: marker, drawing, alert_event, alert ...), reopened() (the socket is open again
+// after a drop: read again what frames may have missed)}.
 // A server that refuses the studies field itself (one without the studies protocol) gets
 // subscribes without it from then on; the page still has the values over HTTP.
 export function createSocket(config, view, status, watchlist, hooks) {
@@ -37,6 +38,7 @@ export function createSocket(config, view, status, watchlist, hooks) {
   var since = null;
   var replaceOnSnapshot = false;
   var closing = false;
+  var opens = 0;
 
   function socketUrl() {
     var scheme = window.location.protocol === 'https:' ? 'wss://' : 'ws://';
@@ -162,12 +164,12 @@ export function createSocket(config, view, status, watchlist, hooks) {
     subscribed = null;
     socket.onopen = function () {
       if (ws !== socket) return;
+      if (opens++ && hooks && hooks.reopened) hooks.reopened(); // frames may have been missed meanwhile
       status.socket = 'open';
       status.gotSnapshot = false;
       subscribe();
       watchlist.subscribeAll();
       status.refresh();
-      if (hooks && hooks.opened) hooks.opened(); // a reconnect: read again what frames may have missed
     };
     socket.onmessage = function (event) {
       if (ws !== socket) return;
