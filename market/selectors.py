@@ -431,3 +431,8 @@ def alert_event_due(*, now: float, limit: int = 100) -> list[dict[str, Any]]:
     return [{"id": e.id, "alert": e.alert_id, "symbol": e.symbol, "tf": e.tf, "time": e.time, "value": e.value,
              "message": e.message, "fired_at": e.fired_at, "webhook": e.alert.webhook, "secret": e.alert.secret}
             for e in rows]
+
+
+def alert_count(*, user: Any) -> int:
+    """How many alerts ``user`` holds (the quota counts every status)."""
+    return Alert.objects.filter(user=user).count()

@@ -1,4 +1,8 @@
-"""``/api/alerts``: the signed-in user's (or token's) alerts and their events (issue 13)."""
+"""``/api/alerts``: the signed-in user's (or token's) alerts and their events (issue 13).
+
+Every change is also told to the owner's open pages as an ``alert`` frame
+(``{"type": "alert", "op": "upsert" | "delete", "alert": {...}}``, after the commit), so
+each tab's alerts panel stays current."""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ import orjson
 from django.http import HttpRequest, HttpResponse
 
 from market import selectors, services
+from market.conf import alerts_conf
 from market.core.alerts import AlertError
+from market.feed.webhooks import target_error
 from market.web import access
 from market.web.responses import json_response
 from market.web.validation import is_ticker
@@ -50,6 +56,12 @@ def _create(request: HttpRequest) -> HttpResponse:
     webhook = body.get("webhook", "")
     if webhook and not webhook.startswith(("https://", "http://")):
         return json_response({"error": "webhook: must be an http(s) URL"}, 400)
+    refused = target_error(webhook) if webhook else None
+    if refused:
+        return json_response({"error": f"webhook: {refused}"}, 400)
+    quota = alerts_conf().quota
+    if selectors.alert_count(user=request.user) >= quota:
+        return json_response({"error": f"quota: at most {quota} alerts per user; delete some first"}, 409)
     try:
         alert = services.alert_create(
             user=request.user, symbol=symbol, tf=body["tf"], left=body["left"], op=body["op"],
@@ -57,7 +69,15 @@ def _create(request: HttpRequest) -> HttpResponse:
             expires=body.get("expires"), message=body.get("message", ""), webhook=webhook)
     except AlertError as exc:
         return json_response({"error": str(exc)}, 400)
+    _tell(alert, "upsert")
     return json_response(selectors.alert_as_dict(alert), 201)
+
+
+def _tell(alert: Any, op: str) -> None:
+    """The owner's open pages hear the change (after the commit); a deleted alert is told
+    by its id and symbol only."""
+    shown = selectors.alert_as_dict(alert) if op == "upsert" else {"id": alert.id, "symbol": alert.symbol}
+    services.user_notify(user_id=alert.user_id, kind="alert", payload={"op": op, "alert": shown})
 
 
 @access.alerts_view
@@ -78,6 +98,8 @@ def api_alert(request: HttpRequest, pk: int) -> HttpResponse:
         return json_response({"error": f"no alert {pk}"}, 404)
     if request.method == "DELETE":
         services.alert_delete(alert=alert)
+        alert.id = pk  # Django clears it on delete
+        _tell(alert, "delete")
         return HttpResponse(status=204)
     if request.method == "PATCH":
         body = _body(request)
@@ -91,6 +113,7 @@ def api_alert(request: HttpRequest, pk: int) -> HttpResponse:
             services.alert_pause(alert=alert)
         else:
             services.alert_resume(alert=alert)
+        _tell(alert, "upsert")
         return json_response(selectors.alert_as_dict(alert))
     if request.method not in access.READ_METHODS:
         return json_response({"error": "use GET, PATCH or DELETE"}, 405, Allow="GET, HEAD, PATCH, DELETE")
