@@ -197,8 +197,9 @@ def _webhook_send(row: dict[str, Any]) -> None:
 
 
 def _host(url: str) -> str:
+    """A receiver: host and port (one chain of sends each)."""
     try:
-        return (urlsplit(url).hostname or url).lower()
+        return urlsplit(url).netloc.lower() or url
     except ValueError:
         return url
 
