@@ -11,6 +11,7 @@
  * 'stale' | 'reconnecting' | 'market_closed' | 'token_expired' | 'stopped', and
  * window.tickchart holds {symbol, tf, lastCandle, candleCount, firstTime, status, ...}.
  */
+import { createAlerts } from './alerts.js';
 import { createChart, theme } from './chart.js';
 import { createHistory } from './history.js';
 import { createIndicators } from './indicators.js';
@@ -82,6 +83,7 @@ function start(LC, config, chartEl) {
     window.location.assign(chartUrl(ticker, view.tf));
   }
 
+  var alerts = createAlerts(LC, config, view, api);
   var socket;
   var watchlist = createWatchlist(config, view, function (msg) { return socket.send(msg); },
     function (ticker) { return chartUrl(ticker, view.tf); }, chooseSymbol);
@@ -92,6 +94,8 @@ function start(LC, config, chartEl) {
     replacedWithout: function () { indicators.reload(); },
     candle: studies.applyLive,
     badStudy: function (msg) { indicators.refused(String(msg.message || '')); },
+    user: alerts.message,
+    opened: alerts.opened,
   });
   indicators = createIndicators(view, studies, candleHistory, api, function () {
     socket.unsubscribe();
@@ -187,5 +191,6 @@ function start(LC, config, chartEl) {
   });
   tick();
   window.setInterval(tick, 1000);
+  alerts.start();
   socket.connect();
 }

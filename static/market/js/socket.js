@@ -23,7 +23,8 @@ var BACKOFF_MAX_MS = 10000;
 // hooks (optional, the studies, issue 11): {keys() (the chart's study keys, sent in
 // subscribe), snapshot(studies, replaced) (a snapshot's {key: rows}), candle(time, values)
 // (a candle frame's {key: value}), replacedWithout() (a snapshot without studies replaced
-// the bars), badStudy(msg) (an error frame with code bad_study)}.
+// the bars), badStudy(msg) (an error frame with code bad_study), user(msg) (a frame of the
+// signed-in user's own: alert_event, alert), opened() (the socket (re)opened)}.
 // A server that refuses the studies field itself (one without the studies protocol) gets
 // subscribes without it from then on; the page still has the values over HTTP.
 export function createSocket(config, view, status, watchlist, hooks) {
@@ -109,6 +110,10 @@ export function createSocket(config, view, status, watchlist, hooks) {
       status.setCatchingUp(false);
       return;
     }
+    if (msg.type === 'alert_event' || msg.type === 'alert') { // the user's own (static/market/js/alerts.js)
+      if (hooks && hooks.user) hooks.user(msg);
+      return;
+    }
     if (msg.type === 'snapshot' || msg.type === 'candle') watchlist.message(msg);
     if (msg.type === 'snapshot' && msg.resync) {
       applyResync(msg);
@@ -164,6 +169,7 @@ export function createSocket(config, view, status, watchlist, hooks) {
       subscribe();
       watchlist.subscribeAll();
       status.refresh();
+      if (hooks && hooks.opened) hooks.opened();
     };
     socket.onmessage = function (event) {
       if (ws !== socket) return;
