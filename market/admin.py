@@ -192,3 +192,27 @@ class ApiTokenScopedAdmin(ApiTokenAdmin):
 
 admin.site.unregister(ApiToken)
 admin.site.register(ApiToken, ApiTokenScopedAdmin)
+
+
+from market.models import NotifyChannel  # noqa: E402
+from market.selectors import notify_channel_as_dict  # noqa: E402
+
+
+@admin.register(NotifyChannel)
+class NotifyChannelAdmin(OwnRowsMixin, admin.ModelAdmin):
+    """Users' notification channels; an apprise URL is a secret (usually a token): shown by
+    its scheme only, never editable here."""
+
+    list_display = ("name", "user", "kind", "target_shown", "enabled", "created_at")
+    list_filter = ("kind", "enabled")
+    search_fields = ("name", "user__username")
+    list_select_related = ("user",)
+    fields = ("user", "name", "kind", "target_shown", "enabled", "created_at")
+    readonly_fields = ("user", "kind", "target_shown", "created_at")
+
+    def has_add_permission(self, request):
+        return False  # created through /api/channels, which checks the target
+
+    @admin.display(description="target")
+    def target_shown(self, obj):
+        return notify_channel_as_dict(obj)["target"]

@@ -17,3 +17,11 @@ urlpatterns = [
     path("api/session", views.api_session, name="api-session"),
     path("pulse/", pulse_views.pulse, name="pulse"),
 ]
+
+# Notification channels of alerts (issue 13).
+from market.web import notify_channels  # noqa: E402
+
+urlpatterns += [
+    path("api/channels", notify_channels.api_channels, name="api-channels"),
+    path("api/channels/<int:pk>", notify_channels.api_channel, name="api-channel"),
+]

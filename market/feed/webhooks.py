@@ -23,20 +23,19 @@ A webhook URL is the user's, so it is treated as hostile (server-side request fo
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import logging
 import socket
 import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from market import selectors, services
 from market.conf import alerts_conf
 from market.core.alerts import webhook_body, webhook_signature
+from market.feed.targets import parse_target, resolve
 
 logger = logging.getLogger("market.feed")
 
@@ -45,84 +44,6 @@ ATTEMPT_SECONDS = 10.0  # the whole attempt: connect, send, headers and body
 MAX_RESPONSE = 65_536
 WORKERS = 4
 ROUND_SECONDS = 15.0
-
-
-class TargetError(ValueError):
-    """A URL we will not send to; the message says why (safe to show its owner)."""
-
-
-def address_blocked(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Loopback, private, link-local, multicast, reserved, unspecified, shared (CGNAT) …:
-    anything not globally routable."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_multicast or ip.is_reserved or ip.is_loopback or ip.is_link_local or not ip.is_global
-
-
-@dataclass(frozen=True)
-class Target:
-    scheme: str
-    host: str
-    port: int
-    path: str
-
-
-def parse_target(url: str) -> Target:
-    """The URL's parts; ``TargetError`` unless it is a plain http(s) URL with a host."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise TargetError(f"not a valid URL ({exc})") from None
-    if parts.scheme not in ("http", "https"):
-        raise TargetError("must be an http(s) URL")
-    if not parts.hostname:
-        raise TargetError("must name a host")
-    if parts.username or parts.password:
-        raise TargetError("must not carry a user name or password")
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Target(parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80), path)
-
-
-def _literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return None
-
-
-def resolve(host: str, port: int, *, allow_private: bool) -> str:
-    """The address to connect to: the first one ``host`` resolves to that may be reached."""
-    literal = _literal(host)
-    if literal is not None:
-        addresses = [literal]
-    else:
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise TargetError(f"cannot resolve {host}: {exc}") from None
-        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
-    for ip in addresses:
-        if allow_private or not address_blocked(ip):
-            return str(ip)
-    raise TargetError(f"{host} is a private, loopback or reserved address; refused")
-
-
-def target_error(url: str, *, allow_private: bool | None = None) -> str | None:
-    """Why ``url`` may not be a webhook (None: it may). A name that does not resolve yet is
-    accepted here; it is checked again at every send."""
-    allow = alerts_conf().webhook_allow_private if allow_private is None else allow_private
-    try:
-        target = parse_target(url)
-        if not allow and target.host.rstrip(".").lower() in ("localhost", "localhost.localdomain"):
-            raise TargetError(f"{target.host} is a loopback address; refused")
-        if _literal(target.host) is not None or not allow:
-            resolve(target.host, target.port, allow_private=allow)
-    except TargetError as exc:
-        if "cannot resolve" in str(exc):
-            return None
-        return str(exc)
-    return None
 
 
 class _PinnedHTTP(http.client.HTTPConnection):
@@ -147,7 +68,7 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
 
 
 def post(url: str, body: bytes, headers: dict[str, str], *, allow_private: bool | None = None) -> None:
-    """POST once, within ``ATTEMPT_SECONDS``; raises (``OSError``, ``TargetError``) on a
+    """POST once, within ``ATTEMPT_SECONDS``; raises (``OSError``, ``targets.TargetError``) on a
     refused target, a non-2xx answer (a redirect included), a timeout or a refused connection."""
     allow = alerts_conf().webhook_allow_private if allow_private is None else allow_private
     target = parse_target(url)
@@ -233,18 +154,30 @@ def send_round(jobs: list[tuple[str, Callable[[], None]]]) -> list[tuple[int, Ba
 
 
 def deliver_due(*, now: float | None = None) -> int:
-    """Send the due events; returns how many were delivered. Outcomes are recorded here, in
-    the caller's thread (the pool's threads only talk HTTP)."""
+    """Send the due webhooks and channel messages (``market.feed.notify``); returns how many
+    were delivered. Outcomes are recorded here, in the caller's thread (the pool's threads
+    only talk to the receivers)."""
+    from market.feed import notify  # apprise is imported only by a process that delivers
+
     now = time.time() if now is None else now
-    rows = selectors.alert_event_due(now=now)
-    jobs = [(_host(row["webhook"]), (lambda row=row: _webhook_send(row))) for row in rows]
+    hooks = selectors.alert_event_due(now=now)
+    channels = selectors.notify_delivery_due(now=now)
+    jobs = [(_host(row["webhook"]), (lambda row=row: _webhook_send(row))) for row in hooks]
+    jobs += [(f"channel {row['channel']}", (lambda row=row: notify.send(row))) for row in channels]
     delivered = 0
     for i, error in sorted(send_round(jobs), key=lambda o: o[0]):
-        row = rows[i]
-        if error is not None:
-            logger.warning("webhook for alert event %s failed: %s", row["id"], error)
-            services.alert_event_attempted(event_id=row["id"], ok=False, error=str(error), now=now)
-            continue
-        services.alert_event_attempted(event_id=row["id"], ok=True, now=now)
-        delivered += 1
+        if i < len(hooks):
+            row = hooks[i]
+            if error is not None:
+                logger.warning("webhook for alert event %s failed: %s", row["id"], error)
+            services.alert_event_attempted(event_id=row["id"], ok=error is None, error=str(error or ""), now=now)
+        else:
+            row = channels[i - len(hooks)]
+            if error is not None:  # the channel by id: its target may hold a token
+                logger.warning("alert event %s to channel %s failed: %s", row["id"], row["channel"],
+                               type(error).__name__ if "://" in str(error) else error)
+            services.notify_delivery_attempted(delivery_id=row["delivery"], ok=error is None,
+                                               error=str(error or "")[:200] if "://" not in str(error or "")
+                                               else type(error).__name__, now=now)
+        delivered += error is None
     return delivered

@@ -14,16 +14,16 @@ from django.http import HttpRequest, HttpResponse
 from market import selectors, services
 from market.conf import alerts_conf
 from market.core.alerts import AlertError
-from market.feed.webhooks import target_error
+from market.feed.targets import target_error
 from market.web import access
 from market.web.responses import json_response
 from market.web.validation import is_ticker
 
-FIELDS = {"symbol", "tf", "left", "op", "right", "trigger", "bars", "expires", "message", "webhook"}
+FIELDS = {"symbol", "tf", "left", "op", "right", "trigger", "bars", "expires", "message", "webhook", "channels"}
 MAX_BODY = 16_384
 
 
-def _body(request: HttpRequest) -> dict[str, Any] | HttpResponse:
+def read_body(request: HttpRequest) -> dict[str, Any] | HttpResponse:
     if len(request.body) > MAX_BODY:
         return json_response({"error": "body too large"}, 413)
     try:
@@ -36,7 +36,7 @@ def _body(request: HttpRequest) -> dict[str, Any] | HttpResponse:
 
 
 def _create(request: HttpRequest) -> HttpResponse:
-    body = _body(request)
+    body = read_body(request)
     if isinstance(body, HttpResponse):
         return body
     unknown = sorted(set(body) - FIELDS)
@@ -59,6 +59,9 @@ def _create(request: HttpRequest) -> HttpResponse:
     refused = target_error(webhook) if webhook else None
     if refused:
         return json_response({"error": f"webhook: {refused}"}, 400)
+    channels = _channels(request, body.get("channels", []))
+    if isinstance(channels, HttpResponse):
+        return channels
     quota = alerts_conf().quota
     if selectors.alert_count(user=request.user) >= quota:
         return json_response({"error": f"quota: at most {quota} alerts per user; delete some first"}, 409)
@@ -69,15 +72,37 @@ def _create(request: HttpRequest) -> HttpResponse:
             expires=body.get("expires"), message=body.get("message", ""), webhook=webhook)
     except AlertError as exc:
         return json_response({"error": str(exc)}, 400)
+    if channels:
+        services.alert_channels_set(alert=alert, channels=channels)
     _tell(alert, "upsert")
-    return json_response(selectors.alert_as_dict(alert), 201)
+    return json_response(shown(alert), 201)
+
+
+def _channels(request: HttpRequest, ids: Any) -> list[Any] | HttpResponse:
+    """The user's own channels named by ``ids``."""
+    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        return json_response({"error": "channels: must be a list of channel ids"}, 400)
+    out = []
+    for pk in dict.fromkeys(ids):
+        channel = selectors.notify_channel_get(user=request.user, pk=pk)
+        if channel is None:
+            return json_response({"error": f"channels: no channel {pk}"}, 400)
+        out.append(channel)
+    return out
+
+
+def shown(alert: Any, channels: list[int] | None = None) -> dict[str, Any]:
+    """An alert as the API shows it: ``selectors.alert_as_dict`` and its channel ids."""
+    if channels is None:
+        channels = selectors.alert_channel_ids(alerts=[alert])[alert.id]
+    return selectors.alert_as_dict(alert) | {"channels": channels}
 
 
 def _tell(alert: Any, op: str) -> None:
     """The owner's open pages hear the change (after the commit); a deleted alert is told
     by its id and symbol only."""
-    shown = selectors.alert_as_dict(alert) if op == "upsert" else {"id": alert.id, "symbol": alert.symbol}
-    services.user_notify(user_id=alert.user_id, kind="alert", payload={"op": op, "alert": shown})
+    payload = shown(alert) if op == "upsert" else {"id": alert.id, "symbol": alert.symbol}
+    services.user_notify(user_id=alert.user_id, kind="alert", payload={"op": op, "alert": payload})
 
 
 @access.alerts_view
@@ -87,12 +112,14 @@ def api_alerts(request: HttpRequest) -> HttpResponse:
         return _create(request)
     if request.method not in access.READ_METHODS:
         return json_response({"error": "use GET or POST"}, 405, Allow="GET, HEAD, POST")
-    return json_response({"alerts": [selectors.alert_as_dict(a) for a in selectors.alert_list(user=request.user)]})
+    alerts = selectors.alert_list(user=request.user)
+    channels = selectors.alert_channel_ids(alerts=alerts)
+    return json_response({"alerts": [shown(a, channels[a.id]) for a in alerts]})
 
 
 @access.alerts_view
 def api_alert(request: HttpRequest, pk: int) -> HttpResponse:
-    """``GET``, ``PATCH {"status": "paused"|"active"}``, ``DELETE``."""
+    """``GET``, ``PATCH {"status": "paused"|"active"}`` and/or ``{"channels": [ids]}``, ``DELETE``."""
     alert = selectors.alert_get(user=request.user, pk=pk)
     if alert is None:
         return json_response({"error": f"no alert {pk}"}, 404)
@@ -102,9 +129,17 @@ def api_alert(request: HttpRequest, pk: int) -> HttpResponse:
         _tell(alert, "delete")
         return HttpResponse(status=204)
     if request.method == "PATCH":
-        body = _body(request)
+        body = read_body(request)
         if isinstance(body, HttpResponse):
             return body
+        if "channels" in body:
+            channels = _channels(request, body.pop("channels"))
+            if isinstance(channels, HttpResponse):
+                return channels
+            services.alert_channels_set(alert=alert, channels=channels)
+            if not body:
+                _tell(alert, "upsert")
+                return json_response(shown(alert))
         if set(body) != {"status"} or body["status"] not in ("paused", "active"):
             return json_response({"error": 'status: PATCH takes {"status": "paused" | "active"}'}, 400)
         if alert.status == "done":
@@ -114,10 +149,10 @@ def api_alert(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             services.alert_resume(alert=alert)
         _tell(alert, "upsert")
-        return json_response(selectors.alert_as_dict(alert))
+        return json_response(shown(alert))
     if request.method not in access.READ_METHODS:
         return json_response({"error": "use GET, PATCH or DELETE"}, 405, Allow="GET, HEAD, PATCH, DELETE")
-    return json_response(selectors.alert_as_dict(alert))
+    return json_response(shown(alert))
 
 
 @access.alerts_view

@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 
 from market import services
 from market.core.alerts import Event
-from market.feed import webhooks
+from market.feed import targets, webhooks
 from market.feed.webhooks import deliver_due
 from market.models import AlertEvent
 
@@ -209,7 +209,7 @@ def test_other_schemes_are_refused_at_send_time(servers, loopback_allowed, url):
 
 def test_the_creation_check(settings):
     settings.DEBUG = False
-    err = webhooks.target_error
+    err = targets.target_error
     assert err("https://8.8.8.8/hook") is None
     assert err("https://no-such-host.invalid/hook") is None  # checked again at every send
     for url in ("ftp://8.8.8.8/", "http:///nohost", "http://169.254.169.254/", "http://localhost:8000/",

@@ -122,3 +122,14 @@ def test_a_token_added_in_the_admin_gets_its_scopes(boss, rows):
     r = boss.post("/admin/market/apitoken/add/", {"user": users["bob"].pk, "name": "bad", "expires_at_0": "",
                                                   "expires_at_1": "", "scopes": ["root"]})
     assert r.status_code == 200 and not ApiToken.objects.filter(name="bad").exists()
+
+
+def test_channel_admin_never_shows_an_apprise_url(boss, rows):
+    from market import services
+    users, _, _ = rows
+    ch = services.notify_channel_create(user=users["ada"], name="phone", kind="apprise",
+                                        target="ntfy://tok3n-s3cret@ntfy.example.com/x")
+    assert b"tok3n" not in boss.get("/admin/market/notifychannel/").content
+    page = boss.get(f"/admin/market/notifychannel/{ch.pk}/change/")
+    assert page.status_code == 200 and b"tok3n" not in page.content and "ntfy://…" in page.content.decode()
+    assert shown_ids(boss.get("/admin/market/notifychannel/", {"q": "bob"}).content.decode(), "notifychannel") == set()
