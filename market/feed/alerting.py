@@ -89,6 +89,8 @@ class AlertBook:
             self.messages[pk] = row.get("message") or ""
             self.rows[pk] = {k: v for k, v in row.items() if k != "state"}
         self.evaluators = keep
+        # rows of alerts no longer active go; a done one's stays until ``stored`` tells its owner
+        self.rows = {pk: row for pk, row in self.rows.items() if pk in keep or pk in self.done}
         self._by_symbol = {}
         for pk, ev in keep.items():
             self._by_symbol.setdefault(ev.condition.symbol, []).append(pk)

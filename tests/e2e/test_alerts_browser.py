@@ -25,7 +25,7 @@ from tests.servers import free_port
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "a-long-test-password-9431"
-LIVE = "() => document.body.dataset.status === 'live'"
+LIVE = "() => document.body !== null && document.body.dataset.status === 'live'"
 READY = "() => window.tickchart && window.tickchart.alertsReady === true"
 SYMBOL = "DEMO:ALPHA"
 
@@ -101,6 +101,7 @@ def test_an_alert_set_on_the_page_fires_a_toast_in_every_tab_of_its_owner(server
             first.fill("input[name=username]", "ada")
             first.fill("input[name=password]", PASSWORD)
             first.click("button[type=submit]")
+            first.wait_for_url(f"{server}/chart/{SYMBOL}/?tf=1m")
             first.wait_for_function(LIVE)
             first.wait_for_function(READY)
             second = _page(context, errors)
