@@ -217,3 +217,51 @@ def test_the_creation_check(settings):
         assert err(url), url
     settings.TICKCHART_WEBHOOK_ALLOW_PRIVATE = True
     assert err("http://127.0.0.1/") is None and err("ftp://x/")
+
+
+def _certificates(tmp_path):
+    """A throw-away CA and a certificate for hook.example it signed (openssl)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=TickChart test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=hook.example")
+    (tmp_path / "ext.cnf").write_text("subjectAltName=DNS:hook.example\n")
+    run("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "srv.pem",
+        "-days", "2", "-extfile", "ext.cnf")
+    return tmp_path / "ca.pem", tmp_path / "srv.pem", tmp_path / "srv.key"
+
+
+def test_https_to_the_checked_address_still_verifies_the_hosts_certificate(servers, settings, monkeypatch, tmp_path):
+    import ssl
+
+    ca, cert, key = _certificates(tmp_path)
+    server = servers(ok)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    server.httpd.socket = tls.wrap_socket(server.httpd.socket, server_side=True)
+    real = socket.getaddrinfo
+
+    def names(host, port, *a, **kw):  # both names are this loopback server
+        if host in ("hook.example", "other.example"):
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return real(host, port, *a, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", names)
+    make = ssl.create_default_context  # the one webhooks calls, trusting our CA as well
+    monkeypatch.setattr(webhooks.ssl, "create_default_context", lambda: make(cafile=str(ca)))
+    settings.TICKCHART_WEBHOOK_ALLOW_PRIVATE = True
+    [good] = fire(f"https://hook.example:{server.port}/hook")
+    assert deliver_due(now=10**9) == 1 and outcome(good)[0] == "delivered"
+    assert server.got[0][0]["Host"] == f"hook.example:{server.port}"
+    [bad] = fire(f"https://other.example:{server.port}/hook")  # the certificate is not for this name
+    assert deliver_due(now=10**9) == 0
+    assert "certificate" in outcome(bad)[2].lower() and len(server.got) == 1
