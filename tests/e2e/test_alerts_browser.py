@@ -162,6 +162,15 @@ def test_an_alert_set_on_the_page_fires_a_toast_in_every_tab_of_its_owner(server
             assert float(first.input_value("#alert-form input[name=right]")) > 0
             first.click("#alert-cancel")
             expect(dialog).to_be_hidden()
+            # "+ Alert" takes the price the crosshair was last on
+            first.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.2)
+            first.click("#alert-add")
+            hovered = float(first.input_value("#alert-form input[name=right]"))
+            first.click("#alert-cancel")
+            first.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.5)
+            first.click("#alert-add")
+            assert float(first.input_value("#alert-form input[name=right]")) < hovered  # lower on screen: lower price
+            first.click("#alert-cancel")
 
             # The sound toggle is off by default and kept.
             assert first.is_checked("#alert-sound") is False

@@ -294,9 +294,12 @@ export function createAlerts(LC, config, view, api) {
     byId('alert-cancel').addEventListener('click', closeDialog);
   }
 
+  // The last price the crosshair was on: moving to "+ Alert" takes the pointer off the chart.
   view.chart.subscribeCrosshairMove(function (param) {
     var series = view.series();
-    crosshairPrice = param && param.point && series ? series.coordinateToPrice(param.point.y) : null;
+    if (!param || !param.point || !series) return;
+    var price = series.coordinateToPrice(param.point.y);
+    if (price !== null) crosshairPrice = price;
   });
 
   var chartEl = byId('chart');
