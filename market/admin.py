@@ -1,8 +1,10 @@
+from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from market.models import ApiToken, Symbol
-from market.tokens import api_token_revoke, api_token_save_new
+from market.models import Alert, AlertEvent, ApiToken, CalendarOverride, NotifyChannel, Symbol
+from market.selectors import notify_channel_as_dict
+from market.tokens import SCOPES, api_token_revoke, api_token_save_new, scope_words
 
 
 @admin.register(Symbol)
@@ -93,7 +95,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
         self.message_user(request, f"{count} token(s) revoked")
 
 
-from market.models import CalendarOverride  # noqa: E402 - appended with the calendar (issue 15)
 
 
 @admin.register(CalendarOverride)
@@ -104,3 +105,121 @@ class CalendarOverrideAdmin(admin.ModelAdmin):
     list_filter = ("exchange", "kind")
     search_fields = ("exchange", "note")
     date_hierarchy = "date"
+# ---- Alerts (issue 13) and token scopes --------------------------------------------------
+
+
+
+class OwnRowsMixin:
+    """Superusers see every user's rows; other staff only their own (``owner`` lookup)."""
+
+    owner = "user"
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        return qs if request.user.is_superuser else qs.filter(**{self.owner: request.user})
+
+
+@admin.register(Alert)
+class AlertAdmin(OwnRowsMixin, admin.ModelAdmin):
+    """Users' alerts. The webhook secret is never shown; ``state`` is the evaluator's."""
+
+    list_display = ("id", "user", "symbol", "tf", "left", "op", "right", "trigger", "status", "webhook_set",
+                    "created_at")
+    list_filter = ("status", "trigger", "tf", "op")
+    search_fields = ("user__username", "symbol", "message")
+    list_select_related = ("user",)
+    readonly_fields = ("user", "state", "created_at")
+    fields = ("user", "symbol", "tf", "left", "op", "right", "trigger", "bars", "expires", "message", "webhook",
+              "status", "state", "created_at")
+    actions = ("pause", "resume")
+    formfield_overrides = {Alert._meta.get_field("webhook").__class__: {"assume_scheme": "https"}}
+
+    def has_add_permission(self, request):
+        return False  # alerts are validated by the API (market.core.alerts.parse_condition)
+
+    @admin.display(boolean=True, description="webhook")
+    def webhook_set(self, obj):
+        return bool(obj.webhook)
+
+    @admin.action(description="Pause selected alerts")
+    def pause(self, request, queryset):
+        self.message_user(request, f"{queryset.filter(status='active').update(status='paused')} alert(s) paused")
+
+    @admin.action(description="Resume selected alerts")
+    def resume(self, request, queryset):
+        n = queryset.filter(status="paused").update(status="active", state={})
+        self.message_user(request, f"{n} alert(s) resumed")
+
+
+@admin.register(AlertEvent)
+class AlertEventAdmin(OwnRowsMixin, admin.ModelAdmin):
+    """What fired, and how its webhook delivery went; read-only (the writer records them)."""
+
+    owner = "alert__user"
+    list_display = ("id", "alert", "symbol", "tf", "time", "value", "message", "delivery", "attempts", "last_error")
+    list_filter = ("delivery", "alert__status", "alert__trigger")
+    search_fields = ("id", "symbol", "message", "alert__user__username")
+    list_select_related = ("alert",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ApiTokenScopesForm(forms.ModelForm):
+    """Every token reads; the boxes add what it may write (market.tokens.SCOPES)."""
+
+    scopes = forms.MultipleChoiceField(
+        choices=[(s, s) for s in SCOPES if s != "read"], widget=forms.CheckboxSelectMultiple, required=False,
+        help_text="Every token reads; these let it write the owner's alerts, markers or drawings.")
+
+    class Meta:
+        model = ApiToken
+        fields = ("user", "name", "expires_at")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["scopes"] = [w for w in self.instance.scope.split() if w != "read"]
+
+
+class ApiTokenScopedAdmin(ApiTokenAdmin):
+    form = ApiTokenScopesForm
+    list_display = ApiTokenAdmin.list_display + ("scope",)
+
+    def get_fields(self, request, obj=None):
+        fields = [f for f in super().get_fields(request, obj) if f != "scope"]
+        fields.insert(fields.index("name") + 1, "scopes")
+        return fields
+
+    def save_model(self, request, obj, form, change):
+        obj.scope = scope_words(form.cleaned_data.get("scopes") or [])
+        super().save_model(request, obj, form, change)
+
+
+admin.site.unregister(ApiToken)
+admin.site.register(ApiToken, ApiTokenScopedAdmin)
+
+
+
+
+@admin.register(NotifyChannel)
+class NotifyChannelAdmin(OwnRowsMixin, admin.ModelAdmin):
+    """Users' notification channels; an apprise URL is a secret (usually a token): shown by
+    its scheme only, never editable here."""
+
+    list_display = ("name", "user", "kind", "target_shown", "enabled", "created_at")
+    list_filter = ("kind", "enabled")
+    search_fields = ("name", "user__username")
+    list_select_related = ("user",)
+    fields = ("user", "name", "kind", "target_shown", "enabled", "created_at")
+    readonly_fields = ("user", "kind", "target_shown", "created_at")
+
+    def has_add_permission(self, request):
+        return False  # created through /api/channels, which checks the target
+
+    @admin.display(description="target")
+    def target_shown(self, obj):
+        return notify_channel_as_dict(obj)["target"]

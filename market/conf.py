@@ -124,7 +124,7 @@ def raw(namespace: str) -> dict[str, Any]:
 @receiver(setting_changed)
 def forget(**kwargs: Any) -> None:
     """Drop every resolved value (a setting changed)."""
-    for resolver in (market, fyers_settings, finnhub_conf, pulse_settings, access_conf):
+    for resolver in (market, fyers_settings, finnhub_conf, pulse_settings, access_conf, alerts_conf):
         resolver.cache_clear()
 
 
@@ -354,4 +354,23 @@ def access_conf() -> AccessConf:
         metrics_token=getattr(settings, "TICKCHART_METRICS_TOKEN", "") or "",
         csp=getattr(settings, "TICKCHART_CSP", "") or "",
         login_url=settings.LOGIN_URL,
+    )
+
+
+# ---- Alerts (issue 13) ----------------------------------------------------------------
+@dataclass(frozen=True)
+class AlertsConf:
+    quota: int                   # alerts one user may hold (TICKCHART_ALERT_QUOTA)
+    webhook_allow_private: bool  # webhooks/channels may target loopback/private hosts
+
+
+@lru_cache(maxsize=1)
+def alerts_conf() -> AlertsConf:
+    # Private targets are allowed by default only in DEBUG: in production a webhook must not
+    # reach the server's own network (SSRF).
+    allow = getattr(settings, "TICKCHART_WEBHOOK_ALLOW_PRIVATE", None)
+    quota = getattr(settings, "TICKCHART_ALERT_QUOTA", None)
+    return AlertsConf(
+        quota=200 if quota in (None, "") else int(quota),
+        webhook_allow_private=bool(settings.DEBUG) if allow in (None, "") else bool(allow),
     )

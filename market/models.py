@@ -292,3 +292,44 @@ class Drawing(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} on {self.symbol}"
+class NotifyChannel(models.Model):
+    """Where a user's alerts are also sent (issue 13): an apprise URL (``ntfy://…``,
+    ``tgram://…``, ``json://…``; it usually carries a token, so it is a secret the API and
+    the logs never show in full) or an e-mail address (Django's mail backend). An alert
+    names its channels (``alerts``)."""
+
+    class Kind(models.TextChoices):
+        APPRISE = "apprise"
+        EMAIL = "email"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notify_channels")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    target = models.CharField(max_length=1000, help_text="apprise URL (secret) or e-mail address")
+    enabled = models.BooleanField(default=True)
+    alerts = models.ManyToManyField(Alert, related_name="channels", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+
+class NotifyDelivery(models.Model):
+    """One event to one channel, retried with the webhook's backoff until delivered or failed."""
+
+    event = models.ForeignKey(AlertEvent, on_delete=models.CASCADE, related_name="notifications")
+    channel = models.ForeignKey(NotifyChannel, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=16, default="pending", help_text="pending, delivered or failed")
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt = models.FloatField(default=0, db_index=True, help_text="epoch seconds of the next try")
+    last_error = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["event", "channel"], name="notify_delivery_once")]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} → {self.channel_id}"

@@ -18,8 +18,8 @@ from market.core.derive import aggregate
 from market.core.timeframes import BASE, Timeframe
 from market.core.types import Candle as CandleValue
 from market.models import (
-    Alert, AlertEvent, CalendarOverride, Candle, FeedState, Marker, PulseEvent, Symbol, SymbolCheckpoint,
-    WriterCheckpoint,
+    Alert, AlertEvent, CalendarOverride, Candle, Drawing, FeedState, Marker, NotifyChannel, NotifyDelivery,
+    PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint,
 )
 
 if TYPE_CHECKING:
@@ -499,7 +499,6 @@ def exchange_known(*, code: str) -> bool:
     return calendar_get().knows(code) or Symbol.objects.filter(exchange=code).exists()
 # ------------------------------------------------------------------ drawings (issue 12)
 
-from market.models import Drawing  # noqa: E402  (kept with its selectors: one block to merge)
 
 
 def drawing_as_dict(drawing: Drawing) -> dict[str, Any]:
@@ -516,3 +515,50 @@ def drawing_list(*, user: Any, symbol: str) -> list[Drawing]:
 def drawing_get(*, user: Any, pk: int) -> Drawing | None:
     """The user's drawing ``pk``, or None (also when it is someone else's)."""
     return Drawing.objects.filter(user=user, pk=pk).first()
+def alert_count(*, user: Any) -> int:
+    """How many alerts ``user`` holds (the quota counts every status)."""
+    return Alert.objects.filter(user=user).count()
+
+
+# ---- notification channels (issue 13) ----
+
+
+def notify_channel_as_dict(channel: NotifyChannel) -> dict[str, Any]:
+    """A channel as the API shows it: an apprise URL is a secret, so only its scheme shows."""
+    target = channel.target
+    if channel.kind == NotifyChannel.Kind.APPRISE:
+        target = target.split("://", 1)[0] + "://…" if "://" in target else "…"
+    return {"id": channel.id, "name": channel.name, "kind": channel.kind, "target": target,
+            "enabled": channel.enabled}
+
+
+def notify_channel_list(*, user: Any) -> list[NotifyChannel]:
+    return list(NotifyChannel.objects.filter(user=user))
+
+
+def notify_channel_get(*, user: Any, pk: int) -> NotifyChannel | None:
+    return NotifyChannel.objects.filter(user=user, pk=pk).first()
+
+
+def alert_channel_ids(*, alerts: Iterable[Alert]) -> dict[int, list[int]]:
+    """``{alert id: [channel ids]}`` in one query."""
+    out: dict[int, list[int]] = {a.id: [] for a in alerts}
+    rows = NotifyChannel.alerts.through.objects.filter(alert_id__in=list(out)).order_by("notifychannel_id")
+    for alert_id, channel_id in rows.values_list("alert_id", "notifychannel_id"):
+        out[alert_id].append(channel_id)
+    return out
+
+
+def notify_delivery_due(*, now: float, limit: int = 100) -> list[dict[str, Any]]:
+    """Channel deliveries due now, oldest first, with the event and where it goes."""
+    rows = (NotifyDelivery.objects.filter(status="pending", next_attempt__lte=now, channel__enabled=True)
+            .select_related("event", "channel").order_by("event__fired_at", "id")[:limit])
+    return [{"delivery": d.id, "channel": d.channel_id, "kind": d.channel.kind, "target": d.channel.target,
+             "id": d.event.id, "alert": d.event.alert_id, "symbol": d.event.symbol, "tf": d.event.tf,
+             "time": d.event.time, "value": d.event.value, "other": d.event.other, "message": d.event.message,
+             "fired_at": d.event.fired_at} for d in rows]
+
+
+def notify_delivery_list(*, event_id: str) -> list[dict[str, Any]]:
+    return [{"channel": d.channel_id, "status": d.status, "attempts": d.attempts, "last_error": d.last_error}
+            for d in NotifyDelivery.objects.filter(event_id=event_id)]

@@ -16,7 +16,8 @@ from market.core.types import CandleUpdate, WriterFenced
 from market.core.alerts import Event, next_attempt, parse_condition
 from market.core.drawings import MAX_PER_SYMBOL, DrawingError, parse_kind, parse_points, parse_style
 from market.models import (
-    Alert, AlertEvent, Candle, Drawing, FeedState, Marker, PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint,
+    Alert, AlertEvent, Candle, Drawing, FeedState, Marker, NotifyChannel, NotifyDelivery, PulseEvent, Symbol,
+    SymbolCheckpoint, WriterCheckpoint,
 )
 
 UPSERT_BATCH = 2000
@@ -308,6 +309,8 @@ def alert_event_record(*, event: Event, message: str = "", fired_at: float | Non
                       fired_at=time.time() if fired_at is None else fired_at,
                       delivery="pending" if webhook else "none"),
     )
+    if created:  # and to the alert's notification channels, in the same transaction
+        notify_delivery_create_for(event_id=event.id, alert_id=int(event.alert))
     return created
 
 
@@ -389,3 +392,44 @@ def drawing_delete(*, drawing: Drawing) -> None:
     pk = drawing.pk
     drawing.delete()
     drawing.id = pk  # delete() clears it; the frame names what went
+
+
+# ---- notification channels (issue 13) ----
+
+
+def notify_channel_create(*, user: Any, name: str, kind: str, target: str) -> NotifyChannel:
+    """A notification channel of ``user`` (the edge has checked ``target``: market.feed.notify)."""
+    return NotifyChannel.objects.create(user=user, name=name.strip()[:100] or kind, kind=kind, target=target)
+
+
+def notify_channel_delete(*, channel: NotifyChannel) -> None:
+    channel.delete()
+
+
+def alert_channels_set(*, alert: Alert, channels: Iterable[NotifyChannel]) -> None:
+    """The channels ``alert``'s events are also sent to (the owner's own, checked by the caller)."""
+    alert.channels.set(list(channels))
+
+
+def notify_delivery_create_for(*, event_id: str, alert_id: int) -> int:
+    """Queue the event for each enabled channel of its alert (idempotent); how many queued."""
+    ids = list(NotifyChannel.objects.filter(alerts__id=alert_id, enabled=True).values_list("id", flat=True))
+    NotifyDelivery.objects.bulk_create([NotifyDelivery(event_id=event_id, channel_id=c) for c in ids],
+                                       ignore_conflicts=True)
+    return len(ids)
+
+
+def notify_delivery_attempted(*, delivery_id: int, ok: bool, error: str = "", now: float | None = None) -> None:
+    """One attempt's outcome, with the webhooks' backoff (``core.alerts.next_attempt``)."""
+    now = time.time() if now is None else now
+    with transaction.atomic():
+        d = NotifyDelivery.objects.select_for_update().get(pk=delivery_id)
+        d.attempts += 1
+        if ok:
+            d.status, d.last_error = "delivered", ""
+        else:
+            retry = next_attempt(d.attempts, now)
+            d.last_error = error[:200]
+            d.status = "failed" if retry is None else "pending"
+            d.next_attempt = retry or 0
+        d.save(update_fields=["attempts", "status", "last_error", "next_attempt"])

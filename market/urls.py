@@ -25,3 +25,11 @@ urlpatterns = [
     path("pulse/", pulse_views.pulse, name="pulse"),
     path("api/market/status", market_calendar.api_market_status, name="api-market-status"),
 ]
+
+# Notification channels of alerts (issue 13).
+from market.web import notify_channels  # noqa: E402
+
+urlpatterns += [
+    path("api/channels", notify_channels.api_channels, name="api-channels"),
+    path("api/channels/<int:pk>", notify_channels.api_channel, name="api-channel"),
+]

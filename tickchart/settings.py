@@ -225,6 +225,11 @@ TICKCHART_PUBLIC_ACCESS = env_bool("TICKCHART_PUBLIC_ACCESS", DEBUG)
 # TICKCHART_METRICS_PUBLIC is on (default: DEBUG), e.g. when only a private network reaches it.
 TICKCHART_METRICS_TOKEN = env("TICKCHART_METRICS_TOKEN", "") or ""
 TICKCHART_METRICS_PUBLIC = env_bool("TICKCHART_METRICS_PUBLIC", DEBUG)
+# Alerts (market.conf.alerts_conf): alerts per user, and whether webhooks may reach loopback
+# and private addresses (default: only in DEBUG; in production that would be SSRF).
+TICKCHART_ALERT_QUOTA = env_int("TICKCHART_ALERT_QUOTA")
+TICKCHART_WEBHOOK_ALLOW_PRIVATE = (None if not env("TICKCHART_WEBHOOK_ALLOW_PRIVATE", "")  # None: follow DEBUG
+                                   else env_bool("TICKCHART_WEBHOOK_ALLOW_PRIVATE", False))
 # Optional second factor for the admin (django-otp: TOTP apps and static backup codes).
 TICKCHART_ADMIN_OTP = env_bool("TICKCHART_ADMIN_OTP", False)
 if TICKCHART_ADMIN_OTP:

@@ -11,10 +11,16 @@ Events and the evaluators' states are stored by the ``store`` wrapper in the sam
 transaction as the candles and the feed's position (``services.alert_checkpoint``), so a
 restart resumes the evaluators where the stored input resumes and re-fires, with the same
 ids, only what was not stored: recording is idempotent on the event id.
+
+After a store commits, ``announce`` tells each owner's open pages (``alert_event`` for
+each stored event, ``alert`` for an alert that became done or expired) over the user
+channel (``market.live.broadcast.user_publish``); a layer outage loses only the frames,
+never the stored events, and never stops the writer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
@@ -23,11 +29,19 @@ from typing import Any, Callable
 from market.core.alerts import AlertError, Condition, Evaluator, Event, history_needed, parse_condition
 from market.core.sessions import Session
 from market.core.types import Candle, CandleUpdate, Tick
+from market.live.broadcast import user_publish
 
 logger = logging.getLogger("market.feed")
 
 MAX_HISTORY = 2000  # candles kept per (symbol, tf) for bar alerts whose studies need "all"
 RELOAD_SECONDS = 5.0
+PUBLISH_TIMEOUT = 2.0  # seconds per frame: a stuck layer must not hold the writer up
+
+
+def event_frame(event: Event, message: str, fired_at: float) -> dict[str, Any]:
+    """The ``alert_event`` payload (the webhook body's fields)."""
+    return {"event": {"id": event.id, "alert": int(event.alert), "symbol": event.symbol, "tf": event.tf,
+                      "time": event.time, "value": event.value, "message": message, "fired_at": fired_at}}
 
 
 class AlertBook:
@@ -38,6 +52,9 @@ class AlertBook:
         self._history = history
         self.evaluators: dict[int, Evaluator] = {}
         self.messages: dict[int, str] = {}
+        self.rows: dict[int, dict[str, Any]] = {}  # the alert as the API shows it, with its owner
+        self.expired: set[int] = set()
+        self.announcing: list[tuple[int, str, dict[str, Any]]] = []  # (user, kind, payload)
         self._by_symbol: dict[str, list[int]] = {}
         self._bars: dict[tuple[str, str], deque[Candle]] = {}
         self._last_final: dict[tuple[str, str], int] = {}
@@ -70,7 +87,10 @@ class AlertBook:
                 continue
             keep[pk] = Evaluator(cond, dict(row.get("state") or {}))
             self.messages[pk] = row.get("message") or ""
+            self.rows[pk] = {k: v for k, v in row.items() if k != "state"}
         self.evaluators = keep
+        # rows of alerts no longer active go; a done one's stays until ``stored`` tells its owner
+        self.rows = {pk: row for pk, row in self.rows.items() if pk in keep or pk in self.done}
         self._by_symbol = {}
         for pk, ev in keep.items():
             self._by_symbol.setdefault(ev.condition.symbol, []).append(pk)
@@ -83,6 +103,16 @@ class AlertBook:
         self.fired += 1
         if self.evaluators[pk].done:
             self.done.add(pk)
+
+    def _expire(self, pk: int, now: float) -> bool:
+        """Whether alert ``pk`` has expired at exchange time ``now`` (it is then done)."""
+        expires = self.evaluators[pk].condition.expires
+        if expires is None or now < expires:
+            return False
+        if pk not in self.done:
+            self.done.add(pk)
+            self.expired.add(pk)
+        return True
 
     # -- input ----------------------------------------------------------------------------
     def __call__(self, tick: Tick) -> None:
@@ -102,7 +132,7 @@ class AlertBook:
         for pk in pks:
             ev = self.evaluators[pk]
             c = ev.condition
-            if not c.on_ticks or ev.done:
+            if not c.on_ticks or ev.done or pk in self.done or self._expire(pk, tick.time):
                 continue
             self._emit(pk, ev.tick(tick.time, tick.price, session.day_of(tick.time).bucket_start(c.tf, tick.time)))
 
@@ -121,7 +151,7 @@ class AlertBook:
             session = self._session_of(u.symbol)
             for pk in pks:
                 ev = self.evaluators[pk]
-                if not ev.done:
+                if not ev.done and pk not in self.done and not self._expire(pk, u.candle.time):
                     self._emit(pk, ev.bar(series, session=session, final=u.final))
             if u.final:
                 bars.append(u.candle)
@@ -149,7 +179,39 @@ class AlertBook:
         return list(self.pending), states, set(self.done)
 
     def stored(self, count: int) -> None:
-        """The first ``count`` pending events (and the states) were stored."""
+        """The first ``count`` pending events (and the states) were stored: queue what
+        ``announce`` tells the owners."""
+        now = time.time()
+        for event, message in self.pending[:count]:
+            owner = self.rows.get(int(event.alert), {}).get("user")
+            if owner is not None:
+                self.announcing.append((owner, "alert_event", event_frame(event, message, now)))
         del self.pending[:count]
         for pk in list(self.done):
-            self.evaluators.pop(pk, None)
+            if self.evaluators.pop(pk, None) is None:
+                continue
+            row = self.rows.pop(pk, None)
+            if row is not None and row.get("user") is not None:
+                alert = {k: v for k, v in row.items() if k != "user"} | {"status": "done"}
+                if pk in self.expired:
+                    alert["expired"] = True
+                self.announcing.append((row["user"], "alert", {"op": "upsert", "alert": alert}))
+            self.expired.discard(pk)
+
+    async def announce(self, layer: Any) -> int:
+        """(In the event loop, after a store committed.) Send the queued frames; returns how
+        many were sent. A failing layer drops them (logged): the events are stored, and a
+        page reads them again over HTTP when it reconnects."""
+        queued, self.announcing = self.announcing, []
+        if layer is None:
+            return 0
+        sent = 0
+        for user, kind, payload in queued:
+            try:
+                await asyncio.wait_for(user_publish(layer, user, kind, payload), PUBLISH_TIMEOUT)
+            except Exception as exc:  # noqa: BLE001 - an outage must not stop the writer
+                logger.warning("could not tell user %s's pages about %s frames (%d dropped): %s",
+                               user, kind, len(queued) - sent, exc)
+                return sent
+            sent += 1
+        return sent

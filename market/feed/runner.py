@@ -171,7 +171,10 @@ def build_pipeline(source: str, *, live: bool, ids: dict[str, int], parser: Pars
         return written
 
     async def store(updates: list[CandleUpdate], checkpoint: Checkpoint) -> int:
-        return await database_sync_to_async(store_sync)(updates, checkpoint)
+        written = await database_sync_to_async(store_sync)(updates, checkpoint)
+        if book.announcing:  # committed: tell the owners' open pages
+            await book.announce(layer)
+        return written
 
     async def publish(updates: list[CandleUpdate]) -> int:
         return await candles_publish(layer, updates) if layer is not None else 0
@@ -209,7 +212,8 @@ def alert_book(engine: CandleEngine, stored: Any) -> AlertBook:
 
 
 def alert_load(book: AlertBook) -> None:
-    book.load([selectors.alert_as_dict(a) | {"state": a.state} for a in selectors.alert_list_active()])
+    book.load([selectors.alert_as_dict(a) | {"state": a.state, "user": a.user_id}
+               for a in selectors.alert_list_active()])
 
 
 def alert_step(book: AlertBook, updates: list[CandleUpdate]) -> dict[str, Any] | None:

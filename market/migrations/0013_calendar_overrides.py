@@ -4,7 +4,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('market', '0010_drawings'),
+        ('market', '0011_notify_channels'),
     ]
 
     operations = [

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from market import services
+from market import selectors, services
 from market.models import Alert, AlertEvent
 from market.vendors.fyers.recording import session_open
 from tests.feed.test_replay import sf, write_lines
@@ -123,6 +123,11 @@ from market.core.alerts import BACKOFF, Event  # noqa: E402
 from market.feed.webhooks import deliver_due  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _loopback_webhooks(settings):
+    settings.TICKCHART_WEBHOOK_ALLOW_PRIVATE = True  # the receivers here are on 127.0.0.1
+
+
 @pytest.fixture
 def receiver():
     got: list = []
@@ -197,3 +202,104 @@ def test_runfeed_delivers_the_webhooks_of_a_replay(tmp_path, receiver):
     want = expected_price_crosses(ticks, a.id)
     assert sorted(h["Idempotency-Key"] for h, _ in got) == sorted(want)
     assert set(AlertEvent.objects.values_list("delivery", flat=True)) == {"delivered"}
+
+
+# ------------------------------------------------------------------ the owner's open pages
+
+import asyncio  # noqa: E402
+
+from market.feed import alerting  # noqa: E402
+
+
+@pytest.fixture
+def published(monkeypatch):
+    """What runfeed publishes on the user channel, as (user, kind, payload); ``fail`` makes
+    every publish raise, as a channel layer outage would."""
+    sent: list = []
+    mode = {"fail": False}
+    real = alerting.user_publish
+
+    async def spy(layer, user_id, kind, payload):
+        if mode["fail"]:
+            raise ConnectionError("layer down")
+        sent.append((user_id, kind, payload))
+        await real(layer, user_id, kind, payload)
+
+    monkeypatch.setattr(alerting, "user_publish", spy)
+    return sent, mode
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runfeed_tells_the_owner_of_each_stored_event_and_of_a_done_alert(tmp_path, published):
+    sent, _ = published
+    ticks = prices(400)
+    price, close, once = make_alerts()
+    replay(recording(tmp_path / "s.jsonl", ticks))
+    frames = [p["event"] for u, k, p in sent if k == "alert_event"]
+    assert all(u == price.user_id for u, _, _ in sent)
+    stored = {e.id: e for e in AlertEvent.objects.all()}
+    assert sorted(f["id"] for f in frames) == sorted(stored)
+    for f in frames:
+        e = stored[f["id"]]
+        assert (f["alert"], f["symbol"], f["tf"], f["time"], f["value"], f["message"]) == \
+            (e.alert_id, e.symbol, e.tf, e.time, e.value, e.message)
+        assert abs(f["fired_at"] - e.fired_at) < 60
+    changed = [p for _, k, p in sent if k == "alert"]
+    assert changed == [{"op": "upsert", "alert": {**selectors.alert_as_dict(Alert.objects.get(pk=once.id))}}]
+    assert changed[0]["alert"]["status"] == "done"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_layer_outage_loses_no_event_and_does_not_stop_the_writer(tmp_path, published):
+    sent, mode = published
+    mode["fail"] = True
+    ticks = prices(400)
+    price, close, once = make_alerts()
+    replay(recording(tmp_path / "s.jsonl", ticks))
+    assert sent == []
+    assert events(price) == expected_price_crosses(ticks, price.id)
+    assert events(close) == expected_close_crosses(ticks, close.id)
+    once.refresh_from_db()
+    assert once.status == "done"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_expired_alert_stops_firing_is_done_and_its_owner_hears_it(tmp_path, published):
+    sent, _ = published
+    ticks = prices(400)
+    user = get_user_model().objects.create_user(username="ada", password="pw")
+    crossings = expected_price_crosses(ticks, 0)
+    cut = int(crossings[1].split("@")[1])  # expires between the 2nd and 3rd crossing
+    a = services.alert_create(user=user, symbol="NSE:SBIN-EQ", tf="1m", left="price", op="crosses_above",
+                              right=LEVEL, trigger="once_per_bar", expires=cut + 1)
+    replay(recording(tmp_path / "s.jsonl", ticks))
+    assert events(a) == [c.replace("0@", f"{a.id}@") for c in crossings[:2]]
+    a.refresh_from_db()
+    assert a.status == "done"
+    changed = [p for _, k, p in sent if k == "alert"]
+    assert changed == [{"op": "upsert", "alert": selectors.alert_as_dict(a) | {"expired": True}}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_announce_reaches_the_users_group_on_the_channel_layer():
+    from channels.layers import get_channel_layer
+
+    from market.core.alerts import Event as Ev
+    from market.live.broadcast import user_group
+
+    async def go():
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(user_group(7), channel)
+        book = alerting.AlertBook(session_of=lambda s: None, stored=set())
+        book.rows[3] = {"id": 3, "user": 7}
+        book.pending.append((Ev("3@60", "3", "DEMO:ALPHA", "1m", 60, 2.0, 1.0, "above"), "hi"))
+        book.stored(1)
+        assert await book.announce(layer) == 1
+        msg = await asyncio.wait_for(layer.receive(channel), 5)
+        return json.loads(msg["text"])
+
+    frame = asyncio.run(go())
+    assert frame["type"] == "alert_event"
+    assert {k: v for k, v in frame["event"].items() if k != "fired_at"} == {
+        "id": "3@60", "alert": 3, "symbol": "DEMO:ALPHA", "tf": "1m", "time": 60, "value": 2.0, "message": "hi"}

@@ -329,4 +329,4 @@ async def test_pulse_frames_match_their_schemas(db):
 
 def test_every_server_frame_type_has_a_schema_and_a_builder():
     assert SERVER_TYPES == sorted(["snapshot", "candle", "error", "status", "sync", "behind", "caught_up", "pong",
-                                   "hello", "pulse", "marker", "drawing"])
+                                   "hello", "pulse", "marker", "drawing", "alert", "alert_event"])

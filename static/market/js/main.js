@@ -11,6 +11,7 @@
  * 'stale' | 'reconnecting' | 'market_closed' | 'token_expired' | 'stopped', and
  * window.tickchart holds {symbol, tf, lastCandle, candleCount, firstTime, status, ...}.
  */
+import { createAlerts } from './alerts.js';
 import { createChart, theme } from './chart.js';
 import { createDrawings } from './drawings/index.js';
 import { createHistory } from './history.js';
@@ -93,6 +94,7 @@ function start(LC, config, chartEl) {
     drawings.reattach();
   };
 
+  var alerts = createAlerts(LC, config, view, api);
   var socket;
   var watchlist = createWatchlist(config, view, function (msg) { return socket.send(msg); },
     function (ticker) { return chartUrl(ticker, view.tf); }, chooseSymbol);
@@ -105,10 +107,12 @@ function start(LC, config, chartEl) {
     badStudy: function (msg) { indicators.refused(String(msg.message || '')); },
     other: function (msg) {
       if (msg.type === 'drawing') drawings.onFrame(msg);
+      else if (msg.type === 'alert_event' || msg.type === 'alert') alerts.message(msg);
       else if (markers) markers.message(msg);
     },
-    reopened: function () {
+    reopened: function () { // frames may have been missed while the socket was down
       drawings.reload();
+      alerts.opened();
       if (markers) markers.load();
     },
   });
@@ -208,5 +212,6 @@ function start(LC, config, chartEl) {
   });
   tick();
   window.setInterval(tick, 1000);
+  alerts.start();
   socket.connect();
 }
