@@ -7,7 +7,8 @@ the new table takes their names), ``market_candle`` is made ``PARTITION BY LIST
 hold the existing rows (and today's, ahead) are made, every row is copied, and the old
 table is dropped, all in the migration's one transaction. The database primary key is
 ``(id, timeframe, time)`` (a partitioned table's keys must hold its partition keys); ``id``
-stays the model's primary key in Python and stays unique, from one identity sequence.
+stays the model's primary key in Python and stays unique, from one identity sequence. The
+foreign key's own ``symbol_id`` index is left out: the unique key serves it.
 
 Backward: the same in reverse, into the plain table Django's own ``create_model`` makes.
 Model state does not change.
@@ -93,8 +94,9 @@ def forward(apps, schema_editor):
             f'CONSTRAINT "{names.get("fk", TABLE + "_symbol_id_fk")}" FOREIGN KEY (symbol_id) '
             f"REFERENCES {symbol} (id) DEFERRABLE INITIALLY DEFERRED"
             ") PARTITION BY LIST (timeframe)")
-        if "index" in names:
-            cursor.execute(f'CREATE INDEX "{names["index"]}" ON {TABLE} (symbol_id)')
+        # No separate symbol_id index (Django's for the foreign key): the unique key leads with
+        # symbol_id, and with both the planner read a symbol's whole history through the
+        # narrower one and sorted it, instead of the newest rows in (time) order (bench/partitions.py).
         for sql in _layout_sql(cursor, old):
             cursor.execute(sql)
         cursor.execute(f"INSERT INTO {TABLE} ({COLUMNS}) SELECT {COLUMNS} FROM {old}")
