@@ -259,3 +259,27 @@ def test_reads_cross_partitions_unchanged(pg, make_symbol, client):
     assert selectors.candle_newest(symbol=s, tf=tf5).time == five[-1][1]
     exported = list(selectors.candle_export_iter(chunk=7))  # keyset by id across partitions
     assert len(exported) == len(five) + len(minute) == selectors.candle_export_count()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_partition_dropped_under_the_writer_is_made_again_on_the_retry(pg, make_symbol):
+    s = make_symbol()
+    write(s, [("5s", ts(2015, 3, 2, 10))])  # committed: this process now knows the day exists
+    with connection.cursor() as cursor:  # another process drops it
+        cursor.execute('DROP TABLE "market_candle_5s_20150302"')
+    with pytest.raises(Exception, match="no partition of relation"):
+        write(s, [("5s", ts(2015, 3, 2, 11))])
+    write(s, [("5s", ts(2015, 3, 2, 11))])  # the retry
+    assert list(Candle.objects.values_list("time", flat=True)) == [ts(2015, 3, 2, 11)]
+
+
+@pytest.mark.django_db
+def test_a_timeframe_made_whole_is_pruned_by_rows_when_it_gets_a_retention(pg, make_symbol, settings):
+    s = make_symbol()
+    write(s, [("1h", ts(2026, 1, 1)), ("1h", ts(2026, 6, 1))])
+    assert not any(n.startswith("market_candle_1h_") for n in names())
+    settings.MARKET = {"RETENTION_DAYS": {"5s": 30, "1m": 730, "1h": 100}}
+    out = io.StringIO()
+    call_command("prune_candles", "--tf", "1h", "--now", str(ts(2026, 6, 15)), stdout=out)
+    assert "1h: deleted 1 candles" in out.getvalue() and "drop" not in out.getvalue()
+    assert list(Candle.objects.filter(timeframe="1h").values_list("time", flat=True)) == [ts(2026, 6, 1)]
