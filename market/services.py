@@ -390,6 +390,7 @@ class _PartitionState:
     def learn(self, names: set[str], ranged: Mapping[str, bool]) -> None:
         self.known |= names
         self.ranged.update(ranged)
+        self.memo.clear()  # worked out before a timeframe's layout was known for sure
 
 
 _partition_states: dict[str, _PartitionState | None] = {}
@@ -503,7 +504,7 @@ def candle_partition_drop(*, timeframe: str, before: int, dry_run: bool = False)
     doomed = sorted(pending) + [p for p in expired([r.partition for r in ranges], before) if p not in pending]
     out: list[tuple[str, int]] = []
     concurrently = not connection.in_atomic_block
-    if doomed and not concurrently:  # rows written earlier in this transaction: check their deferred
+    if doomed and not dry_run and not concurrently:  # rows written earlier in this transaction: check their deferred
         connection.check_constraints()  # foreign keys now, or PostgreSQL refuses to drop their table
     for p in doomed:
         n = selectors.candle_partition_count(partition=p)

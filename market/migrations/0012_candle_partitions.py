@@ -76,7 +76,7 @@ def forward(apps, schema_editor):
         names = _names(connection, cursor, TABLE)
         next_id = _next_id(cursor, TABLE)
         old = f"{TABLE}_unpartitioned"
-        cursor.execute(f"ALTER TABLE {TABLE} ALTER COLUMN id DROP IDENTITY")
+        cursor.execute(f"ALTER TABLE {TABLE} ALTER COLUMN id DROP IDENTITY IF EXISTS")
         for key in ("fk", "unique", "pk"):
             cursor.execute(f'ALTER TABLE {TABLE} DROP CONSTRAINT "{names[key]}"')
         if "index" in names:
@@ -139,7 +139,7 @@ def backward(apps, schema_editor):
         names = _names(connection, cursor, TABLE)
         next_id = _next_id(cursor, TABLE)
         old = f"{TABLE}_partitioned"
-        cursor.execute(f"ALTER TABLE {TABLE} ALTER COLUMN id DROP IDENTITY")
+        cursor.execute(f"ALTER TABLE {TABLE} ALTER COLUMN id DROP IDENTITY IF EXISTS")
         for key in ("fk", "unique", "pk"):
             if key in names:
                 cursor.execute(f'ALTER TABLE {TABLE} DROP CONSTRAINT "{names[key]}"')
