@@ -283,3 +283,19 @@ def test_a_timeframe_made_whole_is_pruned_by_rows_when_it_gets_a_retention(pg, m
     call_command("prune_candles", "--tf", "1h", "--now", str(ts(2026, 6, 15)), stdout=out)
     assert "1h: deleted 1 candles" in out.getvalue() and "drop" not in out.getvalue()
     assert list(Candle.objects.filter(timeframe="1h").values_list("time", flat=True)) == [ts(2026, 6, 1)]
+
+
+@pytest.mark.django_db
+def test_the_orm_still_works_on_the_partitioned_table(pg, make_symbol):
+    s, other = make_symbol(), make_symbol("NSE:TCS-EQ")
+    write(s, [("5s", ts(2026, 2, 3, 9)), ("1m", ts(2026, 2, 3, 9)), ("1d", ts(2026, 2, 3))])
+    write(other, [("5s", ts(2026, 2, 3, 9))])
+    c = Candle.objects.get(symbol=s, timeframe="1m")
+    assert Candle.objects.get(pk=c.pk) == c  # ``id`` is still the pk in Python
+    c.close = 9.5
+    c.save()  # UPDATE … WHERE id = …
+    assert Candle.objects.get(pk=c.pk).close == 9.5
+    Candle.objects.get(symbol=s, timeframe="5s").delete()
+    assert sorted(Candle.objects.filter(symbol=s).values_list("timeframe", flat=True)) == ["1d", "1m"]
+    s.delete()  # the symbol's candles go with it (CASCADE), the other symbol's stay
+    assert list(Candle.objects.values_list("symbol__ticker", "timeframe")) == [("NSE:TCS-EQ", "5s")]
