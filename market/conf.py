@@ -55,6 +55,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "WS_WINDOW_BYTES": FlowLimits.bytes,
         "WS_STALL_SECONDS": FlowLimits.stall_seconds,
         # prune_candles: days each stored timeframe is kept; a timeframe not listed is kept forever.
+        # On PostgreSQL a timeframe listed here when its partition is made is partitioned by
+        # time (per day below a minute, else per month), and pruning drops whole partitions.
         "RETENTION_DAYS": {"5s": 30, "1m": 730},
     },
     "FYERS": {

@@ -45,7 +45,12 @@ class Symbol(models.Model):
 
 
 class Candle(models.Model):
-    """One OHLCV bucket; ``time`` is the bucket start in epoch seconds UTC."""
+    """One OHLCV bucket; ``time`` is the bucket start in epoch seconds UTC.
+
+    On PostgreSQL the table is partitioned by timeframe and time (migration 0012,
+    market/core/partitions.py): write candles through ``services``, which make the
+    partition a row needs; the database key is (id, timeframe, time), ``id`` stays the pk here.
+    """
 
     id = models.BigAutoField(primary_key=True)
     symbol = models.ForeignKey(Symbol, on_delete=models.CASCADE, related_name="candles")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -15,6 +15,7 @@ from market.conf import market
 from market.core.calendar import Calendar
 from market.core.calendar import Override as CalendarOverrideValue
 from market.core.derive import aggregate
+from market.core.partitions import Partition, parse_bound
 from market.core.timeframes import BASE, Timeframe
 from market.core.types import Candle as CandleValue
 from market.models import (
@@ -562,3 +563,49 @@ def notify_delivery_due(*, now: float, limit: int = 100) -> list[dict[str, Any]]
 def notify_delivery_list(*, event_id: str) -> list[dict[str, Any]]:
     return [{"channel": d.channel_id, "status": d.status, "attempts": d.attempts, "last_error": d.last_error}
             for d in NotifyDelivery.objects.filter(event_id=event_id)]
+class CandlePartitionRow(NamedTuple):
+    """One partition of the candle table: ``ranged``, a timeframe's partition that is itself
+    split by time; ``pending``, a ``DETACH … CONCURRENTLY`` that did not finish."""
+
+    partition: Partition
+    ranged: bool
+    pending: bool
+
+
+def candle_partition_list() -> list[CandlePartitionRow] | None:
+    """The candle table's partitions, timeframes first, then by time; None where the table
+    is not partitioned (SQLite, or PostgreSQL before migration 0012)."""
+    table = Candle._meta.db_table
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [table])
+        kind = cursor.fetchone()
+        if not kind or kind[0] != "p":
+            return None
+        cursor.execute(
+            "SELECT c.relname, c.relkind, pg_get_expr(c.relpartbound, c.oid), p.relname, i.inhdetachpending "
+            "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
+            "WHERE i.inhparent = to_regclass(%s) "
+            "OR i.inhparent IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass(%s))",
+            [table, table])
+        found = cursor.fetchall()
+    out: list[CandlePartitionRow] = []
+    by_name: dict[str, str] = {}
+    for name, relkind, bound, parent, pending in found:
+        if parent == table:
+            p = parse_bound(table, None, bound)
+            by_name[name] = p.timeframe
+            out.append(CandlePartitionRow(p, relkind == "p", bool(pending)))
+    for name, relkind, bound, parent, pending in found:
+        if parent != table:
+            out.append(CandlePartitionRow(parse_bound(table, by_name[parent], bound), False, bool(pending)))
+    out.sort(key=lambda r: (r.partition.timeframe, r.partition.start is not None, r.partition.start or 0))
+    return out
+
+
+def candle_partition_count(*, partition: Partition) -> int:
+    """Candles stored in one partition (what dropping it removes)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT count(*) FROM "{partition.name}"')
+        return int(cursor.fetchone()[0])

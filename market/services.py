@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from typing import Any, Iterable, Mapping
 
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
+from market import selectors
+from market.conf import market
+from market.core.partitions import DAY, Partition, create_sql, drop_sql, expired, finalize_sql, needed
 from market.core.pulse import StressEvent
 from market.core.simulator import SimSymbol
 from market.core.types import Candle as CandleValue
@@ -19,6 +23,8 @@ from market.models import (
     Alert, AlertEvent, Candle, Drawing, FeedState, Marker, NotifyChannel, NotifyDelivery, PulseEvent, Symbol,
     SymbolCheckpoint, WriterCheckpoint,
 )
+
+logger = logging.getLogger(__name__)
 
 UPSERT_BATCH = 2000
 SYMBOL_BATCH = 1000
@@ -117,9 +123,15 @@ def _candle_rows(updates: Iterable[CandleUpdate], symbol_ids: Mapping[str, int])
 
 
 def _candle_write(rows: list[tuple]) -> None:
-    with connection.cursor() as cursor:
-        for i in range(0, len(rows), UPSERT_BATCH):
-            cursor.executemany(_UPSERT_SQL, rows[i : i + UPSERT_BATCH])
+    candle_partition_ensure(pairs=[(r[1], r[2]) for r in rows])  # PostgreSQL: a set lookup once known
+    try:
+        with connection.cursor() as cursor:
+            for i in range(0, len(rows), UPSERT_BATCH):
+                cursor.executemany(_UPSERT_SQL, rows[i : i + UPSERT_BATCH])
+    except DatabaseError as exc:
+        if "no partition of relation" in str(exc):  # dropped under us: look again on the retry
+            candle_partition_forget()
+        raise
 
 
 def candle_upsert_many(*, updates: Iterable[CandleUpdate], symbol_ids: Mapping[str, int]) -> int:
@@ -433,3 +445,152 @@ def notify_delivery_attempted(*, delivery_id: int, ok: bool, error: str = "", no
             d.status = "failed" if retry is None else "pending"
             d.next_attempt = retry or 0
         d.save(update_fields=["attempts", "status", "last_error", "next_attempt"])
+
+
+# --- Candle partitions (PostgreSQL; docs/durability.md "Partitions") -----------------------
+
+#: One advisory lock serialises partition DDL of every process: two writers that need the
+#: same new day both succeed (the second finds it made), and a single lock cannot deadlock.
+_PARTITION_LOCK = 0x5443_5054  # 'TCPT'
+
+
+class _PartitionState:
+    """What this process knows exists (committed) in one database: partition names, and
+    which timeframes are split by time. The writer's hot path is a set lookup against it."""
+
+    def __init__(self, rows: list) -> None:
+        self.known: set[str] = {r.partition.name for r in rows if not r.pending}
+        self.ranged: dict[str, bool] = {r.partition.timeframe: r.ranged for r in rows if r.partition.start is None}
+        self.memo: dict[tuple[str, int], frozenset[Partition]] = {}
+
+    def learn(self, names: set[str], ranged: Mapping[str, bool]) -> None:
+        self.known |= names
+        self.ranged.update(ranged)
+        self.memo.clear()  # worked out before a timeframe's layout was known for sure
+
+
+_partition_states: dict[str, _PartitionState | None] = {}
+
+
+def _partition_state() -> _PartitionState | None:
+    if connection.vendor != "postgresql":
+        return None
+    key = str(connection.settings_dict.get("NAME"))
+    if key not in _partition_states:
+        rows = selectors.candle_partition_list()
+        _partition_states[key] = None if rows is None else _PartitionState(rows)
+    return _partition_states[key]
+
+
+def candle_partition_forget() -> None:
+    """Forget what this process knew about partitions (after a migration or a failed write)."""
+    _partition_states.clear()
+
+
+def _retained() -> set[str]:
+    return {code for code, _ in market().retention_days}
+
+
+def _partitions_missing(state: _PartitionState, pairs: Iterable[tuple[str, int]]) -> set[Partition]:
+    table = Candle._meta.db_table
+    retained: set[str] | None = None
+    missing: set[Partition] = set()
+    for code, day in {(code, t // DAY) for code, t in pairs}:
+        parts = state.memo.get((code, day))
+        if parts is None:
+            ranged = state.ranged.get(code)
+            if ranged is None:  # no partition for this timeframe yet: made as the settings say
+                retained = _retained() if retained is None else retained
+                ranged = code in retained
+            parts = frozenset(needed(table, [(code, day * DAY)], {code} if ranged else set())
+                              | {Partition(table, code)})
+            state.memo[(code, day)] = parts
+        if not state.known.issuperset(p.name for p in parts):
+            missing |= {p for p in parts if p.name not in state.known}
+    return missing
+
+
+def candle_partition_ensure(*, pairs: Iterable[tuple[str, int]]) -> list[str]:
+    """Make sure the partitions that ``(timeframe, time)`` candles go to exist, with
+    ``AHEAD`` more days (months) after the newest: the writer calls it for every batch
+    (a set lookup once known), runfeed and prune_candles for now. Returns the names made.
+
+    Runs in the caller's transaction: a partition made for a write that rolls back is
+    rolled back with it, and the process only learns of partitions once committed. A no-op
+    where candles are not partitioned (SQLite)."""
+    state = _partition_state()
+    if state is None:
+        return []
+    missing = _partitions_missing(state, pairs)
+    if not missing:
+        return []
+    made: list[str] = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PARTITION_LOCK])
+        rows = selectors.candle_partition_list() or []
+        exists = {r.partition.name for r in rows if not r.pending}
+        ranged = {r.partition.timeframe: r.ranged for r in rows if r.partition.start is None}
+        retained = _retained()
+        for p in sorted(missing, key=lambda p: (p.timeframe, p.start is not None, p.start or 0)):
+            if p.name in exists:
+                continue
+            if p.start is None:
+                ranged[p.timeframe] = p.timeframe in retained
+                statements = create_sql(p, ranged=ranged[p.timeframe])
+            elif ranged.get(p.timeframe):
+                statements = create_sql(p)
+            else:  # the timeframe is one plain partition (kept forever when it was made)
+                continue
+            for sql in statements:
+                cursor.execute(sql)
+            exists.add(p.name)
+            made.append(p.name)
+        known = set(exists)
+        transaction.on_commit(lambda: state.learn(known, ranged))
+    if made:
+        logger.info("made candle partitions %s", ", ".join(made))
+    return made
+
+
+def candle_partition_ensure_ahead(*, now: float) -> list[str]:
+    """The partitions of every stored timeframe for ``now`` and the ``AHEAD`` spans after it."""
+    with transaction.atomic():
+        return candle_partition_ensure(pairs=[(tf.code, int(now)) for tf in market().plan.stored])
+
+
+def candle_partition_drop(*, timeframe: str, before: int, dry_run: bool = False) -> list[tuple[str, int]] | None:
+    """Drop the ``timeframe`` range partitions wholly older than ``before`` (``DETACH …
+    CONCURRENTLY`` outside a transaction, so readers and writers go on; then ``DROP``);
+    returns ``(name, candles)`` for each (``dry_run``: what would go). None where this
+    timeframe is not split by time (SQLite, a timeframe kept forever when its partition was
+    made): ``candle_prune`` deletes rows instead. Rows in the partition that holds the
+    cutoff stay until it expires wholly."""
+    rows = selectors.candle_partition_list()
+    if rows is None:
+        return None
+    mine = [r for r in rows if r.partition.timeframe == timeframe]
+    whole = [r for r in mine if r.partition.start is None]
+    if not whole:
+        return []
+    if not whole[0].ranged:
+        return None
+    ranges = [r for r in mine if r.partition.start is not None]
+    pending = {r.partition for r in ranges if r.pending}
+    # a pending detach first: PostgreSQL refuses any other detach on the parent until it is finished
+    doomed = sorted(pending) + [p for p in expired([r.partition for r in ranges], before) if p not in pending]
+    out: list[tuple[str, int]] = []
+    concurrently = not connection.in_atomic_block
+    if doomed and not dry_run and not concurrently:  # rows written earlier in this transaction: check their deferred
+        connection.check_constraints()  # foreign keys now, or PostgreSQL refuses to drop their table
+    for p in doomed:
+        n = selectors.candle_partition_count(partition=p)
+        if not dry_run:
+            statements = finalize_sql(p) if p in pending else drop_sql(p, concurrently=concurrently)
+            with connection.cursor() as cursor:
+                for sql in statements:
+                    cursor.execute(sql)
+            for state in _partition_states.values():
+                if state is not None:
+                    state.known.discard(p.name)
+        out.append((p.name, n))
+    return out

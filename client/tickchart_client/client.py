@@ -6,12 +6,14 @@ Only the standard library is needed; pandas is used when it is installed (or ask
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Sequence
+from array import array
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Iterator, Sequence
 
 from tickchart_client._time import TimeLike, needs_zone, to_epoch
 
@@ -100,41 +102,50 @@ class Client:
         """The exchange time zone of ``symbol`` (what the server says)."""
         return self.request("GET", "/api/candles", {"symbol": symbol, "tf": tf, "limit": 1}).get("tz") or "UTC"
 
-    def history_rows(
+    def pages(
         self, symbol: str, tf: str, start: TimeLike = None, end: TimeLike = None, *,
-        studies: Sequence[str] | str | None = None, progress: Callable[[int, int], None] | None = None,
-    ) -> tuple[list[dict[str, Any]], str]:
-        """``(rows, tz)``: every candle from ``start`` to ``end`` (inclusive; default: all
-        stored), ascending, each a dict of ``time`` (epoch s) and the candle's fields plus
-        flat study columns. Pages of ``self.page``; ``progress(candles, pages)`` after each."""
+        studies: Sequence[str] | str | None = None,
+    ) -> Iterator[tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]] | None, str]]:
+        """``(candles, study rows or None, tz)`` per page of ``self.page``, from ``start`` to
+        ``end`` (inclusive; default: all stored), ascending; a derived timeframe's bucket that
+        two pages both hold comes once."""
         tz = self.zone(symbol, tf) if needs_zone(start, end) else "UTC"
-        first = to_epoch(start, tz) or 0
+        cursor = to_epoch(start, tz) or 0
         last = to_epoch(end, tz, end_of_day=True)
         study_param = ",".join(studies) if isinstance(studies, (list, tuple)) else studies
-        rows: list[dict[str, Any]] = []
-        cursor, pages, newest = first, 0, -1
+        newest = -1
         while True:
             body = self.request("GET", "/api/candles", {
                 "symbol": symbol, "tf": tf, "from": cursor, "to": last, "limit": self.page, "studies": study_param,
             })
             tz = body.get("tz") or tz
             candles = body["candles"]
-            pages += 1
-            fresh = 0
-            for i, candle in enumerate(candles):
-                if candle["time"] <= newest:  # a derived page starts at the bucket holding ``cursor``
-                    continue
-                row = dict(candle)
-                if "studies" in body:
-                    row.update(flatten_studies(body["studies"], i))
-                rows.append(row)
-                newest = candle["time"]
-                fresh += 1
-            if progress is not None:
-                progress(len(rows), pages)
-            if len(candles) < self.page or fresh == 0:
-                return rows, tz
+            rows = body.get("studies")
+            skip = 0  # a derived page starts at the bucket holding ``cursor``
+            while skip < len(candles) and candles[skip]["time"] <= newest:
+                skip += 1
+            if skip < len(candles):
+                fresh = candles[skip:]
+                yield fresh, ({k: v[skip:] for k, v in rows.items()} if rows is not None else None), tz
+                newest = fresh[-1]["time"]
+            if len(candles) < self.page or skip == len(candles):
+                return
             cursor = newest + 1
+
+    def history_rows(
+        self, symbol: str, tf: str, start: TimeLike = None, end: TimeLike = None, *,
+        studies: Sequence[str] | str | None = None, progress: Callable[[int, int], None] | None = None,
+    ) -> tuple[list[dict[str, Any]], str]:
+        """``(rows, tz)``: the candles of ``pages``, each a dict of ``time`` (epoch s) and the
+        candle's fields plus flat study columns; ``progress(candles, pages)`` after each page."""
+        out: list[dict[str, Any]] = []
+        tz = "UTC"
+        for n, (candles, rows, tz) in enumerate(self.pages(symbol, tf, start, end, studies=studies), start=1):
+            for i, candle in enumerate(candles):
+                out.append(candle | flatten_studies(rows, i) if rows is not None else candle)
+            if progress is not None:
+                progress(len(out), n)
+        return out, tz
 
     def history(
         self, symbol: str, tf: str, start: TimeLike = None, end: TimeLike = None, *,
@@ -143,17 +154,17 @@ class Client:
     ) -> "pandas.DataFrame | list[dict[str, Any]]":
         """Candles (and studies) from ``start`` to ``end``: a pandas DataFrame indexed by
         exchange-local time when pandas is installed (``frame=True`` insists, ``False``
-        declines), else the plain rows of ``history_rows``."""
-        rows, tz = self.history_rows(symbol, tf, start, end, studies=studies, progress=progress)
-        if frame is False:
-            return rows
-        try:
-            import pandas as pd
-        except ImportError:
-            if frame:
-                raise
-            return rows
-        return to_frame(rows, tz, pd)
+        declines), else the plain rows of ``history_rows``. The frame is filled a page at a
+        time into typed columns (8 bytes a value), never as a list of dicts."""
+        if frame is not False:
+            try:
+                import pandas as pd
+            except ImportError:
+                if frame:
+                    raise
+            else:
+                return _frame(self.pages(symbol, tf, start, end, studies=studies), pd, progress)
+        return self.history_rows(symbol, tf, start, end, studies=studies, progress=progress)[0]
 
     # -- live ------------------------------------------------------------------------
     def stream(self, symbols: str | Iterable[str], tf: str, *, since: TimeLike = None,
@@ -216,10 +227,31 @@ class Client:
         self.request("DELETE", f"/api/markers/{int(marker_id)}")
 
 
-def to_frame(rows: list[dict[str, Any]], tz: str, pd: Any) -> "pandas.DataFrame":
-    """Rows as a DataFrame indexed by exchange-local time (``time``), columns as the rows'."""
-    columns = list(rows[0]) if rows else ["time", *CANDLE_FIELDS]
-    df = pd.DataFrame.from_records(rows, columns=columns)
-    index = pd.to_datetime(df.pop("time"), unit="s", utc=True).dt.tz_convert(tz)
-    df.index = pd.DatetimeIndex(index, name="time")
-    return df
+def _frame(pages: Iterable[tuple[list[dict[str, Any]], Any, str]], pd: Any,
+           progress: Callable[[int, int], None] | None) -> "pandas.DataFrame":
+    """A DataFrame indexed by exchange-local time from ``Client.pages``, built column-wise."""
+    import numpy as np
+
+    columns: dict[str, array] = {"time": array("q")}
+    for name in CANDLE_FIELDS:
+        columns[name] = array("q" if name == "ticks" else "d")
+    tz, count, n = "UTC", 0, 0
+    for n, (candles, rows, tz) in enumerate(pages, start=1):
+        for name, col in columns.items():
+            if name in CANDLE_FIELDS or name == "time":
+                col.extend(c[name] for c in candles)
+        if rows is not None:
+            for i in range(len(candles)):
+                for name, value in flatten_studies(rows, i).items():
+                    col = columns.get(name)
+                    if col is None:
+                        col = columns[name] = array("d", [math.nan]) * count
+                    col.append(math.nan if value is None else value)
+        count += len(candles)
+        if progress is not None:
+            progress(count, n)
+    data = {name: np.frombuffer(col, dtype=np.int64 if col.typecode == "q" else np.float64)
+            for name, col in columns.items() if name != "time"}
+    index = pd.DatetimeIndex(pd.to_datetime(np.frombuffer(columns["time"], dtype=np.int64), unit="s", utc=True),
+                             name="time").tz_convert(tz)
+    return pd.DataFrame(data, index=index, copy=False)

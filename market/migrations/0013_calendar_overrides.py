@@ -4,7 +4,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('market', '0011_notify_channels'),
+        ('market', '0012_candle_partitions'),
     ]
 
     operations = [

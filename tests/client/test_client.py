@@ -247,8 +247,12 @@ def test_stream_refuses_a_bad_symbol_and_a_bad_token(server, client):
 
 
 def test_the_package_builds_as_a_wheel_with_its_command(tmp_path):
+    import shutil
+
+    source = tmp_path / "client"  # a copy: building leaves build/ and *.egg-info beside the sources
+    shutil.copytree(ROOT / "client", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                           "-w", str(tmp_path), str(ROOT / "client")], capture_output=True, text=True, timeout=300)
+                           "-w", str(tmp_path), str(source)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     wheel = next(tmp_path.glob("tickchart_client-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()

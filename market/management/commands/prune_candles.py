@@ -1,8 +1,12 @@
 """``manage.py prune_candles [--tf 5s]… [--dry-run]``: retention per stored timeframe.
 
 ``MARKET["RETENTION_DAYS"]`` (default ``{"5s": 30, "1m": 730}``; a timeframe not listed is
-kept forever) says how long each timeframe is kept. Candles whose bucket starts before
-``now - days`` are deleted in batches, one short transaction each (``--batch``).
+kept forever) says how long each timeframe is kept. On PostgreSQL, where candles are
+partitioned by time (migration 0012), the partitions wholly older than ``now - days`` are
+detached and dropped, never deleted row by row; the partition holding the cutoff stays
+until it expires wholly (a day for 5 s, a month for 1 m), and the partitions ahead are made.
+On SQLite (or a timeframe kept whole) candles whose bucket starts before ``now - days`` are
+deleted in batches, one short transaction each (``--batch``).
 """
 
 from __future__ import annotations
@@ -39,7 +43,13 @@ class Command(BaseCommand):
             if opts["tf"] and code not in opts["tf"]:
                 continue
             before = int(now - days * 86400)
-            if opts["dry_run"]:
+            dropped = services.candle_partition_drop(timeframe=code, before=before, dry_run=opts["dry_run"])
+            if dropped is not None:
+                for name, count in dropped:
+                    self.stdout.write(f"{code}: {'would drop' if opts['dry_run'] else 'dropped'} "
+                                      f"partition {name} ({count} candles)")
+                n = sum(count for _, count in dropped)
+            elif opts["dry_run"]:
                 n = selectors.candle_count_older(timeframe=code, before=before)
             else:
                 n = services.candle_prune(timeframe=code, before=before, batch=opts["batch"])
@@ -48,4 +58,8 @@ class Command(BaseCommand):
             log.info(line)
             self.stdout.write(line)
         self.stdout.write(f"{'would delete' if opts['dry_run'] else 'deleted'} {total} candles in all")
+        if not opts["dry_run"]:
+            made = services.candle_partition_ensure_ahead(now=now)
+            if made:
+                self.stdout.write(f"made partitions ahead: {', '.join(made)}")
 

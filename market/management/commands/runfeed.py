@@ -13,10 +13,12 @@ import daphne.server  # noqa: F401  isort:skip
 import asyncio
 import logging
 import signal
+import time
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from market import services
 from market.conf import market
 from market.feed.registry import FEEDS
 from market.core.shards import Shard
@@ -69,6 +71,8 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from None
         if not opts["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
+        # PostgreSQL: today's candle partitions and the next days' (the writer makes any other).
+        services.candle_partition_ensure_ahead(now=time.time())
         if opts["serve"]:
             self._serve(source, options, opts["host"], opts["port"])
         else:
