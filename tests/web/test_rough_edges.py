@@ -80,3 +80,77 @@ def test_the_consumer_docstring_lists_every_error_code():
     doc = " ".join(consumers.__doc__.split())
     for code in ERROR_CODES:
         assert code in doc, code
+
+
+# -- item 4: a real 404 page, and a bad tf is said out loud ------------------------------------
+@pytest.fixture
+def demo(make_symbol):
+    for ticker, name in (("DEMO:ALPHA", "Alpha Industries"), ("DEMO:BETA", "Beta Pharma"),
+                         ("DEMO:GAMMA", "Gamma Bank")):
+        make_symbol(ticker, exchange="DEMO", name=name)
+
+
+@pytest.mark.parametrize("path", ["/chart/NOPE/", "/chart/DEMO:ALPA/", "/chart/%3Cscript%3E/"])
+def test_an_unknown_chart_is_the_sites_404_page_even_with_debug_on(client, demo, settings, path):
+    settings.DEBUG = True
+    response = client.get(path)
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert "Page not found at" not in html and "technical_404" not in html  # Django's debug page
+    assert "market/not_found.js" in html and 'id="symbol-search"' in html
+    assert "chart.css" in html  # the site's look
+    assert "<script>" not in html.split("search-config")[0]  # nothing the path says runs
+
+
+def test_the_404_page_suggests_close_matches(client, demo):
+    html = client.get("/chart/DEMO:ALPA/").content.decode()
+    assert "Did you mean" in html
+    assert html.index('href="/chart/DEMO:ALPHA/"') < html.index("</main>")
+    html = client.get("/chart/BETTA/").content.decode()
+    assert 'href="/chart/DEMO:BETA/"' in html
+
+
+def test_the_404_page_lists_symbols_when_nothing_is_close(client, demo):
+    html = client.get("/chart/NOPE/").content.decode()
+    assert "Symbols you can chart" in html
+    for ticker in ("DEMO:ALPHA", "DEMO:BETA", "DEMO:GAMMA"):
+        assert f'href="/chart/{ticker}/"' in html
+
+
+def chart_config(response) -> dict:
+    html = response.content.decode()
+    start = html.index('<script id="chart-config" type="application/json">') + len(
+        '<script id="chart-config" type="application/json">')
+    return json.loads(html[start:html.index("</script>", start)])
+
+
+def test_a_bad_tf_is_noted_on_the_page_and_the_shown_one_named(client, demo):
+    response = client.get("/chart/DEMO:ALPHA/?tf=7m")
+    assert response.status_code == 200
+    config = chart_config(response)
+    assert config["tf"] == "1m"
+    assert config["tf_note"] == "7m is not a timeframe; showing 1m"
+    assert 'id="tf-note"' in response.content.decode()
+    assert "7m is not a timeframe; showing 1m" in response.content.decode()
+
+
+def test_a_good_tf_has_no_note(client, demo):
+    response = client.get("/chart/DEMO:ALPHA/?tf=5m")
+    assert chart_config(response)["tf_note"] is None
+    assert 'id="tf-note"' not in response.content.decode()
+
+
+def test_the_page_says_where_each_timeframes_history_starts(client, make_symbol):
+    from market import services
+    from market.core.types import Candle, CandleUpdate
+
+    symbol = make_symbol("DEMO:ALPHA", exchange="DEMO")
+    t0 = 1_731_999_960
+    services.candle_upsert_many(updates=[
+        CandleUpdate("DEMO:ALPHA", "1m", Candle(t0 + 60 * i, 1, 2, 0.5, 1.5, 10, 1), True) for i in range(3)
+    ] + [CandleUpdate("DEMO:ALPHA", "1h", Candle(t0 - 3600 * 5, 1, 2, 0.5, 1.5, 10, 1), True)],
+        symbol_ids={"DEMO:ALPHA": symbol.pk})
+    starts = chart_config(client.get("/chart/DEMO:ALPHA/"))["history_start"]
+    assert starts["1m"] == t0 and starts["2m"] == t0  # 2m is derived from 1m
+    assert starts["1h"] == t0 - 3600 * 5 and starts["4h"] == t0 - 3600 * 5
+    assert starts["5s"] is None

@@ -178,6 +178,11 @@ function start(LC, config, chartEl) {
     status.refresh();
   }
 
+  if (config.tf_note) { // the URL named no timeframe we have: it now names the one shown
+    var shownUrl = new URL(window.location.href);
+    shownUrl.searchParams.set('tf', config.tf);
+    window.history.replaceState(window.history.state, '', shownUrl.toString().replace(/%3A/gi, ':').replace(/%2C/gi, ','));
+  }
   applyTheme(theme());
   view.setSeriesType(storageGet(TYPE_KEY) || 'candles');
   view.setData(config.candles || []);
