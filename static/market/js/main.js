@@ -15,6 +15,7 @@ import { createChart, theme } from './chart.js';
 import { createHistory } from './history.js';
 import { createIndicators } from './indicators.js';
 import { createLegend } from './legend.js';
+import { createRanges } from './ranges.js';
 import { createSearch } from './search.js';
 import { createSocket } from './socket.js';
 import { createStatus } from './status.js';
@@ -52,7 +53,7 @@ function start(LC, config, chartEl) {
     firstPaintMs: null,
   });
 
-  var legend, candleHistory, studies, indicators;
+  var legend, candleHistory, studies, indicators, ranges;
   var view = createChart(LC, chartEl, {
     symbol: config.symbol,
     tf: config.tf,
@@ -62,6 +63,7 @@ function start(LC, config, chartEl) {
     api: api,
     changed: function () {
       legend.publish();
+      if (ranges) ranges.update();
       if (indicators) indicators.renderLegend();
     },
     replaced: function () {
@@ -138,9 +140,7 @@ function start(LC, config, chartEl) {
   document.querySelectorAll('[data-type]').forEach(function (b) {
     b.addEventListener('click', function () { view.setSeriesType(b.getAttribute('data-type')); });
   });
-  document.querySelectorAll('[data-range]').forEach(function (b) {
-    b.addEventListener('click', function () { candleHistory.showRange(b.getAttribute('data-range')); });
-  });
+  ranges = createRanges(document.querySelectorAll('[data-range]'), config, view, candleHistory.showRange);
 
   var themeBtn = document.getElementById('theme-toggle');
   function applyTheme(name) {
