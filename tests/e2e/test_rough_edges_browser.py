@@ -19,6 +19,8 @@ from tests.e2e.test_chart_browser import (
     CHROMIUM, CHROMIUM_ARGS, NSE_SYMBOL, Server, _clean, _new_page, _state, _wait_live, need_chromium,
 )
 
+from tests.e2e.test_production_static import production  # noqa: F401 - a fixture
+
 pytestmark = pytest.mark.e2e
 
 MINUS = "\u2212"
@@ -264,3 +266,31 @@ def test_a_bad_timeframe_is_noted_and_the_url_corrected(server, page):
     assert page.url.endswith("/chart/DEMO:ALPHA/?tf=1m"), page.url
     assert page.get_by_label("Timeframe").input_value() == "1m"
     _clean(page)
+
+
+def test_the_404_page_works_under_the_real_csp_in_production(production):
+    """DJANGO_DEBUG=0, collected static files, no ``bypass_csp``: the 404 page's module and
+    the search it imports load, and the page's links lead to real charts."""
+    from playwright.sync_api import sync_playwright
+
+    base, _, _ = production
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = chromium.new_page(viewport={"width": 1280, "height": 800})
+            page.set_default_timeout(20_000)
+            problems: list[str] = []
+            page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+            response = page.goto(base + "/chart/DEMO:ALPH/")
+            assert response.status == 404
+            assert "script-src 'self'" in response.headers["content-security-policy"]
+            box = page.get_by_role("combobox", name="Search symbols")
+            box.fill("gamma")
+            page.get_by_role("option").first.wait_for()
+            with page.expect_navigation():
+                box.press("Enter")
+            assert page.url.endswith("/chart/DEMO:GAMMA/")
+            assert [p for p in problems if "status of 404" not in p] == []
+        finally:
+            chromium.close()
