@@ -34,7 +34,8 @@ from market.core.timeframes import Timeframe, TimeframeError
 from market.web.validation import MAX_TICKER_LENGTH, is_ticker
 
 __all__ = [
-    "CAUGHT_UP", "CLOSE_LIMITS", "CLOSE_TOO_SLOW", "ERROR_CODES", "PONG", "SCHEMA_PATH", "LimitExceeded", "ProtocolError",
+    "CAUGHT_UP", "CLOSE_LIMITS", "CLOSE_TOO_SLOW", "ERROR_CODES", "PONG", "SCHEMA_PATH", "LimitExceeded",
+    "ProtocolError",
     "behind_frame", "candle_frame", "echo", "error_frame", "frame_too_large", "hello_frame", "read_message",
     "read_since", "read_target", "resync_frame", "snapshot_frame", "status_frame", "symbol_limit_frame",
     "sync_frame",

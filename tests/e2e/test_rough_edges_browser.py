@@ -114,7 +114,8 @@ EDGE_LABELS_JS = """() => {
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
   const w = canvas.width, h = canvas.height;
   const data = ctx.getImageData(0, 0, w, h).data;
-  const bg = [data[(Math.floor(h / 2) * w) * 4], data[(Math.floor(h / 2) * w) * 4 + 1], data[(Math.floor(h / 2) * w) * 4 + 2]];
+  const mid = Math.floor(h / 2) * w * 4;  // the left end of the middle row: background
+  const bg = [data[mid], data[mid + 1], data[mid + 2]];
   const ink = [];
   for (let x = 0; x < w; x++) {
     let on = false;
@@ -268,29 +269,26 @@ def test_a_bad_timeframe_is_noted_and_the_url_corrected(server, page):
     _clean(page)
 
 
-def test_the_404_page_works_under_the_real_csp_in_production(production):
+def test_the_404_page_works_under_the_real_csp_in_production(production, browser):
     """DJANGO_DEBUG=0, collected static files, no ``bypass_csp``: the 404 page's module and
-    the search it imports load, and the page's links lead to real charts."""
-    from playwright.sync_api import sync_playwright
-
+    the search it imports load, and choosing a symbol opens its chart."""
     base, _, _ = production
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = chromium.new_page(viewport={"width": 1280, "height": 800})
-            page.set_default_timeout(20_000)
-            problems: list[str] = []
-            page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            response = page.goto(base + "/chart/DEMO:ALPH/")
-            assert response.status == 404
-            assert "script-src 'self'" in response.headers["content-security-policy"]
-            box = page.get_by_role("combobox", name="Search symbols")
-            box.fill("gamma")
-            page.get_by_role("option").first.wait_for()
-            with page.expect_navigation():
-                box.press("Enter")
-            assert page.url.endswith("/chart/DEMO:GAMMA/")
-            assert [p for p in problems if "status of 404" not in p] == []
-        finally:
-            chromium.close()
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        problems: list[str] = []
+        page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        response = page.goto(base + "/chart/DEMO:ALPH/")
+        assert response.status == 404
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+        box = page.get_by_role("combobox", name="Search symbols")
+        box.fill("gamma")
+        page.get_by_role("option").first.wait_for()
+        with page.expect_navigation():
+            box.press("Enter")
+        assert page.url.endswith("/chart/DEMO:GAMMA/")
+        assert [p for p in problems if "status of 404" not in p] == []
+    finally:
+        context.close()

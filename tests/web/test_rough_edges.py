@@ -154,3 +154,16 @@ def test_the_page_says_where_each_timeframes_history_starts(client, make_symbol)
     assert starts["1m"] == t0 and starts["2m"] == t0  # 2m is derived from 1m
     assert starts["1h"] == t0 - 3600 * 5 and starts["4h"] == t0 - 3600 * 5
     assert starts["5s"] is None
+
+
+# -- item 3: /pulse/ shows prices to each symbol's tick size -------------------------------------
+def test_the_pulse_page_gives_each_symbols_price_decimals_from_its_tick_size(client, make_symbol):
+    make_symbol("DEMO:ALPHA", exchange="DEMO", tick_size="0.05")
+    make_symbol("DEMO:BETA", exchange="DEMO", tick_size="0.1")
+    make_symbol("FX:EURUSD", exchange="FX", tick_size="0.00001")
+    make_symbol("IDX:BIG", exchange="IDX", tick_size="1")
+    html = client.get("/pulse/").content.decode()
+    start = html.index('<script id="pulse-config" type="application/json">') + len(
+        '<script id="pulse-config" type="application/json">')
+    config = json.loads(html[start:html.index("</script>", start)])
+    assert config["price_decimals"] == {"DEMO:ALPHA": 2, "DEMO:BETA": 2, "FX:EURUSD": 5, "IDX:BIG": 2}
