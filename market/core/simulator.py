@@ -2,7 +2,9 @@
 
 Deterministic for a given seed and time range, so a first-run back-fill and the live
 stream that follows it join without a seam. Round the clock: the day volume restarts
-at 00:00 UTC, as it does on the demo exchange's trading day.
+at 00:00 UTC, as it does on the demo exchange's trading day. After a restart a walk
+continues from the stored price and day volume (``start_from``), as a real exchange's
+cumulative volume would: restarting it at 0 would leave it below what is already counted.
 """
 
 from __future__ import annotations
@@ -66,11 +68,18 @@ class RandomWalk:
         self._next: list[tuple[float, int]] = []
         self._clock: float | None = None
 
-    def start_from(self, ticker: str, price: float) -> None:
-        """Continue a symbol's walk from a stored last price."""
+    def start_from(self, ticker: str, price: float, *, day_volume: tuple[int, float] | None = None) -> None:
+        """Continue a symbol's walk from a stored last price and, with ``day_volume``
+        ``(day label, cumulative volume)``, from that day's volume (the label is 00:00 UTC
+        of the day, as the demo exchange's ``TradingDay.label``; a later day starts at 0)."""
         for w in self._walkers:
-            if w.spec.ticker == ticker and price > 0:
+            if w.spec.ticker != ticker:
+                continue
+            if price > 0:
                 w.price = price
+            if day_volume is not None and w.has_volume:
+                label, volume = day_volume
+                w.day, w.day_volume = int(label // DAY), max(0.0, float(volume))
 
     def ticks_until(self, t_end: float, *, t_start: float | None = None) -> Iterator[Tick]:
         """Ticks with times in [previous end (or ``t_start``), ``t_end``), ascending."""

@@ -8,8 +8,9 @@ The messages and frames are ``market.web.protocol`` (schemas in protocol.schema.
                 since inclusive (the newest instead if too many; a shown bar is replaced)
             candle {symbol, tf, candle, studies?}      live (studies: each value for this candle;
                 a revised older candle of a stream with studies comes as a resync snapshot from it)
-            error {message, code?, symbol?, tf?}       (code: rate_limited | frame_too_large | bad_study |
-                too_many_subscriptions | symbol_limit)
+            error {message, code, symbol?, tf?}        (code, protocol.ERROR_CODES: bad_request |
+                bad_timeframe | unknown_symbol | not_subscribed | bad_study | server_error |
+                rate_limited | frame_too_large | too_many_subscriptions | symbol_limit)
             status {source, state, detail, heartbeat}  on connect, on change, every few seconds
             sync {seq}                                 every quarter window: n frames sent so far
             behind {seq}                               once per episode: live frames are held
@@ -427,10 +428,10 @@ class MarketConsumer(AsyncWebsocketConsumer):
         except StudyError as exc:
             await self._error(str(exc), msg, code="bad_study")
         except ProtocolError as exc:
-            await self._error(str(exc), msg)
+            await self._error(str(exc), msg, code=exc.code)
         except Exception:  # noqa: BLE001 - e.g. the database is down: answer, keep the socket
             logger.exception("failed to handle a client message")
-            await self._error("server error; try again shortly")
+            await self._error("server error; try again shortly", code="server_error")
 
     async def _handle(self, msg: dict[str, Any]) -> None:
         kind = msg.get("type")
@@ -513,7 +514,7 @@ class MarketConsumer(AsyncWebsocketConsumer):
             raise
         if loaded is None:
             await self._leave_unless_subscribed(group)
-            raise ProtocolError(f"unknown symbol {ticker}")
+            raise ProtocolError(f"unknown symbol {ticker}", code="unknown_symbol")
         return loaded
 
     def _add(self, key: StreamKey, sub: Subscription) -> None:
@@ -529,7 +530,7 @@ class MarketConsumer(AsyncWebsocketConsumer):
         ticker, tf = read_target(msg)
         sub = self.subscriptions.pop((ticker, tf.code), None)
         if sub is None:
-            raise ProtocolError(f"not subscribed to {ticker} {tf.code}")
+            raise ProtocolError(f"not subscribed to {ticker} {tf.code}", code="not_subscribed")
         WS_SUBSCRIPTIONS.dec()
         _release_studies(sub)
         await self._leave_unless_subscribed(sub.group)

@@ -14,6 +14,9 @@ Client messages (JSON text frames, at most MARKET ``WS_MAX_FRAME_BYTES``)::
     {"type": "unsubscribe", "symbol": "NSE:SBIN-EQ", "tf": "1m"}
     {"type": "ack", "seq": n}
     {"type": "ping"}
+
+Every error frame names its cause in ``code`` (``ERROR_CODES``), so a client can act on
+it without parsing the message.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from market.core.timeframes import Timeframe, TimeframeError
 from market.web.validation import MAX_TICKER_LENGTH, is_ticker
 
 __all__ = [
-    "CAUGHT_UP", "CLOSE_LIMITS", "CLOSE_TOO_SLOW", "PONG", "SCHEMA_PATH", "LimitExceeded", "ProtocolError",
+    "CAUGHT_UP", "CLOSE_LIMITS", "CLOSE_TOO_SLOW", "ERROR_CODES", "PONG", "SCHEMA_PATH", "LimitExceeded",
+    "ProtocolError",
     "behind_frame", "candle_frame", "echo", "error_frame", "frame_too_large", "hello_frame", "read_message",
     "read_since", "read_target", "resync_frame", "snapshot_frame", "status_frame", "symbol_limit_frame",
     "sync_frame",
@@ -44,17 +48,34 @@ CLOSE_TOO_SLOW = 4008  # behind and no ack for WS_STALL_SECONDS (docs/deploy.md 
 
 _MAX_EPOCH = 10**10
 
+#: The ``code`` of an error frame: what was wrong (the schema's ``server.error`` lists them).
+ERROR_CODES = (
+    "bad_request",             # not a message we understand: bad JSON, type, field or value
+    "bad_timeframe",           # ``tf`` is not a timeframe code
+    "unknown_symbol",          # no such (active) symbol
+    "not_subscribed",          # unsubscribe from a stream this socket does not have
+    "bad_study",               # a study key or parameter it cannot compute
+    "server_error",            # our fault (e.g. the database is down): try again
+    "rate_limited",            # the limits (README "Limits"), each also a strike
+    "frame_too_large",
+    "too_many_subscriptions",
+    "symbol_limit",            # the vendor's cap on live symbols (the stream stays open)
+)
+
 
 class ProtocolError(ValueError):
-    """A client message we answer with ``{"type": "error"}``."""
+    """A client message we answer with ``{"type": "error", "code": code}``."""
+
+    def __init__(self, message: str, *, code: str = "bad_request") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class LimitExceeded(ProtocolError):
     """A broken limit: answered with an error carrying ``code``, and a strike (README "Limits")."""
 
     def __init__(self, message: str, *, code: str) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code=code)
 
 
 def frame_too_large(text_data: str | None, bytes_data: bytes | None, max_bytes: int) -> bool:
@@ -85,12 +106,17 @@ def read_message(text_data: str | None, bytes_data: bytes | None, max_bytes: int
 def read_target(msg: dict[str, Any]) -> tuple[str, Timeframe]:
     """The (ticker, timeframe) a subscribe or unsubscribe names."""
     ticker = msg.get("symbol")
+    if ticker is None:
+        raise ProtocolError("symbol is required")
     if not is_ticker(ticker):
         raise ProtocolError("symbol must be a ticker such as NSE:SBIN-EQ")
+    code = msg.get("tf")
+    if code is None:
+        raise ProtocolError("tf is required")
     try:
-        tf = Timeframe.parse(msg.get("tf"))  # type: ignore[arg-type]
+        tf = Timeframe.parse(code)
     except TimeframeError as exc:
-        raise ProtocolError(str(exc)) from None
+        raise ProtocolError(str(exc), code="bad_timeframe") from None
     return ticker, tf
 
 

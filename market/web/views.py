@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 
 from market import selectors
 from market.web import access
 from market.conf import market
 from market.core.studies import Study, StudyError, parse_studies
-from market.core.timeframes import CODES, Timeframe, TimeframeError
+from market.core.timeframes import ALL, CODES, Timeframe, TimeframeError
 from market.web.responses import json_response
 from market.web.validation import is_ticker
 
@@ -134,11 +134,14 @@ def chart(request: HttpRequest, ticker: str | None = None) -> HttpResponse:
     else:
         symbol = selectors.symbol_get(ticker=ticker) if is_ticker(ticker) else None
         if symbol is None:
-            raise Http404("unknown symbol")
+            return not_found(request, ticker)
+    asked = request.GET.get("tf")
     try:
-        tf = _timeframe(request.GET.get("tf"))
+        tf = _timeframe(asked)
+        tf_note = None
     except BadRequest:
         tf = Timeframe.parse(DEFAULT_TF)
+        tf_note = f"{asked[:16]} is not a timeframe; showing {tf.code}"
     candles = selectors.candle_list(symbol=symbol, tf=tf)
     session = conf.sessions.for_exchange(symbol.exchange)
     config = {
@@ -152,7 +155,12 @@ def chart(request: HttpRequest, ticker: str | None = None) -> HttpResponse:
             "tz": session.tz, "open": session.open.strftime("%H:%M"), "close": session.close.strftime("%H:%M"),
         },
         "tf": tf.code,
+        # The asked-for tf was not one: the page says so and corrects its URL.
+        "tf_note": tf_note,
         "timeframes": list(CODES),
+        # The oldest stored candle per timeframe (null: none): the range buttons that
+        # could show no more than a shorter one are disabled.
+        "history_start": history_starts(symbol),
         "symbols": [{"ticker": s.ticker, "name": s.name} for s in symbols],
         "candles": [c.as_dict() for c in candles],
         "ws_path": "/ws/market/",
@@ -163,4 +171,41 @@ def chart(request: HttpRequest, ticker: str | None = None) -> HttpResponse:
         # Without public access a failed handshake may be a refusal: the page asks api_session.
         "sign_in_required": not access.public_access(),
     }
-    return render(request, "market/chart.html", {"chart_config": config, "symbol": symbol, "tf": tf.code})
+    return render(request, "market/chart.html",
+                  {"chart_config": config, "symbol": symbol, "tf": tf.code, "tf_note": tf_note})
+
+
+def history_starts(symbol: Any) -> dict[str, int | None]:
+    """The time of the oldest stored candle of ``symbol`` for every timeframe (one indexed
+    read per stored timeframe; a derived one starts where its stored base does)."""
+    plan = market().plan
+    stored: dict[str, int | None] = {}
+    for tf in ALL:
+        base = plan.base_for(tf)
+        if base.code not in stored:
+            first = selectors.candle_list(symbol=symbol, tf=base, start=0, limit=1)
+            stored[base.code] = first[0].time if first else None
+    return {tf.code: stored[plan.base_for(tf).code] for tf in ALL}
+
+
+MAX_SUGGESTIONS = 8
+
+
+def not_found(request: HttpRequest, ticker: str) -> HttpResponse:
+    """``/chart/<unknown>/``: a 404 in the site's look, with the symbol search and the
+    closest symbols (the search's own ranking, on the whole ticker, then its bare part),
+    or the symbols there are when nothing is close. Rendered here, so never Django's
+    debug page."""
+    shown = "".join(ch for ch in ticker[:64] if ch.isprintable())
+    bare = shown.split(":", 1)[-1].split("-", 1)[0]
+    suggestions: list[dict[str, Any]] = []
+    for query in dict.fromkeys(q for q in (shown, bare) if q.strip()):
+        suggestions = selectors.symbol_search(query=query, limit=MAX_SUGGESTIONS)
+        if suggestions:
+            break
+    close = bool(suggestions)
+    if not close:
+        suggestions = selectors.symbol_search(query="", limit=MAX_SUGGESTIONS)
+    context = {"ticker": shown, "suggestions": suggestions, "close": close,
+               "search_config": {"api_symbols": "/api/symbols", "chart_path": "/chart/"}}
+    return render(request, "market/not_found.html", context, status=404)

@@ -18,16 +18,25 @@
   var MAX_EVENTS = 200;
   var state = { movers: [], sortKey: 'r5m', sortDir: -1, events: [] };
 
-  function fmtPct(v) { return v === null || v === undefined ? '–' : (v * 100).toFixed(2) + '%'; }
-  function fmtPrice(v) {
+  // Numbers as the chart page shows them: the typographic minus (U+2212), prices to their
+  // symbol's tick size (config.price_decimals), times on the 24-hour clock.
+  var MINUS = '\u2212';
+  function num(v, digits) {
+    var s = Math.abs(v).toFixed(digits);
+    return (v < 0 && Number(s) !== 0 ? MINUS : '') + s;
+  }
+  // The server's event texts ("DEMO:ALPHA -0.53% in 1m"): their negative numbers too.
+  function minusSigns(text) { return String(text).replace(/(^|[\s(])-(?=\d)/g, '$1' + MINUS); }
+  function fmtPct(v) { return v === null || v === undefined ? '–' : num(v * 100, 2) + '%'; }
+  function fmtPrice(v, m) {
     if (v === null || v === undefined) return '–';
-    var digits = v >= 1000 ? 2 : v >= 1 ? 4 : 6;
-    return v.toFixed(digits);
+    var digits = m && config.price_decimals && config.price_decimals[m.symbol];
+    if (typeof digits !== 'number') digits = v >= 1000 ? 2 : v >= 1 ? 4 : 6; // a symbol the page did not know
+    return num(v, digits);
   }
-  function fmtSlope(v) { return v === null || v === undefined ? '–' : (v * 1e4).toFixed(2) + ' bp/m'; }
-  function fmtTime(epoch) {
-    return new Date(epoch * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
-  }
+  function fmtSlope(v) { return v === null || v === undefined ? '–' : num(v * 1e4, 2) + ' bp/m'; }
+  var timeFormat = new Intl.DateTimeFormat('en-GB', { hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+  function fmtTime(epoch) { return timeFormat.format(new Date(epoch * 1000)); }
   function el(tag, cls, text) {
     var e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -80,7 +89,7 @@
       } else if (c.key === 'regime') {
         td = el('td', 'regime-' + v, v.replace('_', ' '));
       } else {
-        td = el('td', 'num', c.fmt(v));
+        td = el('td', 'num', c.fmt(v, m));
         if (c.signed && typeof v === 'number' && v !== 0) td.classList.add(v > 0 ? 'up' : 'down');
       }
       tr.appendChild(td);
@@ -123,7 +132,7 @@
       t.dateTime = new Date(e.time * 1000).toISOString();
       li.appendChild(t);
       li.appendChild(el('span', 'kind', e.kind.replace('_', ' ')));
-      li.appendChild(el('span', 'msg', e.message));
+      li.appendChild(el('span', 'msg', minusSigns(e.message)));
       list.appendChild(li);
     });
     document.getElementById('stress-empty').hidden = state.events.length > 0;
@@ -147,7 +156,7 @@
     card.top.forEach(function (r) {
       var tr = el('tr');
       tr.appendChild(el('td', '', r.symbol));
-      tr.appendChild(el('td', 'num ' + (r.corr >= 0 ? 'up' : 'down'), r.corr.toFixed(2)));
+      tr.appendChild(el('td', 'num ' + (r.corr >= 0 ? 'up' : 'down'), num(r.corr, 2)));
       tr.appendChild(el('td', 'num', String(r.n)));
       body.appendChild(tr);
     });

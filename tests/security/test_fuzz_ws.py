@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, event, given, settings as hsettings, strateg
 
 from market import services
 from market.live.broadcast import candles_publish
-from market.web.protocol import CLOSE_LIMITS
+from market.web.protocol import CLOSE_LIMITS, ERROR_CODES
 from market.core.types import Candle, CandleUpdate
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -38,7 +38,6 @@ HEADERS = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
 TIMEOUT = 5
 TICKER = "DEMO:ALPHA"
 T0 = 1_731_999_960
-LIMIT_CODES = {"rate_limited", "frame_too_large", "too_many_subscriptions"}
 SERVER_TYPES = {"snapshot", "candle", "error", "pong", "status", "sync", "behind", "caught_up"}
 
 
@@ -102,7 +101,7 @@ def assert_well_formed(msg: Any) -> None:
     if msg["type"] == "error":
         assert isinstance(msg["message"], str) and msg["message"]
         assert set(msg) <= {"type", "message", "code", "symbol", "tf"}, msg
-        assert msg.get("code", "rate_limited") in LIMIT_CODES
+        assert msg["code"] in ERROR_CODES
         assert all(isinstance(msg[k], str) for k in ("symbol", "tf") if k in msg)
     elif msg["type"] == "snapshot":
         assert isinstance(msg["symbol"], str) and isinstance(msg["tf"], str) and isinstance(msg["candles"], list)

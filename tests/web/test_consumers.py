@@ -412,7 +412,7 @@ HOSTILE: dict[str, tuple[dict[str, Any], str]] = {
     "10 kB frame": ({"text_data": json.dumps({"type": "subscribe", "symbol": TICKER, "tf": "1m",
                                               "pad": "x" * 10_000})}, "larger than"),
     "bad tf 7m": ({"text_data": '{"type": "subscribe", "symbol": "DEMO:ALPHA", "tf": "7m"}'}, "timeframe"),
-    "tf missing": ({"text_data": '{"type": "subscribe", "symbol": "DEMO:ALPHA"}'}, "timeframe"),
+    "tf missing": ({"text_data": '{"type": "subscribe", "symbol": "DEMO:ALPHA"}'}, "tf is required"),
     "tf a list": ({"text_data": '{"type": "subscribe", "symbol": "DEMO:ALPHA", "tf": ["1m"]}'}, "timeframe"),
     "since as string": ({"text_data": '{"type": "subscribe", "symbol": "DEMO:ALPHA", "tf": "1m", '
                                       '"since": "1731999960"}'}, "since"),
@@ -451,7 +451,7 @@ async def test_unknown_symbol_does_not_leave_a_group_membership(alpha):
     async with ws() as comm:
         await comm.send_json_to({"type": "subscribe", "symbol": "DEMO:GHOST", "tf": "1m"})
         reply = await recv(comm)
-        assert reply == {"type": "error", "message": "unknown symbol DEMO:GHOST",
+        assert reply == {"type": "error", "message": "unknown symbol DEMO:GHOST", "code": "unknown_symbol",
                          "symbol": "DEMO:GHOST", "tf": "1m"}
         await publish(upd(candle(9), ticker="DEMO:GHOST"))
         assert await comm.receive_nothing(timeout=QUIET)
@@ -543,7 +543,8 @@ async def test_long_ticker_of_escaped_characters_gets_error(alpha):
     async with ws() as comm:
         await comm.send_json_to({"type": "subscribe", "symbol": ticker, "tf": "1m"})
         reply = await comm.receive_json_from(timeout=2)  # a crash surfaces only on timeout
-        assert reply == {"type": "error", "message": f"unknown symbol {ticker}", "symbol": ticker, "tf": "1m"}
+        assert reply == {"type": "error", "message": f"unknown symbol {ticker}", "code": "unknown_symbol",
+                         "symbol": ticker, "tf": "1m"}
         await subscribe(comm)
 
 

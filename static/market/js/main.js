@@ -18,6 +18,7 @@ import { createHistory } from './history.js';
 import { createIndicators } from './indicators.js';
 import { createLegend } from './legend.js';
 import { createMarkers } from './markers.js';
+import { createRanges } from './ranges.js';
 import { createSearch } from './search.js';
 import { createSocket } from './socket.js';
 import { createStatus } from './status.js';
@@ -55,7 +56,7 @@ function start(LC, config, chartEl) {
     firstPaintMs: null,
   });
 
-  var legend, candleHistory, studies, indicators, markers;
+  var legend, candleHistory, studies, indicators, markers, ranges;
   var view = createChart(LC, chartEl, {
     symbol: config.symbol,
     tf: config.tf,
@@ -65,6 +66,7 @@ function start(LC, config, chartEl) {
     api: api,
     changed: function () {
       legend.publish();
+      if (ranges) ranges.update();
       if (indicators) indicators.renderLegend();
       if (markers) markers.barsChanged(false);
     },
@@ -161,9 +163,7 @@ function start(LC, config, chartEl) {
   document.querySelectorAll('[data-type]').forEach(function (b) {
     b.addEventListener('click', function () { view.setSeriesType(b.getAttribute('data-type')); });
   });
-  document.querySelectorAll('[data-range]').forEach(function (b) {
-    b.addEventListener('click', function () { candleHistory.showRange(b.getAttribute('data-range')); });
-  });
+  ranges = createRanges(document.querySelectorAll('[data-range]'), config, view, candleHistory.showRange);
 
   var themeBtn = document.getElementById('theme-toggle');
   function applyTheme(name) {
@@ -201,6 +201,11 @@ function start(LC, config, chartEl) {
     status.refresh();
   }
 
+  if (config.tf_note) { // the URL named no timeframe we have: it now names the one shown
+    var shownUrl = new URL(window.location.href);
+    shownUrl.searchParams.set('tf', config.tf);
+    window.history.replaceState(window.history.state, '', shownUrl.toString().replace(/%3A/gi, ':').replace(/%2C/gi, ','));
+  }
   applyTheme(theme());
   view.setSeriesType(storageGet(TYPE_KEY) || 'candles');
   view.setData(config.candles || []);
