@@ -81,10 +81,10 @@ export function createChart(LC, chartEl, opts) {
   options.timeScale.barSpacing = DEFAULT_BAR_SPACING;
   options.timeScale.maxBarSpacing = MAX_BAR_SPACING;
   options.timeScale.minBarSpacing = 0.05;
-  // Edge labels are drawn whole only with the edges fixed: a label centred on the newest (or
-  // oldest) bar would be cut by the price scale ("02 De"). Scroll-back still loads older pages.
+  // The oldest bar's label is drawn whole only with the left edge fixed ("02 De" otherwise).
+  // Scroll-back still loads older pages. The right edge stays free: drawings reach into
+  // the future (a projected trend line), as on every charting tool.
   options.timeScale.fixLeftEdge = true;
-  options.timeScale.fixRightEdge = true;
   options.timeScale.tickMarkFormatter = function (time, type) { return tickMark(time, type); };
   options.localization = { timeFormatter: function (time) { return formatTime(time); } };
   options.crosshair = { mode: LC.CrosshairMode.Normal };
