@@ -102,7 +102,8 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "REDIS_URL") and not k.startswith(("PYTEST", "TICKCHART_"))}
     env.update(DJANGO_DEBUG="0", SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="127.0.0.1",
-               SECURE_COOKIES="0", TICKCHART_DB_PATH=str(tmp / "db.sqlite3"), TICKCHART_HTTP_RATE_PER_MINUTE="0")
+               SECURE_COOKIES="0", TICKCHART_DB_PATH=str(tmp / "db.sqlite3"), TICKCHART_HTTP_RATE_PER_MINUTE="0",
+               TICKCHART_GC_FULL_SECONDS=os.environ.get("TICKCHART_GC_FULL_SECONDS", "300"))
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     started = time.perf_counter()
     out = subprocess.run([sys.executable, "manage.py", "shell", "-c", SEED.format(ticker=TICKER, t0=T0, n=args.candles)],
@@ -112,6 +113,7 @@ def main() -> None:
 
     with daphne(env, tmp / "daphne.log") as (port, proc):
         base = f"http://127.0.0.1:{port}"
+        print(f"daphne peak RSS at start {vm_hwm(proc.pid):.0f} MiB")
         frame_s, frame_mb, frame_size = [], [], 0.0
         for _ in range(args.runs):
             code = CLIENT.format(client=str(ROOT / "client"), url=base, token=token, ticker=TICKER)
@@ -121,8 +123,10 @@ def main() -> None:
             frame_s.append(float(took))
             frame_mb.append(float(grew))
             frame_size = float(size)
+            print(f"  run {len(frame_s)}: {float(took):.2f} s; daphne peak RSS {vm_hwm(proc.pid):.0f} MiB")
         print(summary("client.history -> DataFrame", frame_s, "s"))
         print(summary("  client peak memory growth", frame_mb, "MiB") + f"  (the frame itself {frame_size:.0f} MiB)")
+        print(f"daphne peak RSS after the history reads {vm_hwm(proc.pid):.0f} MiB")
         for fmt in ("csv", "parquet"):
             times, sizes, growth = [], [], []
             for _ in range(args.runs):
