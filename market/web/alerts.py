@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from django.http import HttpRequest, HttpResponse
 
 from market import selectors, services
@@ -17,7 +16,7 @@ from market.core.alerts import AlertError
 from market.feed.targets import target_error
 from market.live.broadcast import user_notify
 from market.web import access
-from market.web.responses import json_response
+from market.web.responses import json_body, json_response
 from market.web.validation import is_ticker
 
 FIELDS = {"symbol", "tf", "left", "op", "right", "trigger", "bars", "expires", "message", "webhook", "channels"}
@@ -25,15 +24,7 @@ MAX_BODY = 16_384
 
 
 def read_body(request: HttpRequest) -> dict[str, Any] | HttpResponse:
-    if len(request.body) > MAX_BODY:
-        return json_response({"error": "body too large"}, 413)
-    try:
-        body = orjson.loads(request.body or b"{}")
-    except orjson.JSONDecodeError:
-        return json_response({"error": "body must be JSON"}, 400)
-    if not isinstance(body, dict):
-        return json_response({"error": "body must be a JSON object"}, 400)
-    return body
+    return json_body(request, max_bytes=MAX_BODY)
 
 
 def _create(request: HttpRequest) -> HttpResponse:

@@ -9,31 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from django.http import HttpRequest, HttpResponse
 
 from market import selectors, services
 from market.core.markers import MarkerError, parse_marker
 from market.live.broadcast import marker_notify
 from market.web import access
-from market.web.responses import json_response
+from market.web.responses import json_body, json_response
 from market.web.validation import is_ticker
 from market.web.views import BadRequest, int_param
 
 MAX_BODY = 4096
 markers_view = access.scoped_view("markers", public_reads=True)
-
-
-def _body(request: HttpRequest) -> dict[str, Any] | HttpResponse:
-    if len(request.body) > MAX_BODY:
-        return json_response({"error": "body too large"}, 413)
-    try:
-        body = orjson.loads(request.body or b"{}")
-    except orjson.JSONDecodeError:
-        return json_response({"error": "body must be JSON"}, 400)
-    if not isinstance(body, dict):
-        return json_response({"error": "body must be a JSON object"}, 400)
-    return body
 
 
 def _symbol(ticker: object) -> Any:
@@ -56,7 +43,7 @@ def _list(request: HttpRequest) -> HttpResponse:
 
 
 def _create(request: HttpRequest) -> HttpResponse:
-    body = _body(request)
+    body = json_body(request, max_bytes=MAX_BODY)
     if isinstance(body, HttpResponse):
         return body
     try:

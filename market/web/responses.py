@@ -15,3 +15,16 @@ def json_response(payload: Any, status: int = 200, **headers: str) -> HttpRespon
     for name, value in headers.items():
         response[name.replace("_", "-")] = value
     return response
+
+
+def json_body(request: Any, *, max_bytes: int) -> dict[str, Any] | HttpResponse:
+    """A write's JSON object body, or the error response to send instead (413, 400)."""
+    if len(request.body) > max_bytes:
+        return json_response({"error": "body too large"}, 413)
+    try:
+        body = orjson.loads(request.body or b"{}")
+    except orjson.JSONDecodeError:
+        return json_response({"error": "body must be JSON"}, 400)
+    if not isinstance(body, dict):
+        return json_response({"error": "body must be a JSON object"}, 400)
+    return body
