@@ -83,7 +83,10 @@ export function createIndicators(view, studies, history, api, resubscribe) {
     });
   }
 
+  var ignored = []; // the keys the note names since the studies were last chosen
+
   function apply(keys, bad) {
+    ignored = (bad || []).slice();
     studies.setKeys(keys);
     persist(keys);
     renderMenu();
@@ -202,7 +205,9 @@ export function createIndicators(view, studies, history, api, resubscribe) {
     var keys = studies.keys();
     var bad = keys.filter(function (k) { return message.indexOf(k) >= 0; });
     if (!bad.length) return;
-    apply(keys.filter(function (k) { return bad.indexOf(k) < 0; }), bad);
+    // Keep naming what was ignored before (the socket's refusal may come first or second).
+    var named = ignored.concat(bad.filter(function (k) { return ignored.indexOf(k) < 0; }));
+    apply(keys.filter(function (k) { return bad.indexOf(k) < 0; }), named);
   }
 
   return {
