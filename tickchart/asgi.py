@@ -35,4 +35,4 @@ application = ProtocolTypeRouter(
 )
 
 # Last: what is loaded by now is never garbage, and is frozen out of every collection.
-gc_tuning.install(settings.TICKCHART_GC_FULL_SECONDS)
+gc_tuning.install(settings.TICKCHART_GC_FULL_SECONDS, settings.TICKCHART_GC_GROWTH_MIB)

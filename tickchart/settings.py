@@ -176,6 +176,8 @@ TICKCHART_EAGER_WRITES = env_bool("TICKCHART_EAGER_WRITES", True)
 # Seconds between full garbage collections in web processes (tickchart/gc_tuning.py);
 # 0 = Python's automatic ones, which paused daphne 60-100 ms mid-fan-out.
 TICKCHART_GC_FULL_SECONDS = float(env("TICKCHART_GC_FULL_SECONDS", "300") or 0)
+# ... and sooner once a process has grown by this many MiB since the last one (0: timer only).
+TICKCHART_GC_GROWTH_MIB = float(env("TICKCHART_GC_GROWTH_MIB", "64") or 0)
 
 # ---- Cache -------------------------------------------------------------------------
 # "ratelimit" holds the HTTP rate-limit counts (market.web.ratelimit): in Redis

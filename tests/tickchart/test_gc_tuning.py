@@ -34,3 +34,25 @@ def test_startup_is_frozen_and_full_collections_come_from_the_timer():
 def test_zero_leaves_pythons_collector_alone():
     got = probe("0")
     assert got["threshold"] == [700, 10, 10] and got["frozen"] == 0
+
+
+GROWTH = """
+import gc, json, time
+full = []
+gc.callbacks.append(lambda phase, info: phase == "stop" and info["generation"] == 2 and full.append(1))
+import tickchart.asgi
+loaded = len(full)  # the application's start-up ones (install's included)
+time.sleep(1.5)
+quiet = len(full) - loaded
+hoard = [bytearray(1 << 20) for _ in range(96)]  # 96 MiB resident: past the 64 MiB growth trigger
+time.sleep(2.5)
+print(json.dumps({"quiet": quiet, "after": len(full) - loaded - quiet}))
+"""
+
+
+def test_a_full_collection_comes_early_once_the_process_has_grown():
+    out = subprocess.run([sys.executable, "-c", GROWTH], capture_output=True, text=True, check=True,
+                         env={**os.environ, "TICKCHART_GC_FULL_SECONDS": "300", "TICKCHART_GC_GROWTH_MIB": "64"})
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["quiet"] == 0, "none while nothing grows (the timer is 300 s)"
+    assert got["after"] >= 1, "memory grew by 96 MiB: collected without waiting for the timer"
