@@ -337,21 +337,27 @@ def alert_checkpoint(*, events: Iterable[tuple[Event, str]], states: Mapping[int
     return new
 
 
-def alert_event_attempted(*, event_id: str, ok: bool, error: str = "", now: float | None = None) -> None:
-    """One webhook attempt's outcome: delivered, or retried with backoff until it is failed."""
+def _attempt_record(queue: Any, pk: Any, status_field: str, *, ok: bool, error: str, now: float | None) -> None:
+    """One delivery attempt's outcome on a row of ``queue`` (webhook events, channel
+    deliveries): delivered, or retried with backoff (``core.alerts.next_attempt``) until failed."""
     now = time.time() if now is None else now
     with transaction.atomic():
-        ev = AlertEvent.objects.select_for_update().get(id=event_id)
-        ev.attempts += 1
+        row = queue.objects.select_for_update().get(pk=pk)
+        row.attempts += 1
         if ok:
-            ev.delivery, ev.last_error = "delivered", ""
+            status, row.last_error = "delivered", ""
         else:
-            retry = next_attempt(ev.attempts, now)
-            ev.last_error = error[:200]
-            ev.delivery = "failed" if retry is None else "pending"
-            ev.next_attempt = retry or 0
-        ev.save(update_fields=["attempts", "delivery", "last_error", "next_attempt"])
+            retry = next_attempt(row.attempts, now)
+            row.last_error = error[:200]
+            status = "failed" if retry is None else "pending"
+            row.next_attempt = retry or 0
+        setattr(row, status_field, status)
+        row.save(update_fields=["attempts", status_field, "last_error", "next_attempt"])
 
+
+def alert_event_attempted(*, event_id: str, ok: bool, error: str = "", now: float | None = None) -> None:
+    """One webhook attempt's outcome."""
+    _attempt_record(AlertEvent, event_id, "delivery", ok=ok, error=error, now=now)
 
 
 MARKERS_PER_SYMBOL = 5_000  # per user: a runaway strategy cannot fill the table
@@ -432,19 +438,8 @@ def notify_delivery_create_for(*, event_id: str, alert_id: int) -> int:
 
 
 def notify_delivery_attempted(*, delivery_id: int, ok: bool, error: str = "", now: float | None = None) -> None:
-    """One attempt's outcome, with the webhooks' backoff (``core.alerts.next_attempt``)."""
-    now = time.time() if now is None else now
-    with transaction.atomic():
-        d = NotifyDelivery.objects.select_for_update().get(pk=delivery_id)
-        d.attempts += 1
-        if ok:
-            d.status, d.last_error = "delivered", ""
-        else:
-            retry = next_attempt(d.attempts, now)
-            d.last_error = error[:200]
-            d.status = "failed" if retry is None else "pending"
-            d.next_attempt = retry or 0
-        d.save(update_fields=["attempts", "status", "last_error", "next_attempt"])
+    """One channel delivery attempt's outcome, with the webhooks' backoff."""
+    _attempt_record(NotifyDelivery, delivery_id, "status", ok=ok, error=error, now=now)
 
 
 # --- Candle partitions (PostgreSQL; docs/durability.md "Partitions") -----------------------
@@ -527,9 +522,8 @@ def candle_partition_ensure(*, pairs: Iterable[tuple[str, int]]) -> list[str]:
     made: list[str] = []
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PARTITION_LOCK])
-        rows = selectors.candle_partition_list() or []
-        exists = {r.partition.name for r in rows if not r.pending}
-        ranged = {r.partition.timeframe: r.ranged for r in rows if r.partition.start is None}
+        now_known = _PartitionState(selectors.candle_partition_list() or [])  # under the lock, read again
+        exists, ranged = now_known.known, now_known.ranged
         retained = _retained()
         for p in sorted(missing, key=lambda p: (p.timeframe, p.start is not None, p.start or 0)):
             if p.name in exists:
