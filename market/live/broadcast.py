@@ -99,10 +99,15 @@ def event_group(event: dict[str, Any]) -> str:
     return group_name(event["symbol"], event["tf"])
 
 
+def _frame_event(event_type: str, group: str, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """An event the consumers relay as it stands: ``{"type": kind, **payload}`` to the group's sockets."""
+    return {"type": event_type, "group": group, "text": user_frame(kind, payload)}
+
+
 def user_event(user_id: int, kind: str, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """``(group, event)`` telling every open socket of ``user_id`` ``{"type": kind, **payload}``."""
     group = user_group(user_id)
-    return group, {"type": USER_EVENT, "group": group, "text": user_frame(kind, payload)}
+    return group, _frame_event(USER_EVENT, group, kind, payload)
 
 
 async def user_publish(layer: Any, user_id: int, kind: str, payload: dict[str, Any]) -> None:
@@ -119,18 +124,22 @@ async def status_publish(layer: Any, *, source: str, state: str, detail: str, he
     })
 
 
-def user_notify(*, user_id: int, kind: str, payload: dict[str, Any]) -> None:
-    """Tell every open page of ``user_id`` ``{"type": kind, **payload}``, from sync code
-    (a view, once its service call has committed the write). A channel-layer outage is
-    logged, not raised: the write stands, and pages read it again when they reconnect."""
+def _send_now(group: str, event: dict[str, Any], what: str) -> None:
+    """``event`` to ``group`` from sync code, after the write it tells of. A channel-layer
+    outage is logged, not raised: the write stands, and pages read it again when they reconnect."""
     layer = get_channel_layer()
     if layer is None:
         return
-    group, event = user_event(user_id, kind, payload)
     try:
         async_to_sync(layer.group_send)(group, event)
-    except Exception:  # noqa: BLE001 - Redis down: the pages resync on reconnect
-        logger.warning("could not tell user %s's pages about a %s (channel layer down)", user_id, kind)
+    except Exception:  # noqa: BLE001 - Redis down
+        logger.warning("could not tell %s (channel layer down)", what)
+
+
+def user_notify(*, user_id: int, kind: str, payload: dict[str, Any]) -> None:
+    """Tell every open page of ``user_id`` ``{"type": kind, **payload}`` (a view, once its
+    service call has committed the write)."""
+    _send_now(*user_event(user_id, kind, payload), f"user {user_id}'s pages about a {kind}")
 
 
 def marker_group(ticker: str) -> str:
@@ -141,13 +150,7 @@ def marker_group(ticker: str) -> str:
 
 def marker_notify(*, ticker: str, op: str, marker: dict[str, Any]) -> None:
     """Tell every open chart of ``ticker`` that a marker was added (``upsert``) or removed
-    (``delete``), from sync code after the write. A layer outage is logged, not raised."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
+    (``delete``), after the write."""
     group = marker_group(ticker)
-    event = {"type": MARKER_EVENT, "group": group, "text": user_frame("marker", {"op": op, "marker": marker})}
-    try:
-        async_to_sync(layer.group_send)(group, event)
-    except Exception:  # noqa: BLE001 - Redis down: charts read markers again when they reload
-        logger.warning("could not tell %s's charts about a marker (channel layer down)", ticker)
+    _send_now(group, _frame_event(MARKER_EVENT, group, "marker", {"op": op, "marker": marker}),
+              f"{ticker}'s charts about a marker")
