@@ -95,8 +95,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
         self.message_user(request, f"{count} token(s) revoked")
 
 
-
-
 @admin.register(CalendarOverride)
 class CalendarOverrideAdmin(admin.ModelAdmin):
     """Extra closures and special sessions; the feeds re-read them within REFRESH_SECONDS."""
@@ -105,8 +103,9 @@ class CalendarOverrideAdmin(admin.ModelAdmin):
     list_filter = ("exchange", "kind")
     search_fields = ("exchange", "note")
     date_hierarchy = "date"
-# ---- Alerts (issue 13) and token scopes --------------------------------------------------
 
+
+# ---- Alerts (issue 13) and token scopes --------------------------------------------------
 
 
 class OwnRowsMixin:
@@ -201,8 +200,6 @@ class ApiTokenScopedAdmin(ApiTokenAdmin):
 
 admin.site.unregister(ApiToken)
 admin.site.register(ApiToken, ApiTokenScopedAdmin)
-
-
 
 
 @admin.register(NotifyChannel)

@@ -246,6 +246,8 @@ class Marker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol_id} {self.time} {self.shape} {self.text}"
+
+
 class CalendarOverride(models.Model):
     """An exchange announcement the holiday library cannot know: an extra closure, or a
     special session (Muhurat trading on Diwali evening, a budget-day Saturday session).
@@ -277,6 +279,8 @@ class CalendarOverride(models.Model):
         self.exchange = (self.exchange or "").strip().upper()
         if self.kind == self.Kind.SPECIAL and (self.open is None or self.close is None or self.close <= self.open):
             raise ValidationError("A special session needs an open time before its close time.")
+
+
 class Drawing(models.Model):
     """A user's drawing on a symbol's chart (issue 12): a kind, its anchor points (exchange
     time and price, so every timeframe shows it in place) and a style, as
@@ -297,6 +301,8 @@ class Drawing(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} on {self.symbol}"
+
+
 class NotifyChannel(models.Model):
     """Where a user's alerts are also sent (issue 13): an apprise URL (``ntfy://…``,
     ``tgram://…``, ``json://…``; it usually carries a token, so it is a secret the API and

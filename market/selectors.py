@@ -478,6 +478,8 @@ def marker_list(*, symbol: Symbol, start: int | None = None, end: int | None = N
 
 def marker_get(*, pk: int) -> Marker | None:
     return Marker.objects.select_related("symbol", "user").filter(pk=pk).first()
+
+
 # ---- exchange calendars (issue 15) ----------------------------------------------------
 
 
@@ -498,8 +500,9 @@ def calendar_get() -> Calendar:
 def exchange_known(*, code: str) -> bool:
     """A session code some calendar, session or stored symbol names."""
     return calendar_get().knows(code) or Symbol.objects.filter(exchange=code).exists()
-# ------------------------------------------------------------------ drawings (issue 12)
 
+
+# ------------------------------------------------------------------ drawings (issue 12)
 
 
 def drawing_as_dict(drawing: Drawing) -> dict[str, Any]:
@@ -516,6 +519,8 @@ def drawing_list(*, user: Any, symbol: str) -> list[Drawing]:
 def drawing_get(*, user: Any, pk: int) -> Drawing | None:
     """The user's drawing ``pk``, or None (also when it is someone else's)."""
     return Drawing.objects.filter(user=user, pk=pk).first()
+
+
 def alert_count(*, user: Any) -> int:
     """How many alerts ``user`` holds (the quota counts every status)."""
     return Alert.objects.filter(user=user).count()
@@ -563,6 +568,8 @@ def notify_delivery_due(*, now: float, limit: int = 100) -> list[dict[str, Any]]
 def notify_delivery_list(*, event_id: str) -> list[dict[str, Any]]:
     return [{"channel": d.channel_id, "status": d.status, "attempts": d.attempts, "last_error": d.last_error}
             for d in NotifyDelivery.objects.filter(event_id=event_id)]
+
+
 class CandlePartitionRow(NamedTuple):
     """One partition of the candle table: ``ranged``, a timeframe's partition that is itself
     split by time; ``pending``, a ``DETACH … CONCURRENTLY`` that did not finish."""
