@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from django.http import HttpRequest, HttpResponse
 
 from market import selectors, services
 from market.core.drawings import DrawingError
 from market.live.broadcast import user_notify
 from market.web import access
-from market.web.responses import json_response
+from market.web.responses import json_body, json_response
 from market.web.validation import is_ticker
 
 FIELDS = {"symbol", "kind", "points", "style"}
@@ -36,14 +35,9 @@ def _tell(drawing: Any, op: str) -> None:
 
 
 def _body(request: HttpRequest, allowed: set[str]) -> dict[str, Any] | HttpResponse:
-    if len(request.body) > MAX_BODY:
-        return json_response({"error": f"body too large (at most {MAX_BODY} bytes)"}, 413)
-    try:
-        body = orjson.loads(request.body or b"{}")
-    except orjson.JSONDecodeError:
-        return json_response({"error": "body must be JSON"}, 400)
-    if not isinstance(body, dict):
-        return json_response({"error": "body must be a JSON object"}, 400)
+    body = json_body(request, max_bytes=MAX_BODY)
+    if isinstance(body, HttpResponse):
+        return body
     unknown = sorted(set(body) - allowed)
     if unknown:
         fields = ", ".join(sorted(allowed))

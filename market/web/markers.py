@@ -39,7 +39,8 @@ def _list(request: HttpRequest) -> HttpResponse:
         end = int_param(request.GET, "to", low=0, high=10**10)
     except (MarkerError, BadRequest) as exc:
         return json_response({"error": str(exc)}, 400)
-    return json_response({"symbol": symbol.ticker, "markers": selectors.marker_list(symbol=symbol, start=start, end=end)})
+    markers = selectors.marker_list(symbol=symbol, start=start, end=end)
+    return json_response({"symbol": symbol.ticker, "markers": markers})
 
 
 def _create(request: HttpRequest) -> HttpResponse:
@@ -54,7 +55,7 @@ def _create(request: HttpRequest) -> HttpResponse:
         return json_response({"error": str(exc)}, 400)
     except services.MarkerQuotaError as exc:
         return json_response({"error": str(exc)}, 409)
-    data = selectors.marker_as_dict(selectors.marker_get(pk=marker.pk))
+    data = selectors.marker_as_dict(marker)  # its symbol and user are the objects just given
     marker_notify(ticker=symbol.ticker, op="upsert", marker=data)
     return json_response(data, 201)
 

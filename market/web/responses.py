@@ -20,7 +20,7 @@ def json_response(payload: Any, status: int = 200, **headers: str) -> HttpRespon
 def json_body(request: Any, *, max_bytes: int) -> dict[str, Any] | HttpResponse:
     """A write's JSON object body, or the error response to send instead (413, 400)."""
     if len(request.body) > max_bytes:
-        return json_response({"error": "body too large"}, 413)
+        return json_response({"error": f"body too large (at most {max_bytes} bytes)"}, 413)
     try:
         body = orjson.loads(request.body or b"{}")
     except orjson.JSONDecodeError:
