@@ -16,7 +16,7 @@ from market.core.calendar import Calendar
 from market.core.calendar import Override as CalendarOverrideValue
 from market.core.derive import aggregate
 from market.core.partitions import Partition, parse_bound
-from market.core.timeframes import BASE, Timeframe
+from market.core.timeframes import ALL, BASE, Timeframe
 from market.core.types import Candle as CandleValue
 from market.models import (
     Alert, AlertEvent, CalendarOverride, Candle, Drawing, FeedState, Marker, NotifyChannel, NotifyDelivery,
@@ -435,6 +435,19 @@ def alert_event_due(*, now: float, limit: int = 100) -> list[dict[str, Any]]:
     return [{"id": e.id, "alert": e.alert_id, "symbol": e.symbol, "tf": e.tf, "time": e.time, "value": e.value,
              "message": e.message, "fired_at": e.fired_at, "webhook": e.alert.webhook, "secret": e.alert.secret}
             for e in rows]
+
+
+def candle_first_times(*, symbol: Symbol) -> dict[str, int | None]:
+    """The time of the oldest stored candle of ``symbol`` for every timeframe (None: none):
+    one indexed read per stored timeframe; a derived one starts where its stored base does."""
+    plan = market().plan
+    stored: dict[str, int | None] = {}
+    for tf in ALL:
+        base = plan.base_for(tf)
+        if base.code not in stored:
+            first = candle_list(symbol=symbol, tf=base, start=0, limit=1)
+            stored[base.code] = first[0].time if first else None
+    return {tf.code: stored[plan.base_for(tf).code] for tf in ALL}
 
 
 def candle_pages(

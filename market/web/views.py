@@ -11,7 +11,7 @@ from market import selectors
 from market.web import access
 from market.conf import market
 from market.core.studies import Study, StudyError, parse_studies
-from market.core.timeframes import ALL, CODES, Timeframe, TimeframeError
+from market.core.timeframes import CODES, Timeframe, TimeframeError
 from market.web.responses import json_response
 from market.web.validation import is_ticker
 
@@ -160,7 +160,7 @@ def chart(request: HttpRequest, ticker: str | None = None) -> HttpResponse:
         "timeframes": list(CODES),
         # The oldest stored candle per timeframe (null: none): the range buttons that
         # could show no more than a shorter one are disabled.
-        "history_start": history_starts(symbol),
+        "history_start": selectors.candle_first_times(symbol=symbol),
         "symbols": [{"ticker": s.ticker, "name": s.name} for s in symbols],
         "candles": [c.as_dict() for c in candles],
         "ws_path": "/ws/market/",
@@ -173,19 +173,6 @@ def chart(request: HttpRequest, ticker: str | None = None) -> HttpResponse:
     }
     return render(request, "market/chart.html",
                   {"chart_config": config, "symbol": symbol, "tf": tf.code, "tf_note": tf_note})
-
-
-def history_starts(symbol: Any) -> dict[str, int | None]:
-    """The time of the oldest stored candle of ``symbol`` for every timeframe (one indexed
-    read per stored timeframe; a derived one starts where its stored base does)."""
-    plan = market().plan
-    stored: dict[str, int | None] = {}
-    for tf in ALL:
-        base = plan.base_for(tf)
-        if base.code not in stored:
-            first = selectors.candle_list(symbol=symbol, tf=base, start=0, limit=1)
-            stored[base.code] = first[0].time if first else None
-    return {tf.code: stored[plan.base_for(tf).code] for tf in ALL}
 
 
 MAX_SUGGESTIONS = 8
