@@ -15,12 +15,11 @@ see the same update get the memoised values).
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 from typing import Any, Hashable, Sequence
 
 from market.core.sessions import Session
-import math
-
 from market.core.studies import (
     Series, Study, TrendState, atr_step, compute, session_start, supertrend_run, supertrend_step, warmup,
 )
@@ -31,14 +30,27 @@ Values = dict[str, Any]
 PATH = frozenset({"obv", "supertrend"})  # a value depends on every candle before it
 
 
+OBV_START = (0.0, math.nan, False)  # before the first candle
+
+
 def _obv_next(state: tuple[float, float, bool], c: Candle) -> tuple[float, float, bool]:
-    """TA-Lib's OBV one candle on: ``(obv, close, any volume so far)``."""
+    """TA-Lib's OBV one candle on: ``(obv, close, any volume so far)``; the first candle's
+    OBV is its volume."""
     obv, prev_close, seen = state
+    if prev_close != prev_close:
+        return c.volume, c.close, c.volume != 0
     if c.close > prev_close:
         obv += c.volume
     elif c.close < prev_close:
         obv -= c.volume
     return obv, c.close, seen or c.volume != 0
+
+
+def _trend_next(state: TrendState, c: Candle, study: Study) -> tuple[TrendState, float, float]:
+    """Supertrend one candle on from a state that has its ATR (TA-Lib's Wilder step)."""
+    period, factor = int(study.params[0]), float(study.params[1])
+    atr = atr_step(state.atr, state.close, c.high, c.low, period)
+    return supertrend_step(state, c.high, c.low, c.close, atr, factor)
 
 
 def _value(study: Study, row: dict[str, Any]) -> Any:
@@ -140,18 +152,13 @@ class LiveStudies:
             key = study.key
             state = self._states.get(key)
             if study.name == "obv":
-                if self.no_volume or not (state[2] or c.volume):
-                    out[key] = None
-                else:
-                    out[key] = _obv_next(state, c)[0] if i else c.volume
+                out[key] = None if self.no_volume or not (state[2] or c.volume) else _obv_next(state, c)[0]
                 continue
-            period, factor = int(study.params[0]), float(study.params[1])
-            if i == 0 or state.atr != state.atr:  # the ATR warms up (or is seeded) here: batch
+            if state.atr != state.atr:  # the ATR warms up (or is seeded) here: batch
                 rows = compute([study], w[: i + 1], tf=self.tf, session=self.session, skip=i)
                 out[key] = _value(study, rows[key][0])
                 continue
-            atr = atr_step(state.atr, state.close, c.high, c.low, period)
-            _, value, direction = supertrend_step(state, c.high, c.low, c.close, atr, factor)
+            _, value, direction = _trend_next(state, c, study)
             out[key] = {"value": value, "direction": int(direction)}
         return out
 
@@ -159,35 +166,30 @@ class LiveStudies:
         """The path states after window[k], from the first candle (k < 0: none yet)."""
         self._states = {}
         self._at = k
-        if k < 0:
-            for study in self.path:
-                self._states[study.key] = (0.0, math.nan, False) if study.name == "obv" else TrendState()
-            return
         head = self.window[: k + 1]
-        series = Series.of(head)
+        series = Series.of(head) if head else None
         for study in self.path:
             if study.name == "obv":
-                state = (head[0].volume, head[0].close, head[0].volume != 0)
-                for c in head[1:]:
+                state: Any = OBV_START
+                for c in head:
                     state = _obv_next(state, c)
-                self._states[study.key] = state
+            elif series is None:
+                state = TrendState()
             else:
                 *_, state = supertrend_run(series, int(study.params[0]), float(study.params[1]))
-                self._states[study.key] = state
+            self._states[study.key] = state
 
     def _path_advance(self, c: Candle) -> None:
         for study in self.path:
             key = study.key
             state = self._states[key]
             if study.name == "obv":
-                self._states[key] = _obv_next(state, c) if state[1] == state[1] else (c.volume, c.close, c.volume != 0)
+                self._states[key] = _obv_next(state, c)
             elif state.atr != state.atr:  # still warming up: recompute from the start (cheap here)
                 self._path_reset(self._at + 1)  # (all path states, this candle included)
                 return
             else:
-                period, factor = int(study.params[0]), float(study.params[1])
-                atr = atr_step(state.atr, state.close, c.high, c.low, period)
-                self._states[key] = supertrend_step(state, c.high, c.low, c.close, atr, factor)[0]
+                self._states[key] = _trend_next(state, c, study)[0]
         self._at += 1
 
     def rows(self, since: int) -> dict[str, list[dict[str, Any]]]:
