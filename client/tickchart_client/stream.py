@@ -154,20 +154,17 @@ async def _updates(client: "Client", s: _Stream, tf: str, frame: dict[str, Any],
         if s.fresh(frame["candle"]):
             yield Update(s.symbol, tf, frame["candle"], _flat(frame.get("studies")))
         return
-    candles = frame.get("candles") or []
-    rows = frame.get("studies")
+    pages = [(frame.get("candles") or [], frame.get("studies"))]
+    candles = pages[0][0]
     if s.mark is not None and candles and len(candles) >= PAGE and candles[0]["time"] > s.mark:
-        # Too far behind for one snapshot: the server sent its newest page; read the gap.
-        gap, _ = await asyncio.to_thread(client.history_rows, s.symbol, tf, s.mark, candles[0]["time"] - 1,
-                                         studies=studies)
-        for row in gap:
-            candle = {k: v for k, v in row.items() if k in ("time", "open", "high", "low", "close", "volume", "ticks")}
+        # Too far behind for one snapshot: the server sent its newest page; read the gap first.
+        gap = await asyncio.to_thread(lambda: [(c, r) for c, r, _ in client.pages(
+            s.symbol, tf, s.mark, candles[0]["time"] - 1, studies=studies)])
+        pages = gap + pages
+    for candles, rows in pages:
+        for i, candle in enumerate(candles):
             if s.fresh(candle):
-                extra = {k: v for k, v in row.items() if k not in candle}
-                yield Update(s.symbol, tf, candle, extra or None)
-    for i, candle in enumerate(candles):
-        if s.fresh(candle):
-            yield Update(s.symbol, tf, candle, flatten_studies(rows, i) if rows else None)
+                yield Update(s.symbol, tf, candle, flatten_studies(rows, i) if rows else None)
 
 
 def _flat(values: dict[str, Any] | None) -> dict[str, Any] | None:

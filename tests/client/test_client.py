@@ -259,3 +259,28 @@ def test_the_package_builds_as_a_wheel_with_its_command(tmp_path):
     assert "tickchart_client/py.typed" in names and "tickchart_client/stream.py" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "tickchart = tickchart_client.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+
+
+def test_a_snapshot_too_far_ahead_is_preceded_by_the_gap_over_http(monkeypatch):
+    """After a long disconnect the server sends its newest page only; the stream reads what
+    lies between over HTTP first, so the iterator skips nothing and repeats nothing."""
+    from tickchart_client import stream as stream_module
+
+    monkeypatch.setattr(stream_module, "PAGE", 3)
+    bar = lambda t: {"time": t, "open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5, "volume": 1.0, "ticks": 1}  # noqa: E731
+    asked = []
+
+    class Pages:
+        def pages(self, symbol, tf, start, end, studies=None):
+            asked.append((symbol, tf, start, end))
+            yield [bar(t) for t in range(start, end + 1, 60)], None, "UTC"
+
+    s = stream_module._Stream("X:Y", mark=60)
+    s.fresh(bar(60))
+    frame = {"type": "snapshot", "symbol": "X:Y", "tf": "1m", "candles": [bar(600), bar(660), bar(720)]}
+
+    async def collect():
+        return [u.time async for u in stream_module._updates(Pages(), s, "1m", frame, None)]
+
+    assert asyncio.run(collect()) == list(range(120, 721, 60))  # 60 was yielded before
+    assert asked == [("X:Y", "1m", 60, 599)]
