@@ -10,7 +10,7 @@
  */
 import { indexOfTime } from './candles.js';
 import { labelOf, MAX_STUDIES, normalizeKey, paramsOf, parseKeys, SPECS, specOf } from './studies.js';
-import { storageGet, storageSet } from './storage.js';
+import { replaceUrl, storageGet, storageSet } from './storage.js';
 
 var MAX_LIMIT = 10000; // the API's largest page
 
@@ -52,7 +52,7 @@ export function createIndicators(view, studies, history, api, resubscribe) {
     var url = new URL(window.location.href);
     if (keys.length) url.searchParams.set('studies', keys.join(','));
     else url.searchParams.delete('studies');
-    window.history.replaceState(window.history.state, '', url.toString().replace(/%3A/gi, ':').replace(/%2C/gi, ','));
+    replaceUrl(url);
   }
 
   // The values of the shown bars for `keys` from the API; a key the server refuses is

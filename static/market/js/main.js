@@ -23,7 +23,7 @@ import { createSearch } from './search.js';
 import { createSocket } from './socket.js';
 import { createStatus } from './status.js';
 import { createStudies } from './studies.js';
-import { storageGet, storageSet, THEME_KEY, TYPE_KEY } from './storage.js';
+import { replaceUrl, storageGet, storageSet, THEME_KEY, TYPE_KEY } from './storage.js';
 import { showCountdown } from './time.js';
 import { createWatchlist } from './watchlist.js';
 
@@ -90,10 +90,11 @@ function start(LC, config, chartEl) {
   }
 
   var drawings = createDrawings(view, chartEl, api);
-  var setSeriesType = view.setSeriesType; // the primitive follows the price series (chart type)
+  var setSeriesType = view.setSeriesType; // drawings and markers follow the price series (chart type)
   view.setSeriesType = function (type) {
     setSeriesType(type);
     drawings.reattach();
+    if (markers) markers.render(); // the markers plugin moves to the new price series too
   };
 
   var alerts = createAlerts(LC, config, view, api);
@@ -135,8 +136,7 @@ function start(LC, config, chartEl) {
     view.setTimeframe(tf);
     var url = new URL(window.location.href);
     url.searchParams.set('tf', tf);
-    // Readable study keys (?studies=ema:20,rsi:14), as static/market/js/indicators.js writes them.
-    window.history.replaceState(window.history.state, '', url.toString().replace(/%3A/gi, ':').replace(/%2C/gi, ','));
+    replaceUrl(url);
     api.tf = tf;
     watchlist.updateAdd();
 
@@ -204,7 +204,7 @@ function start(LC, config, chartEl) {
   if (config.tf_note) { // the URL named no timeframe we have: it now names the one shown
     var shownUrl = new URL(window.location.href);
     shownUrl.searchParams.set('tf', config.tf);
-    window.history.replaceState(window.history.state, '', shownUrl.toString().replace(/%3A/gi, ':').replace(/%2C/gi, ','));
+    replaceUrl(shownUrl);
   }
   applyTheme(theme());
   view.setSeriesType(storageGet(TYPE_KEY) || 'candles');
