@@ -37,12 +37,31 @@ class RevokedFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ApiTokenScopesForm(forms.ModelForm):
+    """Every token reads; the boxes add what it may write (market.tokens.SCOPES)."""
+
+    scopes = forms.MultipleChoiceField(
+        choices=[(s, s) for s in SCOPES if s != "read"], widget=forms.CheckboxSelectMultiple, required=False,
+        help_text="Every token reads; these let it write the owner's alerts, markers or drawings.")
+
+    class Meta:
+        model = ApiToken
+        fields = ("user", "name", "expires_at")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["scopes"] = [w for w in self.instance.scope.split() if w != "read"]
+
+
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    """Personal read-only API tokens. The secret is shown once, in a message after "Save";
-    only its digest is stored, so it can never be displayed again (market.tokens)."""
+    """Personal API tokens: every one reads, and its scopes add what it may write. The secret
+    is shown once, in a message after "Save"; only its digest is stored, so it can never be
+    displayed again (market.tokens)."""
 
-    list_display = ("name", "prefix_shown", "user", "created_at", "last_used_at", "expires_at", "revoked")
+    form = ApiTokenScopesForm
+    list_display = ("name", "prefix_shown", "user", "created_at", "last_used_at", "expires_at", "revoked", "scope")
     list_filter = (RevokedFilter, "created_at")
     search_fields = ("name", "prefix", "user__username")
     actions = ("revoke",)
@@ -51,8 +70,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ("user", "name", "expires_at") if request.user.is_superuser else ("name", "expires_at")
-        return ("user", "name", "prefix_shown", "scope", "created_at", "last_used_at", "expires_at", "revoked_at")
+            return ("user", "name", "scopes", "expires_at") if request.user.is_superuser else (
+                "name", "scopes", "expires_at")
+        return ("user", "name", "scopes", "prefix_shown", "created_at", "last_used_at", "expires_at", "revoked_at")
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields + (("user",) if obj is not None else ())
@@ -74,6 +94,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return obj.revoked_at is not None
 
     def save_model(self, request, obj, form, change):
+        obj.scope = scope_words(form.cleaned_data.get("scopes") or [])
         if change:
             super().save_model(request, obj, form, change)
             return
@@ -165,41 +186,6 @@ class AlertEventAdmin(OwnRowsMixin, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
-
-
-class ApiTokenScopesForm(forms.ModelForm):
-    """Every token reads; the boxes add what it may write (market.tokens.SCOPES)."""
-
-    scopes = forms.MultipleChoiceField(
-        choices=[(s, s) for s in SCOPES if s != "read"], widget=forms.CheckboxSelectMultiple, required=False,
-        help_text="Every token reads; these let it write the owner's alerts, markers or drawings.")
-
-    class Meta:
-        model = ApiToken
-        fields = ("user", "name", "expires_at")
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.instance.pk:
-            self.initial["scopes"] = [w for w in self.instance.scope.split() if w != "read"]
-
-
-class ApiTokenScopedAdmin(ApiTokenAdmin):
-    form = ApiTokenScopesForm
-    list_display = ApiTokenAdmin.list_display + ("scope",)
-
-    def get_fields(self, request, obj=None):
-        fields = [f for f in super().get_fields(request, obj) if f != "scope"]
-        fields.insert(fields.index("name") + 1, "scopes")
-        return fields
-
-    def save_model(self, request, obj, form, change):
-        obj.scope = scope_words(form.cleaned_data.get("scopes") or [])
-        super().save_model(request, obj, form, change)
-
-
-admin.site.unregister(ApiToken)
-admin.site.register(ApiToken, ApiTokenScopedAdmin)
 
 
 @admin.register(NotifyChannel)
