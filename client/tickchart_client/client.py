@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from tickchart_client.stream import Update
 
 PAGE = 10_000  # the server's largest page (TICKCHART MAX_LIMIT)
+TZ_HEADER = "X-Exchange-Timezone"  # /api/candles: the symbol's exchange time zone
 CANDLE_FIELDS = ("open", "high", "low", "close", "volume", "ticks")
 
 
@@ -71,7 +72,12 @@ class Client:
 
     def request(self, method: str, path: str, params: dict[str, Any] | None = None,
                 body: dict[str, Any] | None = None, *, retries: int = 5) -> Any:
-        """One API call; a 429 waits as long as ``Retry-After`` says and tries again."""
+        """One API call's JSON; a 429 waits as long as ``Retry-After`` says and tries again."""
+        return self.exchange(method, path, params, body, retries=retries)[0]
+
+    def exchange(self, method: str, path: str, params: dict[str, Any] | None = None,
+                 body: dict[str, Any] | None = None, *, retries: int = 5) -> tuple[Any, Any]:
+        """``request``, with the response's headers."""
         query = {k: v for k, v in (params or {}).items() if v is not None}
         url = self.url + path + ("?" + urllib.parse.urlencode(query) if query else "")
         data = None
@@ -84,7 +90,7 @@ class Client:
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as response:
                     raw = response.read()
-                    return json.loads(raw) if raw else None
+                    return (json.loads(raw) if raw else None), response.headers
             except urllib.error.HTTPError as exc:
                 raw = exc.read()
                 if exc.code == 429 and attempt < retries:
@@ -100,7 +106,8 @@ class Client:
     # -- history ---------------------------------------------------------------------
     def zone(self, symbol: str, tf: str = "1d") -> str:
         """The exchange time zone of ``symbol`` (what the server says)."""
-        return self.request("GET", "/api/candles", {"symbol": symbol, "tf": tf, "limit": 1}).get("tz") or "UTC"
+        _, headers = self.exchange("GET", "/api/candles", {"symbol": symbol, "tf": tf, "limit": 1})
+        return headers.get(TZ_HEADER) or "UTC"
 
     def pages(
         self, symbol: str, tf: str, start: TimeLike = None, end: TimeLike = None, *,
@@ -115,10 +122,10 @@ class Client:
         study_param = ",".join(studies) if isinstance(studies, (list, tuple)) else studies
         newest = -1
         while True:
-            body = self.request("GET", "/api/candles", {
+            body, headers = self.exchange("GET", "/api/candles", {
                 "symbol": symbol, "tf": tf, "from": cursor, "to": last, "limit": self.page, "studies": study_param,
             })
-            tz = body.get("tz") or tz
+            tz = headers.get(TZ_HEADER) or tz
             candles = body["candles"]
             rows = body.get("studies")
             skip = 0  # a derived page starts at the bucket holding ``cursor``

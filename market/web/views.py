@@ -100,12 +100,12 @@ def api_candles(request: HttpRequest) -> HttpResponse:
     body: dict[str, Any] = {
         "symbol": symbol.ticker,
         "tf": tf.code,
-        "tz": conf.sessions.tz_name(symbol.exchange),  # exchange time zone (scripts index by it)
         "candles": [c.as_dict() for c in candles],
     }
     if studies is not None:
         body["studies"] = selectors.candle_studies(symbol=symbol, tf=tf, candles=candles, studies=studies)
-    return json_response(body)
+    # The exchange's time zone, for scripts that index by local time (the body keeps its shape).
+    return json_response(body, X_Exchange_Timezone=conf.sessions.tz_name(symbol.exchange))
 
 
 @access.api_view()
