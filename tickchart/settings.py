@@ -85,6 +85,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    # django-ninja: its Swagger UI template and static files for /api/docs (market.web.api).
+    "ninja",
     "market",
 ]
 
