@@ -69,7 +69,9 @@ def parse_marker(body: Mapping[str, Any]) -> MarkerSpec:
     text = body.get("text", "")
     if not isinstance(text, str) or len(text) > MAX_TEXT or not all(ch.isprintable() for ch in text):
         raise MarkerError(f"text: at most {MAX_TEXT} printable characters")
-    position = body.get("position") or default_position(shape, price)
+    position = body.get("position")
+    if position is None:  # absent or null: the shape's default ({} or 0 is refused, not defaulted)
+        position = default_position(shape, price)
     if position not in POSITIONS:
         raise MarkerError(f"position: one of {', '.join(POSITIONS)}")
     if position.startswith("atPrice") and price is None:

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Callable, ClassVar, Literal
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI, Query, Schema
 from ninja.errors import HttpError, ValidationError
 from ninja.openapi.docs import Swagger
@@ -207,7 +208,7 @@ class MarketStatus(Schema):
 # ---- what is sent -----------------------------------------------------------------------
 
 Ticker = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$",
-                              examples=["NSE:SBIN-EQ"])]
+                              examples=["DEMO:ALPHA"])]  # the embedded demo has it
 Epoch = Annotated[int, Field(ge=0, le=MAX_EPOCH)]
 
 
@@ -240,7 +241,7 @@ class CandleParams(Params):
 
 
 class SymbolParams(Params):
-    q: sent(Annotated[str, Field(max_length=64)], "search text (ticker, name or initials); empty: active symbols") = None
+    q: sent(str, "search text (ticker, name or initials; its first 64 characters); empty: active symbols") = None
 
 
 class MarkerParams(Params):
@@ -257,7 +258,8 @@ class DrawingParams(Params):
 
 class StatusParams(Params):
     needs = ("exchange",)
-    exchange: sent(Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,15}$")], "exchange code, e.g. NSE") = None
+    exchange: sent(Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,15}$", examples=["NSE"])],
+                   "exchange code, e.g. NSE") = None
     at: sent(Annotated[float, Field(ge=0, lt=market_calendar.MAX_AT)], "epoch seconds (default now)") = None
 
 
@@ -266,6 +268,7 @@ class Body(Schema):
 
 
 class AlertIn(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"symbol": "DEMO:ALPHA", "tf": "1m", "left": "close", "op": "crosses_above", "right": 105}]})
     symbol: Ticker
     tf: Literal[CODES]  # type: ignore[valid-type]
     left: str | float = Field(description="'price', a candle field (close, high, ...) or a study key (ema:20)")
@@ -280,11 +283,13 @@ class AlertIn(Body):
 
 
 class AlertChange(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"status": "paused"}]})
     status: Literal["paused", "active"] | None = None
     channels: list[int] | None = None
 
 
 class MarkerIn(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"symbol": "DEMO:ALPHA", "time": 1_700_000_000, "price": 100.5, "shape": "arrowUp", "text": "buy"}]})
     symbol: Ticker
     time: float = Field(ge=0, lt=MAX_EPOCH, description="epoch seconds")
     price: float | None = None
@@ -295,6 +300,7 @@ class MarkerIn(Body):
 
 
 class DrawingIn(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"symbol": "DEMO:ALPHA", "kind": "hline", "points": [{"time": 1_700_000_000, "price": 100.5}]}]})
     symbol: Ticker
     kind: Literal[DRAWING_KINDS]  # type: ignore[valid-type]
     points: list[Point] = Field(min_length=1, max_length=2, description="1 for hline, hray, text; 2 for the rest")
@@ -302,11 +308,13 @@ class DrawingIn(Body):
 
 
 class DrawingChange(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"style": {"color": "#ff0000"}}]})
     points: list[Point] | None = Field(None, min_length=1, max_length=2)
     style: Style | None = Field(None, description="keys merge into the drawing's style")
 
 
 class ChannelIn(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "me", "kind": "email", "target": "me@example.com"}]})
     name: str = ""
     kind: Literal[CHANNEL_KINDS]  # type: ignore[valid-type]
     target: str = Field(min_length=1, max_length=1000, description="an apprise URL or an e-mail address")
@@ -592,6 +600,7 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return json_response({"error": str(exc)}, exc.status_code)
 
 
+@csrf_exempt  # a write to a path that does not exist is a JSON 404, not the CSRF page
 def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
     """Any other ``/api/`` path."""
     return json_response({"error": f"no such API path: {request.path[:200]}"}, 404)
@@ -620,6 +629,7 @@ def urls() -> list[Any]:
     operations = {view.url_name: view.operations
                   for router in api._get_bound_routers() for view in router.path_operations.values()}
     patterns, app, namespace = api.urls
-    # ninja's root (a 404 or a redirect to the docs) gives way to the JSON 404.
-    served = [_served(p, operations.get(p.name, [])) for p in patterns if p.name != "api-root"]
+    # ninja's root (its 404) answers the JSON 404; the document's paths are reversed from it.
+    served = [path(str(p.pattern), not_found, name=p.name) if p.name == "api-root"
+              else _served(p, operations.get(p.name, [])) for p in patterns]
     return [path("api/", include((served, app), namespace=namespace)), re_path(r"^api(?:/|$)", not_found)]
