@@ -383,7 +383,8 @@ api = TickChartAPI(
                 "access on (TICKCHART_PUBLIC_ACCESS); writes need a user, or a token with the scope the "
                 "operation names. Errors are `{\"error\": \"...\"}`. The live stream is a WebSocket "
                 "(`/ws/market/`), described in docs/api.md with a JSON Schema per frame.",
-    docs=Swagger(settings={"deepLinking": True, "tryItOutEnabled": False}),
+    # validatorUrl: Swagger UI would fetch a badge from validator.swagger.io (no third party).
+    docs=Swagger(settings={"deepLinking": True, "validatorUrl": None}),
 )
 
 
