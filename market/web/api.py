@@ -15,7 +15,7 @@ on a 429), also for ninja's own refusals, unknown ``/api/`` paths and other meth
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Callable, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -40,9 +40,17 @@ from market.web import calendar as market_calendar
 from market.web.access import ALERT_SCOPE, READ_METHODS
 from market.web.responses import json_response
 
-View = Callable[..., HttpResponse]
 REF = "#/components/schemas/{model}"
 MAX_EPOCH = 10**10
+
+# The domain's own constants, as enums of the document (mypy cannot see a Literal built at run time).
+TimeframeCode = Literal[CODES]  # type: ignore[valid-type]
+AlertOp = Literal[OPS]  # type: ignore[valid-type]
+AlertTrigger = Literal[TRIGGERS]  # type: ignore[valid-type]
+MarkerShape = Literal[SHAPES]  # type: ignore[valid-type]
+MarkerPosition = Literal[POSITIONS]  # type: ignore[valid-type]
+DrawingKind = Literal[DRAWING_KINDS]  # type: ignore[valid-type]
+ChannelKind = Literal[CHANNEL_KINDS]  # type: ignore[valid-type]
 
 # ---- answers ----------------------------------------------------------------------------
 
@@ -68,7 +76,7 @@ class Candle(Schema):
 
 class Candles(Schema):
     symbol: str
-    tf: Literal[CODES]  # type: ignore[valid-type]
+    tf: TimeframeCode
     candles: list[Candle]
     studies: dict[str, list[dict[str, float | None]]] | None = Field(
         None, description="only with ?studies=: one row per candle ({time, value} or the study's outputs)")
@@ -140,8 +148,8 @@ class Marker(Schema):
     symbol: str
     time: int
     price: float | None
-    shape: Literal[SHAPES]  # type: ignore[valid-type]
-    position: Literal[POSITIONS]  # type: ignore[valid-type]
+    shape: MarkerShape
+    position: MarkerPosition
     color: str
     text: str
     author: str
@@ -168,7 +176,7 @@ class Style(Schema):
 class Drawing(Schema):
     id: int
     symbol: str
-    kind: Literal[DRAWING_KINDS]  # type: ignore[valid-type]
+    kind: DrawingKind
     points: list[Point]
     style: Style
     created: float
@@ -182,7 +190,7 @@ class Drawings(Schema):
 class Channel(Schema):
     id: int
     name: str
-    kind: Literal[CHANNEL_KINDS]  # type: ignore[valid-type]
+    kind: ChannelKind
     target: str = Field(description="an apprise URL shows only its scheme (it holds a secret)")
     enabled: bool
 
@@ -233,7 +241,7 @@ class Params(Schema):
 class CandleParams(Params):
     needs = ("symbol",)
     symbol: sent(Ticker, "the ticker, e.g. NSE:SBIN-EQ") = None
-    tf: sent(Literal[CODES], "timeframe (default 1m); larger ones than stored are derived") = None  # type: ignore[valid-type]
+    tf: sent(TimeframeCode, "timeframe (default 1m); larger ones than stored are derived") = None
     from_: sent(Epoch, "first bucket, epoch seconds (inclusive)") = Field(None, alias="from")
     to: sent(Epoch, "last bucket, epoch seconds (inclusive)") = None
     limit: sent(Annotated[int, Field(ge=1)], "the newest N candles; at most MARKET['MAX_LIMIT'] (10,000)") = None
@@ -264,17 +272,25 @@ class StatusParams(Params):
 
 
 class Body(Schema):
+    """A JSON body: unknown fields are refused (the views say which)."""
+
     model_config = ConfigDict(extra="forbid")
 
 
+def example(body: dict[str, Any]) -> ConfigDict:
+    """A body's example: the docs show it, schemathesis sends it (the demo's symbol)."""
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": [body]})
+
+
 class AlertIn(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"symbol": "DEMO:ALPHA", "tf": "1m", "left": "close", "op": "crosses_above", "right": 105}]})
+    model_config = example({"symbol": "DEMO:ALPHA", "tf": "1m", "left": "close", "op": "crosses_above",
+                            "right": 105})
     symbol: Ticker
-    tf: Literal[CODES]  # type: ignore[valid-type]
+    tf: TimeframeCode
     left: str | float = Field(description="'price', a candle field (close, high, ...) or a study key (ema:20)")
-    op: Literal[OPS]  # type: ignore[valid-type]
+    op: AlertOp
     right: str | float = Field(description="a number (a percentage for moves_*), a candle field or a study key")
-    trigger: Literal[TRIGGERS] = "once"  # type: ignore[valid-type]
+    trigger: AlertTrigger = "once"
     bars: int = Field(1, ge=1, le=MAX_BARS)
     expires: float | None = Field(None, description="epoch seconds; null: never")
     message: str = ""
@@ -283,40 +299,42 @@ class AlertIn(Body):
 
 
 class AlertChange(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"status": "paused"}]})
+    model_config = example({"status": "paused"})
     status: Literal["paused", "active"] | None = None
     channels: list[int] | None = None
 
 
 class MarkerIn(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"symbol": "DEMO:ALPHA", "time": 1_700_000_000, "price": 100.5, "shape": "arrowUp", "text": "buy"}]})
+    model_config = example({"symbol": "DEMO:ALPHA", "time": 1_700_000_000, "price": 100.5, "shape": "arrowUp",
+                            "text": "buy"})
     symbol: Ticker
     time: float = Field(ge=0, lt=MAX_EPOCH, description="epoch seconds")
     price: float | None = None
-    shape: Literal[SHAPES] = "circle"  # type: ignore[valid-type]
+    shape: MarkerShape = "circle"
     color: str = Field("#2962ff", pattern=r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
     text: str = Field("", max_length=MARKER_MAX_TEXT)
-    position: Literal[POSITIONS] | None = Field(None, description="default: from the shape")  # type: ignore[valid-type]
+    position: MarkerPosition | None = Field(None, description="default: from the shape")
 
 
 class DrawingIn(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"symbol": "DEMO:ALPHA", "kind": "hline", "points": [{"time": 1_700_000_000, "price": 100.5}]}]})
+    model_config = example({"symbol": "DEMO:ALPHA", "kind": "hline",
+                            "points": [{"time": 1_700_000_000, "price": 100.5}]})
     symbol: Ticker
-    kind: Literal[DRAWING_KINDS]  # type: ignore[valid-type]
+    kind: DrawingKind
     points: list[Point] = Field(min_length=1, max_length=2, description="1 for hline, hray, text; 2 for the rest")
     style: Style | None = None
 
 
 class DrawingChange(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"style": {"color": "#ff0000"}}]})
+    model_config = example({"style": {"color": "#ff0000"}})
     points: list[Point] | None = Field(None, min_length=1, max_length=2)
     style: Style | None = Field(None, description="keys merge into the drawing's style")
 
 
 class ChannelIn(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "me", "kind": "email", "target": "me@example.com"}]})
+    model_config = example({"name": "me", "kind": "email", "target": "me@example.com"})
     name: str = ""
-    kind: Literal[CHANNEL_KINDS]  # type: ignore[valid-type]
+    kind: ChannelKind
     target: str = Field(min_length=1, max_length=1000, description="an apprise URL or an e-mail address")
 
 
