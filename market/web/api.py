@@ -427,7 +427,7 @@ def candles(request: HttpRequest, params: Query[CandleParams]) -> HttpResponse:
     return views.api_candles(request)
 
 
-@api.get("/candles.csv", url_name="api-candles-csv", response=answers(None, 400, 404, 429), tags=["candles"],
+@api.get("/candles.csv", url_name="api-candles-csv", response=answers(None, 400, 404), tags=["candles"],
          openapi_extra=extra(security(), streamed(exports.MEDIA["csv"])), summary="Candles as CSV")
 def candles_csv(request: HttpRequest, params: Query[CandleParams]) -> HttpResponse:
     """`/api/candles`' parameters without its page limit (`limit` caps it), streamed as it is
@@ -435,7 +435,7 @@ def candles_csv(request: HttpRequest, params: Query[CandleParams]) -> HttpRespon
     return exports.api_candles_csv(request)
 
 
-@api.get("/candles.parquet", url_name="api-candles-parquet", response=answers(None, 400, 404, 429),
+@api.get("/candles.parquet", url_name="api-candles-parquet", response=answers(None, 400, 404),
          tags=["candles"], openapi_extra=extra(security(), streamed(exports.MEDIA["parquet"])),
          summary="Candles as Parquet")
 def candles_parquet(request: HttpRequest, params: Query[CandleParams]) -> HttpResponse:

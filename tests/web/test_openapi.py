@@ -14,7 +14,9 @@ from collections import Counter, defaultdict
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
@@ -39,7 +41,19 @@ schema.config.phases.coverage.unexpected_methods = {"PUT"}
 
 
 @pytest.fixture
-def token(db, settings, make_symbol, django_user_model) -> str:
+def app_requests_keep_the_test_transaction():
+    """As Django's test client does: a request through the WSGI app would otherwise close
+    the database connection when it ends (close_old_connections), and with it, on
+    PostgreSQL, the test's transaction."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def token(app_requests_keep_the_test_transaction, db, settings, make_symbol, django_user_model) -> str:
     """The ``Authorization`` header of a user whose token has every scope; DEMO:ALPHA has candles."""
     settings.TICKCHART_PUBLIC_ACCESS = False  # reads need the token too, as the document says
     settings.MARKET = {**getattr(settings, "MARKET", {}), "HTTP_RATE_PER_MINUTE": 1_000_000}
