@@ -9,6 +9,7 @@ def test_defaults_and_positions():
     assert parse_marker({"symbol": " NSE:SBIN-EQ ", "time": 1_700_000_000.7}) == MarkerSpec(
         "NSE:SBIN-EQ", 1_700_000_000, None, "circle", "#2962ff", "", "aboveBar")
     assert parse_marker({"symbol": "X:Y", "time": 1, "shape": "arrowUp"}).position == "belowBar"
+    assert parse_marker({"symbol": "X:Y", "time": 1, "shape": "arrowUp", "position": None}).position == "belowBar"
     assert parse_marker({"symbol": "X:Y", "time": 1, "price": 812.5}).position == "atPriceMiddle"
     assert parse_marker({"symbol": "X:Y", "time": 1, "price": 1, "position": "atPriceTop", "color": "#ABC",
                          "text": "buy 10"}).text == "buy 10"
@@ -29,6 +30,8 @@ def test_defaults_and_positions():
     ({"symbol": "X:Y", "time": 1, "text": "a\nb"}, "text"),
     ({"symbol": "X:Y", "time": 1, "position": "atPriceTop"}, "position"),
     ({"symbol": "X:Y", "time": 1, "position": "somewhere"}, "position"),
+    ({"symbol": "X:Y", "time": 1, "position": {}}, "position"),  # not taken as absent (schemathesis found it)
+    ({"symbol": "X:Y", "time": 1, "position": 0}, "position"),
     ({"symbol": "X:Y", "time": 1, "size": 3}, "'size'"),
 ])
 def test_each_bad_field_is_named(body, field):
