@@ -64,7 +64,7 @@ class _SymbolState:
     __slots__ = (
         "symbol", "session", "day",
         "start", "end", "o", "h", "l", "c", "v", "n", "ot", "ct",
-        "rollups", "vol_label", "vol_max", "last_key", "dirty", "lo", "hi",
+        "rollups", "vol_label", "vol_max", "last_key", "dirty", "lo", "hi", "counted",
     )
 
     def __init__(self, symbol: str, session: Session, rollups: list[_Rollup]) -> None:
@@ -82,6 +82,9 @@ class _SymbolState:
         self.vol_max = 0.0  # running maximum of the cumulative day volume
         self.last_key: tuple[float, ...] | None = None
         self.dirty = False
+        # ``n`` when ``CandleEngine.accepted`` last counted this symbol: the fast path of
+        # ``add`` only bumps ``n``, and the count adds ``n - counted`` of each symbol.
+        self.counted = 0
         self.shut()
 
     def shut(self) -> None:
@@ -139,8 +142,18 @@ class CandleEngine:
         self._day_volume_seed: dict[str, tuple[int, float]] = {}
         self._closed: list[CandleUpdate] = []
         self._dirty: list[_SymbolState] = []
-        self.accepted = 0
+        self._accepted = 0  # see ``accepted``
         self.rejected: dict[str, int] = {}
+
+    @property
+    def accepted(self) -> int:
+        """Ticks accepted so far."""
+        return self._accepted + sum(st.n - st.counted for st in self._states.values())
+
+    def _count(self, st: _SymbolState) -> None:
+        """Fold the fast-path ticks of ``st`` into ``_accepted`` before ``st.n`` is changed."""
+        self._accepted += st.n - st.counted
+        st.counted = st.n
 
     # -- symbols -----------------------------------------------------------------
     def register(self, symbol: str, exchange: str) -> None:
@@ -199,8 +212,9 @@ class CandleEngine:
 
     def add(self, tick: Tick) -> Reject | None:
         """Fold one tick in; returns the reason when it is not accepted. Never raises."""
-        st = self._states.get(tick.symbol)
-        if st is None:
+        try:
+            st = self._states[tick.symbol]
+        except KeyError:
             return self._reject(Reject.UNKNOWN_SYMBOL)
         t = tick.time
         p = tick.price
@@ -220,13 +234,10 @@ class CandleEngine:
 
         # The common case: ``t`` is in the open 5 s bucket and that bucket already holds a
         # tick (``_add_checked`` opened ``[lo, hi)``), so the time is valid, the tick is not
-        # late, nothing rolls, and ``ot <= ct``. Same verdicts and candles as the full path.
+        # late, not ahead of the horizon, nothing rolls, and ``ot <= ct``. Same verdicts and
+        # candles as the full path.
         if not 0.0 < p < _INF:
             return self._reject(Reject.BAD_PRICE)
-        if t > self._horizon:
-            self._horizon = self._clock() + self._max_ahead  # type: ignore[operator]
-            if t > self._horizon:
-                return self._reject(Reject.FUTURE)
         if dv is not None:
             if st.vol_label != st.day.label:  # type: ignore[union-attr]
                 self._new_volume_day(st, dv)
@@ -249,12 +260,11 @@ class CandleEngine:
             st.h = p
         elif p < st.l:
             st.l = p
-        st.n += 1
+        st.n += 1  # counted by ``accepted``
         st.last_key = key
         if not st.dirty:
             st.dirty = True
             self._dirty.append(st)
-        self.accepted += 1
         return None
 
     def _add_checked(
@@ -273,9 +283,10 @@ class CandleEngine:
                 return self._reject(Reject.OUT_OF_SESSION)
             return self._reject(Reject.LATE)
         if t > self._horizon:
-            self._horizon = self._clock() + self._max_ahead  # type: ignore[operator]
+            self._new_horizon()
             if t > self._horizon:
                 return self._reject(Reject.FUTURE)
+        self._count(st)
         if t >= st.end and not self._roll(st, t):
             return self._reject(Reject.OUT_OF_SESSION)
 
@@ -312,13 +323,25 @@ class CandleEngine:
         if not st.dirty:
             st.dirty = True
             self._dirty.append(st)
-        self.accepted += 1
-        # Open the fast path of ``add`` for the rest of this bucket. Always taken for states
-        # this engine made; the guards keep a hand-made state on this path.
+        self._accepted += 1
+        st.counted = st.n
+        # Open the fast path of ``add`` for the rest of this bucket, up to the horizon (past
+        # it, the clock is read again). Always taken for states this engine made; the guards
+        # keep a hand-made state on this path.
         if st.ot <= st.ct and st.start > _MIN_TIME and st.end <= _MAX_TIME:
             st.lo = st.start
-            st.hi = st.end
+            horizon = self._horizon
+            st.hi = st.end if st.end <= horizon else horizon
         return None
+
+    def _new_horizon(self) -> None:
+        """Read the clock again. The fast paths opened before stay right if the horizon only
+        moved forward (they stop short of it); if the clock went back, they are all shut."""
+        before = self._horizon
+        self._horizon = self._clock() + self._max_ahead  # type: ignore[operator]
+        if self._horizon < before:
+            for st in self._states.values():
+                st.shut()
 
     def _new_volume_day(self, st: _SymbolState, dv: float) -> None:
         """The first cumulative volume of a trading day: set the baseline (contract g)."""
@@ -503,9 +526,11 @@ class CandleEngine:
             vol_max = float(state["vol_max"])
         except (KeyError, TypeError, ValueError):
             return False
+        self._count(st)
         st.day, st.start, st.end = day, start, end
         st.shut()
         st.o, st.h, st.l, st.c, st.v, st.n, st.ot, st.ct = o, h, l, c, v, n, ot, ct
+        st.counted = n  # restored ticks were accepted by the engine that collected them
         st.last_key = tuple(float(x) for x in key) if key is not None else None
         st.vol_label = None if vol_label is None else int(vol_label)
         st.vol_max = vol_max

@@ -86,6 +86,8 @@ class Pair:
         assert got == want, (tick, got, want)
 
     def collect(self, with_states):
+        assert self.fast.accepted == self.ref.accepted
+        assert self.fast.rejected == self.ref.rejected
         if not with_states:
             got, want = self.fast.collect(), self.ref.collect()
             assert repr(got) == repr(want)
@@ -242,3 +244,14 @@ def test_a_day_opened_by_a_print_without_volume_starts_its_volume_on_the_fast_pa
         Tick(s, t2, 6.0), Tick(s, t2 + 1, 6.5, 40.0, t2 + 1), Tick(s, t2 + 2, 6.0, 70.0, t2 + 2),
     ])
     assert verdicts == [None] * 5
+
+
+def test_a_clock_going_back_shuts_the_fast_paths_opened_under_the_later_horizon():
+    t1 = START["DEMO:BTC"]
+    now = [t1]
+    engines = _both(max_ahead=300.0, now=now)
+    assert _same(engines, [Tick("DEMO:BTC", t1, 5.0, 10.0, t1)]) == [None]  # horizon t1 + 300
+    now[0] = t1 - 1000  # e.g. the wall clock stepped back
+    verdicts = _same(engines, [Tick("DEMO:TRADES", t1 + 400, 5.0, None, None, 1.0),  # horizon t1 - 700
+                               Tick("DEMO:BTC", t1 + 1, 6.0, 11.0, t1 + 1)])
+    assert [v and v.value for v in verdicts] == ["future", "future"]
