@@ -10,6 +10,13 @@ a/b/c bucketing by exchange time via ``TradingDay``; d out-of-session ticks reje
 e ticks before the open 5 s bucket are late; f open/close by (exchange time, arrival);
 g volume from rises of the cumulative day volume; h repeats are not ticks; j no filler
 candles; k each candle counts its ticks.
+
+Speed (``bench/engine.py``): a tick inside the open 5 s bucket of its symbol, which holds
+ticks already, is checked against one range ``[lo, hi)`` set when that bucket took its
+first tick (in session, not late, before the horizon) and folded in without the other
+checks; every other tick goes through ``_add_checked``, which spells every rule out.
+``tests/core/test_engine_fast.py`` checks the engine against the one before these fast
+paths (``tests/core/reference_engine.py``) tick for tick.
 """
 
 from __future__ import annotations

@@ -173,7 +173,8 @@ def run(steps, stored, seeds_, max_ahead):
 @given(steps=st.lists(step, min_size=20, max_size=300), stored=stored_sets, raw_seeds=seeds,
        max_ahead=st.sampled_from([None, 300.0]))
 def test_the_fast_paths_match_the_reference_engine_tick_for_tick(steps, stored, raw_seeds, max_ahead):
-    seeds_ = {s: (BOOK.for_exchange(exchange_of(s)).day_of(START[s]).label, float(v)) for s, v in raw_seeds.items()}
+    day = {s: BOOK.for_exchange(exchange_of(s)).day_of(START[s]).label for s in raw_seeds}
+    seeds_ = {s: (day[s], float(v)) for s, v in raw_seeds.items()}
     run(steps, stored, seeds_, max_ahead)
 
 
