@@ -32,7 +32,7 @@ from market.core.engine import CandleEngine  # noqa: E402
 from market.core.sessions import DEFAULT_SESSIONS, SessionBook  # noqa: E402
 from market.core.timeframes import DEFAULT_STORED, Timeframe  # noqa: E402
 
-TARGET = 500_000
+TARGET = 700_000  # issue 17: parse + engine on one core, both collect modes
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
 
 

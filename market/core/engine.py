@@ -10,6 +10,13 @@ a/b/c bucketing by exchange time via ``TradingDay``; d out-of-session ticks reje
 e ticks before the open 5 s bucket are late; f open/close by (exchange time, arrival);
 g volume from rises of the cumulative day volume; h repeats are not ticks; j no filler
 candles; k each candle counts its ticks.
+
+Speed (``bench/engine.py``): a tick inside the open 5 s bucket of its symbol, which holds
+ticks already, is checked against one range ``[lo, hi)`` set when that bucket took its
+first tick (in session, not late, before the horizon) and folded in without the other
+checks; every other tick goes through ``_add_checked``, which spells every rule out.
+``tests/core/test_engine_fast.py`` checks the engine against the one before these fast
+paths (``tests/core/reference_engine.py``) tick for tick.
 """
 
 from __future__ import annotations
@@ -27,6 +34,13 @@ _MIN_TIME = 0.0
 _MAX_TIME = 10_000_000_000.0  # year 2286: anything later is a unit error (ms, µs)
 _BASE_CODE = BASE.code
 
+# The hot paths build ``Candle`` and ``CandleUpdate`` (and the Fyers parser ``Tick``) as
+# ``_new(cls)`` plus one store per slot instead of calling the dataclass: the same object
+# (the classes have no ``__post_init__`` and no defaults the engine leaves out), at half the
+# cost, because on CPython 3.11 a call to a class with a Python ``__init__`` is the dearest
+# thing on the tick path. ``tests/core/test_engine_fast.py`` pins the field lists.
+_new = object.__new__
+
 
 class _Rollup:
     """Closed 5 s candles of one larger timeframe's open bucket."""
@@ -42,14 +56,22 @@ class _Rollup:
         self.n = 0
 
     def candle(self) -> Candle:
-        return Candle(self.start, self.o, self.h, self.l, self.c, self.v, self.n)
+        c = _new(Candle)
+        c.time = self.start
+        c.open = self.o
+        c.high = self.h
+        c.low = self.l
+        c.close = self.c
+        c.volume = self.v
+        c.ticks = self.n
+        return c
 
 
 class _SymbolState:
     __slots__ = (
         "symbol", "session", "day",
         "start", "end", "o", "h", "l", "c", "v", "n", "ot", "ct",
-        "rollups", "vol_label", "vol_max", "last_key", "dirty",
+        "rollups", "vol_label", "vol_max", "last_key", "dirty", "lo", "hi", "counted",
     )
 
     def __init__(self, symbol: str, session: Session, rollups: list[_Rollup]) -> None:
@@ -67,6 +89,15 @@ class _SymbolState:
         self.vol_max = 0.0  # running maximum of the cumulative day volume
         self.last_key: tuple[float, ...] | None = None
         self.dirty = False
+        # ``n`` when ``CandleEngine.accepted`` last counted this symbol: the fast path of
+        # ``add`` only bumps ``n``, and the count adds ``n - counted`` of each symbol.
+        self.counted = 0
+        self.shut()
+
+    def shut(self) -> None:
+        """Send every tick through ``CandleEngine._add_checked`` until one opens ``[lo, hi)``."""
+        self.lo = _INF  # empty: no t has inf <= t < -inf
+        self.hi = _NEG_INF
 
     def base_candle(self) -> Candle:
         return Candle(int(self.start), self.o, self.h, self.l, self.c, self.v, self.n)
@@ -118,8 +149,18 @@ class CandleEngine:
         self._day_volume_seed: dict[str, tuple[int, float]] = {}
         self._closed: list[CandleUpdate] = []
         self._dirty: list[_SymbolState] = []
-        self.accepted = 0
+        self._accepted = 0  # see ``accepted``
         self.rejected: dict[str, int] = {}
+
+    @property
+    def accepted(self) -> int:
+        """Ticks accepted so far."""
+        return self._accepted + sum(st.n - st.counted for st in self._states.values())
+
+    def _count(self, st: _SymbolState) -> None:
+        """Fold the fast-path ticks of ``st`` into ``_accepted`` before ``st.n`` is changed."""
+        self._accepted += st.n - st.counted
+        st.counted = st.n
 
     # -- symbols -----------------------------------------------------------------
     def register(self, symbol: str, exchange: str) -> None:
@@ -160,6 +201,7 @@ class CandleEngine:
         start, end = day.bucket(BASE, base.time)
         st.day = day
         st.start = st.end = end  # nothing open yet; anything earlier is late
+        st.shut()
         for r in st.rollups:
             stored = last.get(r.tf)
             r_start, r_end = day.bucket(r.tf, base.time)
@@ -177,20 +219,67 @@ class CandleEngine:
 
     def add(self, tick: Tick) -> Reject | None:
         """Fold one tick in; returns the reason when it is not accepted. Never raises."""
-        st = self._states.get(tick.symbol)
-        if st is None:
+        try:
+            st = self._states[tick.symbol]
+        except KeyError:
             return self._reject(Reject.UNKNOWN_SYMBOL)
         t = tick.time
         p = tick.price
         dv = tick.day_volume
         if dv is not None:
             key: tuple[float, ...] | None = (p, dv, tick.last_traded_time or 0.0)
+            if key == st.last_key:
+                return self._reject(Reject.REPEAT)
         elif tick.size is None:
             key = (p, t)
+            if key == st.last_key:
+                return self._reject(Reject.REPEAT)
         else:
             key = None  # per-trade prints: identical trades are real trades
-        if key is not None and key == st.last_key:
-            return self._reject(Reject.REPEAT)
+        if not st.lo <= t < st.hi:
+            return self._add_checked(st, tick, t, p, dv, key)
+
+        # The common case: ``t`` is in the open 5 s bucket and that bucket already holds a
+        # tick (``_add_checked`` opened ``[lo, hi)``), so the time is valid, the tick is not
+        # late, not ahead of the horizon, nothing rolls, and ``ot <= ct``. Same verdicts and
+        # candles as the full path.
+        if not 0.0 < p < _INF:
+            return self._reject(Reject.BAD_PRICE)
+        if dv is not None:
+            if st.vol_label != st.day.label:  # type: ignore[union-attr]
+                self._new_volume_day(st, dv)
+            vol_max = st.vol_max
+            if dv > vol_max:
+                st.v += dv - vol_max
+                st.vol_max = dv
+            else:
+                st.v += 0.0  # as the full path adds (it turns a -0.0 into 0.0)
+        else:
+            size = tick.size
+            st.v += 0.0 if size is None else size
+        if t >= st.ct:
+            st.c = p
+            st.ct = t
+        elif t < st.ot:
+            st.o = p
+            st.ot = t
+        if p > st.h:
+            st.h = p
+        elif p < st.l:
+            st.l = p
+        st.n += 1  # counted by ``accepted``
+        st.last_key = key
+        if not st.dirty:
+            st.dirty = True
+            self._dirty.append(st)
+        return None
+
+    def _add_checked(
+        self, st: _SymbolState, tick: Tick, t: float, p: float, dv: float | None,
+        key: tuple[float, ...] | None,
+    ) -> Reject | None:
+        """``add`` past the repeat check, every rule spelled out: the first tick of a bucket,
+        and anything unusual (bad time, late, out of session, rolls)."""
         if not _MIN_TIME < t < _MAX_TIME:  # also false for NaN; parsers check, other sources may not
             return self._reject(Reject.NO_TIME)
         if not 0.0 < p < _INF:
@@ -201,25 +290,18 @@ class CandleEngine:
                 return self._reject(Reject.OUT_OF_SESSION)
             return self._reject(Reject.LATE)
         if t > self._horizon:
-            self._horizon = self._clock() + self._max_ahead  # type: ignore[operator]
+            self._new_horizon()
             if t > self._horizon:
                 return self._reject(Reject.FUTURE)
+        self._count(st)
         if t >= st.end and not self._roll(st, t):
             return self._reject(Reject.OUT_OF_SESSION)
 
         # Volume (contract g).
         add = 0.0
         if dv is not None:
-            label = st.day.label  # type: ignore[union-attr]
-            if st.vol_label != label:
-                seed = self._day_volume_seed.get(st.symbol)
-                if seed is not None and seed[0] == label:
-                    st.vol_max = seed[1]
-                elif st.vol_label is None:
-                    st.vol_max = dv
-                else:
-                    st.vol_max = 0.0
-                st.vol_label = label
+            if st.vol_label != st.day.label:  # type: ignore[union-attr]
+                self._new_volume_day(st, dv)
             if dv > st.vol_max:
                 add = dv - st.vol_max
                 st.vol_max = dv
@@ -248,8 +330,37 @@ class CandleEngine:
         if not st.dirty:
             st.dirty = True
             self._dirty.append(st)
-        self.accepted += 1
+        self._accepted += 1
+        st.counted = st.n
+        # Open the fast path of ``add`` for the rest of this bucket, up to the horizon (past
+        # it, the clock is read again). Always taken for states this engine made; the guards
+        # keep a hand-made state on this path.
+        if st.ot <= st.ct and st.start > _MIN_TIME and st.end <= _MAX_TIME:
+            st.lo = st.start
+            horizon = self._horizon
+            st.hi = st.end if st.end <= horizon else horizon
         return None
+
+    def _new_horizon(self) -> None:
+        """Read the clock again. The fast paths opened before stay right if the horizon only
+        moved forward (they stop short of it); if the clock went back, they are all shut."""
+        before = self._horizon
+        self._horizon = self._clock() + self._max_ahead  # type: ignore[operator]
+        if self._horizon < before:
+            for st in self._states.values():
+                st.shut()
+
+    def _new_volume_day(self, st: _SymbolState, dv: float) -> None:
+        """The first cumulative volume of a trading day: set the baseline (contract g)."""
+        label = st.day.label  # type: ignore[union-attr]
+        seed = self._day_volume_seed.get(st.symbol)
+        if seed is not None and seed[0] == label:
+            st.vol_max = seed[1]
+        elif st.vol_label is None:
+            st.vol_max = dv
+        else:
+            st.vol_max = 0.0
+        st.vol_label = label
 
     def _roll(self, st: _SymbolState, t: float) -> bool:
         """Close the open 5 s bucket and open the one holding ``t``; False if out of session."""
@@ -260,27 +371,46 @@ class CandleEngine:
                 return False
         start, end = day.bucket(BASE, t)
         symbol = st.symbol
-        if st.n:
-            closed = st.base_candle()
-            self._closed.append(CandleUpdate(symbol, BASE.code, closed, True))
+        closed_list = self._closed
+        n = st.n
+        if n:
+            o, h, l, c, v = st.o, st.h, st.l, st.c, st.v
+            closed = _new(Candle)
+            closed.time = int(st.start)
+            closed.open = o
+            closed.high = h
+            closed.low = l
+            closed.close = c
+            closed.volume = v
+            closed.ticks = n
+            u = _new(CandleUpdate)
+            u.symbol = symbol
+            u.timeframe = _BASE_CODE
+            u.candle = closed
+            u.final = True
+            closed_list.append(u)
             for r in st.rollups:
                 if r.n == 0:
-                    r.o, r.h, r.l, r.c, r.v, r.n = (
-                        closed.open, closed.high, closed.low, closed.close, closed.volume, closed.ticks,
-                    )
+                    r.o, r.h, r.l, r.c, r.v, r.n = o, h, l, c, v, n
                 else:
-                    if closed.high > r.h:
-                        r.h = closed.high
-                    if closed.low < r.l:
-                        r.l = closed.low
-                    r.c = closed.close
-                    r.v += closed.volume
-                    r.n += closed.ticks
+                    if h > r.h:
+                        r.h = h
+                    if l < r.l:
+                        r.l = l
+                    r.c = c
+                    r.v += v
+                    r.n += n
             st.n = 0
+        same_day = day is st.day
         for r in st.rollups:
-            if not (r.start <= start < r.end) or day is not st.day:
+            if not (same_day and r.start <= start < r.end):
                 if r.n:
-                    self._closed.append(CandleUpdate(symbol, r.code, r.candle(), True))
+                    u = _new(CandleUpdate)
+                    u.symbol = symbol
+                    u.timeframe = r.code
+                    u.candle = r.candle()
+                    u.final = True
+                    closed_list.append(u)
                 r.start, r.end = day.bucket(r.tf, t)
                 r.n = 0
         st.day = day
@@ -295,23 +425,58 @@ class CandleEngine:
     def _current(self, st: _SymbolState, out: list[CandleUpdate]) -> None:
         """Append the open candles of ``st``; the merge of ``_merged`` inlined (hot path)."""
         symbol = st.symbol
+        append = out.append
         n = st.n
         if n:
             o, h, l, c, v = st.o, st.h, st.l, st.c, st.v
-            out.append(CandleUpdate(symbol, _BASE_CODE, Candle(int(st.start), o, h, l, c, v, n), False))
+            candle = _new(Candle)
+            candle.time = int(st.start)
+            candle.open = o
+            candle.high = h
+            candle.low = l
+            candle.close = c
+            candle.volume = v
+            candle.ticks = n
+            u = _new(CandleUpdate)
+            u.symbol = symbol
+            u.timeframe = _BASE_CODE
+            u.candle = candle
+            u.final = False
+            append(u)
             for r in st.rollups:
+                candle = _new(Candle)
+                candle.time = r.start
+                candle.close = c
                 rn = r.n
                 if rn:
                     rh = r.h
                     rl = r.l
-                    candle = Candle(r.start, r.o, rh if rh > h else h, rl if rl < l else l, c, r.v + v, rn + n)
+                    candle.open = r.o
+                    candle.high = rh if rh > h else h
+                    candle.low = rl if rl < l else l
+                    candle.volume = r.v + v
+                    candle.ticks = rn + n
                 else:
-                    candle = Candle(r.start, o, h, l, c, v, n)
-                out.append(CandleUpdate(symbol, r.code, candle, False))
+                    candle.open = o
+                    candle.high = h
+                    candle.low = l
+                    candle.volume = v
+                    candle.ticks = n
+                u = _new(CandleUpdate)
+                u.symbol = symbol
+                u.timeframe = r.code
+                u.candle = candle
+                u.final = False
+                append(u)
         else:
             for r in st.rollups:
                 if r.n:
-                    out.append(CandleUpdate(symbol, r.code, r.candle(), False))
+                    u = _new(CandleUpdate)
+                    u.symbol = symbol
+                    u.timeframe = r.code
+                    u.candle = r.candle()
+                    u.final = False
+                    append(u)
 
     @staticmethod
     def _merged(st: _SymbolState, r: _Rollup) -> Candle | None:
@@ -368,8 +533,11 @@ class CandleEngine:
             vol_max = float(state["vol_max"])
         except (KeyError, TypeError, ValueError):
             return False
+        self._count(st)
         st.day, st.start, st.end = day, start, end
+        st.shut()
         st.o, st.h, st.l, st.c, st.v, st.n, st.ot, st.ct = o, h, l, c, v, n, ot, ct
+        st.counted = n  # restored ticks were accepted by the engine that collected them
         st.last_key = tuple(float(x) for x in key) if key is not None else None
         st.vol_label = None if vol_label is None else int(vol_label)
         st.vol_max = vol_max

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from market.core.engine import CandleEngine
-from market.vendors.fyers.messages import exchange_of, kind_of, parse
+from market.vendors.fyers.messages import _parse_checked, exchange_of, kind_of, parse
 from market.core.timeframes import BASE
 from market.core.types import Reject, Tick
 
@@ -135,6 +135,49 @@ def test_parse_never_raises_and_accepts_only_valid_ticks(overrides, drop):
         assert type(result.time) in (int, float) and 1e9 <= result.time < 1e10
         assert result.day_volume is None or (type(result.day_volume) in (int, float) and result.day_volume >= 0)
         assert result.symbol and type(result.symbol) is str
+
+
+_edge_values = st.one_of(
+    _values, st.sampled_from([T, T + 1, 0, 1, 2**53 - 1, 2**53, 10**9 - 1, 10**9, 10**10 - 1, 10**10,
+                              812.5, 0.0, -0.0, -1.0, float("nan"), float("inf"), "sf", "if", "",
+                              "NSE:X-EQ", True]),
+)
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(overrides=st.dictionaries(
+    st.sampled_from(["type", "symbol", "ltp", "exch_feed_time", "vol_traded_today", "last_traded_time"]),
+    _edge_values, max_size=4,
+), drop=st.sets(st.sampled_from(list(SF)), max_size=3), index=st.booleans())
+def test_the_fast_path_of_parse_returns_what_every_rule_spelled_out_returns(overrides, drop, index):
+    base = {"type": "if", "symbol": "NSE:NIFTY50-INDEX", "ltp": 24350.1, "exch_feed_time": T} if index else SF
+    message = {k: v for k, v in base.items() if k not in drop}
+    message.update(overrides)
+    # repr: the same class, field values and their types (an int stays an int)
+    assert repr(parse(message)) == repr(_parse_checked(message))
+
+
+_EDGES = [None, True, False, T, T + 1, 0, 1, -1, -5, 2**53 - 1, 2**53, 10**9 - 1, 10**9, 10**10 - 1,
+          10**10, 10**400, 812.5, 812.0, 0.0, -0.0, -1.0, 1e9, float("nan"), float("inf"), "sf", "if",
+          "", "NSE:X-EQ", [1], {"a": 1}]
+_INDEX = {"type": "if", "symbol": "NSE:NIFTY50-INDEX", "ltp": 24350.1, "exch_feed_time": T}
+
+
+def test_the_fast_path_of_parse_agrees_on_every_single_field_edge():
+    for base in (SF, _INDEX):
+        for key in ("type", "symbol", "ltp", "exch_feed_time", "vol_traded_today", "last_traded_time"):
+            for value in _EDGES:
+                message = {**base, key: value}
+                assert repr(parse(message)) == repr(_parse_checked(message)), message
+            message = {k: v for k, v in base.items() if k != key}
+            assert repr(parse(message)) == repr(_parse_checked(message)), message
+
+
+def test_the_fast_path_of_parse_builds_the_same_tick_as_the_constructor():
+    assert repr(parse(SF)) == repr(Tick("NSE:SBIN-EQ", T, 812.5, 10423911, T))
+    index = {"type": "if", "symbol": "NSE:NIFTY50-INDEX", "ltp": 24350.1, "exch_feed_time": T}
+    assert repr(parse(index)) == repr(Tick("NSE:NIFTY50-INDEX", T, 24350.1))
+    assert parse(SF) == Tick("NSE:SBIN-EQ", T, 812.5, 10423911, T)
 
 
 def test_kind_and_exchange_of_symbols():
