@@ -137,7 +137,7 @@ class TickJournal:
             self.last = last
             break
         self.bytes = sum(size for _, _, size in self._segments)
-        self.synced = self._covered = self.seq
+        self.synced = self.seq  # (nothing counts as covered until a stored checkpoint says so)
         self._buffer_first = self.seq + 1
 
     def set_aside(self) -> None:
@@ -261,6 +261,11 @@ class TickJournal:
                 logger.warning("journal: cannot delete %s: %s", path.name, exc)
                 self._segments.insert(0, (int(path.stem), path, size))
                 return
+            self.bytes -= size
+        if self.full and len(self._segments) == 1 and self._covered >= self.synced:
+            self._close()  # at the cap even the open segment goes once wholly covered
+            _, path, size = self._segments.pop()
+            path.unlink(missing_ok=True)
             self.bytes -= size
 
     # -- reading -----------------------------------------------------------------------
