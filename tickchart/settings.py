@@ -99,6 +99,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "market.web.ratelimit.RateLimitMiddleware",  # after auth: counts per user, else per address
+    "market.web.outage.DatabaseOutageMiddleware",  # a database outage: 503 and a page that says so
 ]
 
 ROOT_URLCONF = "tickchart.urls"
