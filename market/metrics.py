@@ -39,7 +39,7 @@ class PipelineCollector(Collector):
         yield _counter("tickchart_publish_failures", "Failed publishes", p.source, p.publish_failures)
         yield _gauge("tickchart_pending_candles", "Candles waiting to be written", p.source, p.pending)
         yield _gauge("tickchart_write_lag_seconds", "Duration of the last candle write", p.source, p.last_write_seconds)
-        yield _gauge("tickchart_pending_candles_peak", "Most candles ever waiting in memory", p.source, p.max_pending)
+        yield _gauge("tickchart_pending_candles_peak", "Most candles kept in memory while writes failed", p.source, p.max_pending)
         yield _gauge("tickchart_write_buffer_limit", "Candles kept in memory while writes fail", p.source,
                      p.buffer_limit)
         yield _gauge("tickchart_spilled", "1 while waiting candles are left to the tick journal", p.source,

@@ -104,7 +104,7 @@ class Pipeline:
         self.buffer_limit = buffer_limit  # candles kept in memory while writes fail
         self.spilled = False  # waiting candles were dropped: the journal rebuilds them
         self.spills = 0
-        self.max_pending = 0
+        self.max_pending = 0  # the most candles kept waiting while writes failed
         self._unspillable_logged = False
 
     def resume(self, position: Any) -> None:
@@ -174,7 +174,6 @@ class Pipeline:
                 if not self.spilled:
                     for u in fresh:
                         self._pending[(u.symbol, u.timeframe, u.candle.time)] = u
-                    self.max_pending = max(self.max_pending, len(self._pending))
             position = self.journal.position() if self.journal is not None else self.position
             written = 0
             due = force or time.monotonic() >= self._retry_at
@@ -182,6 +181,8 @@ class Pipeline:
                 written = await self._rebuild_pending(position)
             elif due and not self.fenced and (self._pending or self._pending_states or position != self._stored_position):
                 written = await self._store_pending(position)
+            if self.store_failing_since is not None:  # (a normal write takes what one flush changed)
+                self.max_pending = max(self.max_pending, len(self._pending))
             updates = fresh
             if self._conflator is not None:
                 updates = self._conflator.offer(updates, time.monotonic())
