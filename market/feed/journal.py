@@ -96,6 +96,7 @@ class TickJournal:
         self._file_opened = 0.0
         self._covered = 0
         self._lock = threading.Lock()  # the syncing thread against replay reads
+        self._buffer_lock = threading.Lock()  # append (event loop) against the swap (a thread)
         self._loud_at = 0.0
 
     # -- opening -----------------------------------------------------------------------
@@ -150,8 +151,18 @@ class TickJournal:
 
     # -- the hot path ------------------------------------------------------------------
     def append(self, tick: Tick) -> None:
-        self.seq += 1
-        self._buffer.append(encode(tick))
+        record = encode(tick)
+        with self._buffer_lock:
+            self.seq += 1
+            self._buffer.append(record)
+
+    def skip_to(self, seq: int) -> None:
+        """Number on from ``seq``: a stored checkpoint covers ticks the disk lost (a gap)."""
+        with self._lock, self._buffer_lock:
+            if seq > self.seq and not self._buffer:
+                self._close()
+                self.seq = self.synced = seq
+                self._buffer_first = seq + 1
 
     def position(self) -> dict[str, Any]:
         """The checkpoint position now: every accepted tick so far."""
@@ -180,9 +191,10 @@ class TickJournal:
     def sync(self) -> None:
         """Write what was appended since the last call as one batch, then fsync it."""
         with self._lock:
-            batch, first = self._buffer, self._buffer_first
-            self._buffer = []
-            self._buffer_first = first + len(batch)
+            with self._buffer_lock:
+                batch, first = self._buffer, self._buffer_first
+                self._buffer = []
+                self._buffer_first = first + len(batch)
             self._prune()
             if not batch:
                 return

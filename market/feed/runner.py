@@ -349,7 +349,7 @@ async def _journal_replay(pipeline: Pipeline, ctx: PipelineContext, journal: Tic
     if after > journal.seq:  # the stored checkpoint is ahead of what reached the disk (a gap)
         logger.warning("journal ends at tick %d, before the stored checkpoint (%d): continuing after it",
                        journal.seq, after)
-        journal.seq = journal.synced = after
+        journal.skip_to(after)
         return None
     pipeline.journal = None  # replayed ticks are journaled already
     replayed = skipped = 0

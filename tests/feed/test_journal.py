@@ -119,3 +119,18 @@ def test_an_unwritable_directory_is_loud_and_journaling_resumes_when_it_is_back(
         j.append(t)
     j.sync()
     assert j.failing is None and [s for s, _ in j.read(0)] == [6, 7]
+
+
+def test_numbering_skips_to_a_checkpoint_the_disk_does_not_reach(tmp_path):
+    j = opened(tmp_path / "j")
+    for t in ticks(3):
+        j.append(t)
+    j.sync()
+    again = opened(tmp_path / "j")
+    again.skip_to(10)  # the stored checkpoint says 10: ticks 4-10 are in the database, not here
+    for t in ticks(2, 3):
+        again.append(t)
+    again.sync()
+    assert again.position()["seq"] == 12
+    assert [s for s, _ in again.read(10)] == [11, 12]
+    assert opened(tmp_path / "j").seq == 12
