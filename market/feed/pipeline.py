@@ -337,5 +337,13 @@ class Pipeline:
             f"({reasons}) not_ticks={self.not_ticks} candles_written={self.written} "
             f"published={self.published} pending={self.pending}{' (spilled)' if self.spilled else ''} lag={lag} "
             f"slowest_write={self.max_write_seconds:.2f}s "
-            f"store_failures={self.store_failures} publish_failures={self.publish_failures}"
+            f"store_failures={self.store_failures} publish_failures={self.publish_failures}{self._journal_summary()}"
         )
+
+    def _journal_summary(self) -> str:
+        if self.journal is None:
+            return ""
+        j = self.journal.stats()
+        trouble = " (full)" if j["full"] else " (failing)" if j["failing"] else ""
+        lost = f" unjournaled={j['unjournaled']}" if j["unjournaled"] else ""
+        return f" journal={j['bytes'] / 1e6:.1f}MB{trouble}{lost}"
