@@ -182,6 +182,8 @@ class Pipeline:
             elif due and not self.fenced and (self._pending or self._pending_states or position != self._stored_position):
                 written = await self._store_pending(position)
             if self.store_failing_since is not None:  # (a normal write takes what one flush changed)
+                if len(self._pending) > self.buffer_limit and not self.spilled:
+                    self._spill()  # one flush's changes alone passed the bound
                 self.max_pending = max(self.max_pending, len(self._pending))
             updates = fresh
             if self._conflator is not None:
