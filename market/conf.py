@@ -58,6 +58,12 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # On PostgreSQL a timeframe listed here when its partition is made is partitioned by
         # time (per day below a minute, else per month), and pruning drops whole partitions.
         "RETENTION_DAYS": {"5s": 30, "1m": 730},
+        # Live feeds' tick journal (market.feed.journal). None: "journal" beside the SQLite
+        # file (var/journal on PostgreSQL); "": no journal.
+        "JOURNAL_DIR": None,
+        "JOURNAL_MAX_BYTES": 2 * 1024**3,
+        # Candles kept in memory while writes fail; past it they are rebuilt from the journal.
+        "WRITE_BUFFER_CANDLES": 50_000,
     },
     "FYERS": {
         "CLIENT_ID": "", "SECRET_KEY": "", "REDIRECT_URI": "",
@@ -158,6 +164,9 @@ class MarketConf:
     ws_flow: FlowLimits = FlowLimits()  # per-connection send window (market.core.outbox)
     retention_days: tuple[tuple[str, float], ...] = ()  # (timeframe, days) pairs; absent: forever
     calendars: tuple[tuple[str, Spec], ...] = ()  # (session code, holiday calendar) pairs (market.core.calendar)
+    journal_dir: Path | None = None  # None: no tick journal
+    journal_max_bytes: int = 2 * 1024**3
+    write_buffer_candles: int = 50_000
 
 
 @lru_cache(maxsize=1)
@@ -218,7 +227,28 @@ def market() -> MarketConf:
         ws_flow=flow,
         retention_days=tuple(retention),
         calendars=calendars,
+        journal_dir=_journal_dir(r["JOURNAL_DIR"]),
+        journal_max_bytes=_positive(r, "JOURNAL_MAX_BYTES"),
+        write_buffer_candles=_positive(r, "WRITE_BUFFER_CANDLES"),
     )
+
+
+def _positive(r: dict[str, Any], key: str) -> int:
+    if not int(r[key]) > 0:
+        raise ImproperlyConfigured(f"MARKET {key} must be positive")
+    return int(r[key])
+
+
+def _journal_dir(value: str | None) -> Path | None:
+    """The journal's directory: given, or "journal" in the data directory (the SQLite file's)."""
+    if value == "":
+        return None
+    if value is not None:
+        return Path(value)
+    db = settings.DATABASES.get("default", {})
+    if "sqlite" in db.get("ENGINE", "") and str(db.get("NAME", "")) not in ("", ":memory:"):
+        return Path(db["NAME"]).resolve().parent / "journal"
+    return Path(settings.BASE_DIR) / "var" / "journal"
 
 
 # ---- FYERS -------------------------------------------------------------------------

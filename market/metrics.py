@@ -39,6 +39,20 @@ class PipelineCollector(Collector):
         yield _counter("tickchart_publish_failures", "Failed publishes", p.source, p.publish_failures)
         yield _gauge("tickchart_pending_candles", "Candles waiting to be written", p.source, p.pending)
         yield _gauge("tickchart_write_lag_seconds", "Duration of the last candle write", p.source, p.last_write_seconds)
+        yield _gauge("tickchart_pending_candles_peak", "Most candles kept in memory while writes failed", p.source, p.max_pending)
+        yield _gauge("tickchart_write_buffer_limit", "Candles kept in memory while writes fail", p.source,
+                     p.buffer_limit)
+        yield _gauge("tickchart_spilled", "1 while waiting candles are left to the tick journal", p.source,
+                     int(p.spilled))
+        yield _counter("tickchart_spills", "Times waiting candles were dropped for the journal", p.source, p.spills)
+        if p.journal is not None:
+            j = p.journal.stats()
+            yield _gauge("tickchart_journal_bytes", "Bytes in the tick journal", p.source, j["bytes"])
+            yield _gauge("tickchart_journal_full", "1 while the tick journal's size cap is reached", p.source,
+                         int(j["full"]))
+            yield _gauge("tickchart_journal_failing", "1 while journal writes fail", p.source, int(bool(j["failing"])))
+            yield _counter("tickchart_journal_unjournaled", "Accepted ticks the journal could not keep", p.source,
+                           j["unjournaled"])
         lag = time.time() - p.last_tick_time if (p.live and p.last_tick_time) else 0.0
         yield _gauge("tickchart_tick_lag_seconds", "Wall clock minus the last tick's exchange time", p.source, lag)
 

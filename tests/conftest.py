@@ -48,6 +48,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _private_journal(tmp_path, settings):
+    """Each test's live feeds journal into its own directory, never the shared var/journal."""
+    settings.MARKET = {**(getattr(settings, "MARKET", None) or {}), "JOURNAL_DIR": str(tmp_path / "journal")}
+
+
+@pytest.fixture(autouse=True)
 def _fresh_market_conf():
     from market import conf
 

@@ -34,6 +34,7 @@ RANKS: dict[str, int] = {
     "market.vendors.finnhub.messages": 0,
     "market.feed.base": 1,
     "market.feed.pipeline": 1,
+    "market.feed.journal": 1,
     "market.conf": 2,
     "market.models": 2,
     "market.apps": 2,

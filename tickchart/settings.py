@@ -101,6 +101,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "market.web.ratelimit.RateLimitMiddleware",  # after auth: counts per user, else per address
+    "market.web.outage.DatabaseOutageMiddleware",  # a database outage: 503 and a page that says so
 ]
 
 ROOT_URLCONF = "tickchart.urls"
@@ -346,6 +347,13 @@ MARKET = given({
     # prune_candles: days kept per stored timeframe, JSON, e.g. {"5s": 30, "1m": 730}
     # (the default); a timeframe left out, or null, is kept forever.
     "RETENTION_DAYS": env_json("TICKCHART_RETENTION_DAYS"),
+    # Live feeds' tick journal (docs/durability.md): its directory ("" turns it off; unset:
+    # "journal" beside the SQLite file, or var/journal on PostgreSQL), its size cap in bytes,
+    # and the candles a failing database may keep waiting in memory before the writer
+    # drops them and rebuilds them from the journal once it works again.
+    "JOURNAL_DIR": env("TICKCHART_JOURNAL_DIR"),
+    "JOURNAL_MAX_BYTES": env_int("TICKCHART_JOURNAL_MAX_BYTES"),
+    "WRITE_BUFFER_CANDLES": env_int("TICKCHART_WRITE_BUFFER_CANDLES"),
 })
 
 # ---- Finnhub feed (`runfeed --source finnhub`; docs/finnhub.md) -------------------------

@@ -26,6 +26,9 @@ class FeedContext(Protocol):
     position: Any
     #: The position the last run's stored candles include (None: start from the beginning).
     resume_position: Any
+    #: A live feed's last tick the last run journaled (None: unknown); its ticks up to this
+    #: one are in the engine already (market.feed.journal).
+    resume_tick: Tick | None
 
     @property
     def status(self) -> str: ...

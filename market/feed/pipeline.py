@@ -8,6 +8,11 @@ the feed's input position, all captured at one instant, stored in one transactio
 restart restores the states and resumes the input there, so it loses and doubles nothing.
 A failed write keeps everything for a retry (with backoff) while publishing goes on, so
 open charts stay live through a database outage.
+
+Live feeds also journal every accepted tick (``market.feed.journal``): their checkpoint
+position is the journal's, and past ``buffer_limit`` candles waiting for a failing
+database the pipeline drops them ("spills") and, once writing works, rebuilds them from the
+journal (``rebuild``), so memory stays flat however long the outage.
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from market.core.conflate import Conflator
 from market.core.engine import CandleEngine
 from market.core.types import CandleUpdate, Reject, Tick, TickBatch, WriterFenced
 from market.feed.base import Parser
+
+if TYPE_CHECKING:
+    from market.feed.journal import TickJournal
 
 logger = logging.getLogger("market.feed")
 
@@ -39,6 +47,7 @@ class Checkpoint:
 Store = Callable[[list[CandleUpdate], Checkpoint], Awaitable[int]]
 Publish = Callable[[list[CandleUpdate]], Awaitable[int]]
 Report = Callable[[str, str, float], Awaitable[None]]  # (state, detail, heartbeat)
+Rebuild = Callable[[Any], Awaitable[int]]  # store everything the journal holds up to a position
 
 HEARTBEAT_SECONDS = 5.0
 RETRY_MIN, RETRY_MAX = 0.5, 30.0  # seconds between attempts to store while the database fails
@@ -52,6 +61,7 @@ class Pipeline:
     def __init__(
         self, engine: CandleEngine, *, store: Store, publish: Publish, source: str, live: bool = True,
         report: Report = _no_report, conflator: Conflator | None = None, parser: Parser | None = None,
+        journal: TickJournal | None = None, rebuild: Rebuild | None = None, buffer_limit: int = 50_000,
     ) -> None:
         self._parser = parser
         self._conflator = conflator
@@ -88,6 +98,18 @@ class Pipeline:
         self.started = time.monotonic()
         #: Called with each tick the engine accepted, in order (alerts: ``feed.alerting``).
         self.on_tick: Callable[[Tick], None] | None = None
+        #: Accepted ticks are appended here (live feeds); its position is the checkpoint's.
+        self.journal = journal
+        self._rebuild = rebuild
+        self.buffer_limit = buffer_limit  # candles kept in memory while writes fail
+        self.spilled = False  # waiting candles were dropped: the journal rebuilds them
+        self.spills = 0
+        self.max_pending = 0  # the most candles kept waiting while writes failed
+        self._unspillable_logged = False
+
+    def resume(self, position: Any) -> None:
+        """The input position the stored candles include (read on start)."""
+        self.position = self._stored_position = position
 
     # -- input -----------------------------------------------------------------------
     def parse(self, message: Any) -> Tick | Reject | TickBatch | None:
@@ -129,6 +151,8 @@ class Pipeline:
             return Reject.MALFORMED
         if result is None:
             self.last_tick_time = tick.time
+            if self.journal is not None:
+                self.journal.append(tick)
             if self.on_tick is not None:
                 self.on_tick(tick)
         return result
@@ -141,14 +165,26 @@ class Pipeline:
         tries at once, as the last flushes do); publishing the new candles goes on anyway.
         """
         async with self._flush_lock:
-            fresh = self.engine.collect(self._pending_states)
-            for u in fresh:
-                self._pending[(u.symbol, u.timeframe, u.candle.time)] = u
-            position = self.position
+            if self.spilled:
+                fresh = self.engine.collect()  # published only: the journal holds their ticks
+            else:
+                fresh = self.engine.collect(self._pending_states)
+                if self.store_failing_since is not None and len(self._pending) + len(fresh) > self.buffer_limit:
+                    self._spill()
+                if not self.spilled:
+                    for u in fresh:
+                        self._pending[(u.symbol, u.timeframe, u.candle.time)] = u
+            position = self.journal.position() if self.journal is not None else self.position
             written = 0
             due = force or time.monotonic() >= self._retry_at
-            if due and not self.fenced and (self._pending or self._pending_states or position != self._stored_position):
+            if due and not self.fenced and self.spilled:
+                written = await self._rebuild_pending(position)
+            elif due and not self.fenced and (self._pending or self._pending_states or position != self._stored_position):
                 written = await self._store_pending(position)
+            if self.store_failing_since is not None:  # (a normal write takes what one flush changed)
+                if len(self._pending) > self.buffer_limit and not self.spilled:
+                    self._spill()  # one flush's changes alone passed the bound
+                self.max_pending = max(self.max_pending, len(self._pending))
             updates = fresh
             if self._conflator is not None:
                 updates = self._conflator.offer(updates, time.monotonic())
@@ -160,10 +196,29 @@ class Pipeline:
                     logger.error("publishing %d candles failed: %s", len(updates), exc)
             return written
 
+    def _spill(self) -> None:
+        """Drop the waiting candles and states when the journal can give their ticks back."""
+        if self.journal is None or self._rebuild is None or not self.journal.reproduces(self._stored_position):
+            if not self._unspillable_logged:
+                self._unspillable_logged = True
+                why = "no journal" if self.journal is None else "the journal has a gap since the last checkpoint"
+                logger.error("more than %d candles wait for the database and cannot be spilled (%s): "
+                             "kept in memory", self.buffer_limit, why)
+            return
+        logger.warning("more than %d candles wait for the database: dropped from memory (%d), to be rebuilt "
+                       "from the journal after tick %s", self.buffer_limit, len(self._pending),
+                       self._stored_position["seq"])
+        self._pending.clear()
+        self._pending_states.clear()
+        self.spilled = True
+        self.spills += 1
+
     async def _store_pending(self, position: Any) -> int:
         updates = list(self._pending.values())
         checkpoint = Checkpoint(dict(self._pending_states), position)
         started = time.monotonic()
+        if self.journal is not None:  # write-ahead: no checkpoint ahead of the journal on disk
+            await asyncio.to_thread(self.journal.sync)
         try:
             written = await self._store(updates, checkpoint)
         except WriterFenced as exc:
@@ -171,22 +226,48 @@ class Pipeline:
             logger.error("writer fenced, storing stops: %s", exc)
             return 0
         except Exception as exc:  # noqa: BLE001 - database down: keep everything and retry
-            self.store_failures += 1
-            self._retry_delay = min(RETRY_MAX, max(RETRY_MIN, self._retry_delay * 2))
-            self._retry_at = time.monotonic() + self._retry_delay
-            if self.store_failing_since is None:
-                self.store_failing_since = time.time()
-            logger.error("writing %d candles failed (%s); kept (%d pending), next try in %.1fs",
-                         len(updates), exc, len(self._pending), self._retry_delay)
+            self._failed(f"writing {len(updates)} candles failed ({exc}); kept ({len(self._pending)} pending)")
             return 0
+        self._stored(position, written, started)
+        self._pending.clear()
+        self._pending_states.clear()
+        return written
+
+    async def _rebuild_pending(self, position: Any) -> int:
+        started = time.monotonic()
+        try:
+            written = await self._rebuild(position)  # type: ignore[misc]
+        except WriterFenced as exc:
+            self.fenced = True
+            logger.error("writer fenced, storing stops: %s", exc)
+            return 0
+        except Exception as exc:  # noqa: BLE001 - still down: the journal keeps the ticks
+            self._failed(f"writing candles failed ({exc}); spilled to the journal up to tick {position['seq']}")
+            return 0
+        logger.warning("rebuilt from the journal and stored %d candles (ticks up to %d) in %.1fs",
+                       written, position["seq"], time.monotonic() - started)
+        self.spilled = False
+        self._unspillable_logged = False
+        self._stored(position, written, started)
+        return written
+
+    def _failed(self, what: str) -> None:
+        self.store_failures += 1
+        self._retry_delay = min(RETRY_MAX, max(RETRY_MIN, self._retry_delay * 2))
+        self._retry_at = time.monotonic() + self._retry_delay
+        if self.store_failing_since is None:
+            self.store_failing_since = time.time()
+        logger.error("%s, next try in %.1fs", what, self._retry_delay)
+
+    def _stored(self, position: Any, written: int, started: float) -> None:
         if self.store_failing_since is not None:
             logger.warning("writing works again after %.0fs: %d candles stored",
                            time.time() - self.store_failing_since, written)
         self.store_failing_since = None
         self._retry_delay = self._retry_at = 0.0
-        self._pending.clear()
-        self._pending_states.clear()
         self._stored_position = position
+        if self.journal is not None:
+            self.journal.covered(position)
         self.written += written
         self.last_write_seconds = time.monotonic() - started
         self.max_write_seconds = max(self.max_write_seconds, self.last_write_seconds)
@@ -209,8 +290,12 @@ class Pipeline:
         self._last_report = now
         detail = self.detail
         if self.store_failing_since is not None:  # charts stay live; say that storing waits
-            waiting = f"database unavailable for {now - self.store_failing_since:.0f}s, {self.pending} candles waiting"
+            waiting = f"database unavailable for {now - self.store_failing_since:.0f}s, " + (
+                "candles spilled to the journal" if self.spilled else f"{self.pending} candles waiting")
             detail = f"{detail}; {waiting}" if detail else waiting
+        if self.journal is not None and (self.journal.full or self.journal.failing):
+            trouble = "tick journal full" if self.journal.full else "tick journal failing"
+            detail = f"{detail}; {trouble}" if detail else trouble
         try:
             await self._report(self.state, detail, now)
         except Exception as exc:  # noqa: BLE001 - status is advisory; candles matter more
@@ -252,7 +337,15 @@ class Pipeline:
         return (
             f"feed={self.source} accepted={self.engine.accepted} rejected={sum(rejected.values())} "
             f"({reasons}) not_ticks={self.not_ticks} candles_written={self.written} "
-            f"published={self.published} pending={self.pending} lag={lag} "
+            f"published={self.published} pending={self.pending}{' (spilled)' if self.spilled else ''} lag={lag} "
             f"slowest_write={self.max_write_seconds:.2f}s "
-            f"store_failures={self.store_failures} publish_failures={self.publish_failures}"
+            f"store_failures={self.store_failures} publish_failures={self.publish_failures}{self._journal_summary()}"
         )
+
+    def _journal_summary(self) -> str:
+        if self.journal is None:
+            return ""
+        j = self.journal.stats()
+        trouble = " (full)" if j["full"] else " (failing)" if j["failing"] else ""
+        lost = f" unjournaled={j['unjournaled']}" if j["unjournaled"] else ""
+        return f" journal={j['bytes'] / 1e6:.1f}MB{trouble}{lost}"

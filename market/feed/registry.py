@@ -17,6 +17,7 @@ FEEDS = {
     "replay": "market.feed.replay.ReplayFeed",
     "fyers": "market.vendors.fyers.feed.FyersFeed",
     "finnhub": "market.vendors.finnhub.feed.FinnhubFeed",
+    "metronome": "market.feed.metronome.MetronomeFeed",
 }
 
 

@@ -16,11 +16,12 @@ from market.conf import market
 from market.core.conflate import Conflator
 from market.core.engine import CandleEngine
 from market.core.sessions import Session
-from market.core.types import CandleUpdate, WriterFenced
+from market.core.types import CandleUpdate, Tick, WriterFenced
 from market.feed.base import Parser
 from market.feed.registry import load_feed
 from market.core.shards import Shard
 from market.feed.locks import WriterLock
+from market.feed.journal import TickJournal, is_position
 from market.metrics import serve_pipeline_metrics
 from market.feed.pipeline import Checkpoint, Pipeline
 from market.feed.alerting import RELOAD_SECONDS, AlertBook
@@ -33,6 +34,8 @@ logger = logging.getLogger("market.feed")
 
 
 LOCK_CHECK_SECONDS = 2.0  # how often the writer checks that it still holds its lock
+REBUILD_CHUNK = 20_000    # journal ticks per transaction when candles are rebuilt after a spill
+REPLAY_YIELD = 5_000      # journal ticks replayed on start between yields to the event loop
 
 
 def _resume_state(symbol: Symbol) -> tuple[dict, tuple[int, float] | None, dict | None]:
@@ -60,6 +63,7 @@ class PipelineContext:
     ) -> None:
         self._pipeline = pipeline
         self.resume_position = resume_position  # where the last run's stored input stopped
+        self.resume_tick: Tick | None = None  # the last tick the last run journaled (live feeds)
         self._engine = pipeline.engine
         self.source = source
         self.symbol_ids = symbol_ids  # ticker -> primary key, shared with the store
@@ -148,7 +152,7 @@ class Lease:
 
 
 def build_pipeline(source: str, *, live: bool, ids: dict[str, int], parser: Parser | None = None,
-                   lease: Lease | None = None) -> Pipeline:
+                   lease: Lease | None = None, journal: TickJournal | None = None) -> Pipeline:
     conf = market()
     engine = CandleEngine(
         conf.plan.stored, conf.sessions, max_ahead=conf.max_ahead_seconds if live else None
@@ -176,6 +180,47 @@ def build_pipeline(source: str, *, live: bool, ids: dict[str, int], parser: Pars
             await book.announce(layer)
         return written
 
+    def rebuild_sync(upto: dict) -> int:
+        """Store what the journal holds after the stored checkpoint, up to ``upto``, as a
+        restart would: a scratch engine from the stored states, fed the journal's ticks,
+        checkpointed every ``REBUILD_CHUNK`` ticks (so memory stays bounded)."""
+        assert journal is not None and lease is not None
+        stored = selectors.writer_position(name=lease.name)
+        if not journal.reproduces(stored):
+            raise RuntimeError(f"the journal cannot rebuild from the stored position {stored!r}")
+        scratch = CandleEngine(conf.plan.stored, conf.sessions)
+        written = replayed = 0
+        last_seq = stored["seq"]
+        for seq, tick in journal.read(stored["seq"], upto["seq"]):
+            if not scratch.knows(tick.symbol):
+                symbol = selectors.symbol_get(ticker=tick.symbol)
+                if symbol is None or tick.symbol not in ids:
+                    continue
+                scratch.register(symbol.ticker, symbol.exchange)
+                last, day_volume, state = _resume_state(symbol)
+                if state is None or not scratch.restore(symbol.ticker, state):
+                    scratch.resume(symbol.ticker, last, day_volume=day_volume)
+            scratch.add(tick)
+            replayed += 1
+            last_seq = seq
+            if replayed % REBUILD_CHUNK == 0:
+                states: dict[str, dict] = {}
+                updates = scratch.collect(states)
+                written += store_sync(updates, Checkpoint(states, {"journal": journal.id, "seq": seq}))
+                logger.info("rebuilding from the journal: %d ticks, %d candles stored so far", replayed, written)
+        states = {}
+        updates = scratch.collect(states)
+        written += store_sync(updates, Checkpoint(states, upto))
+        logger.info("rebuilt from the journal: ticks %d..%d (%d replayed), %d candles",
+                    stored["seq"] + 1, max(last_seq, upto["seq"]), replayed, written)
+        return written
+
+    async def rebuild(upto: dict) -> int:
+        written = await database_sync_to_async(rebuild_sync)(upto)
+        if book.announcing:
+            await book.announce(layer)
+        return written
+
     async def publish(updates: list[CandleUpdate]) -> int:
         return await candles_publish(layer, updates) if layer is not None else 0
 
@@ -193,7 +238,8 @@ def build_pipeline(source: str, *, live: bool, ids: dict[str, int], parser: Pars
                 await status_publish(layer, source=source, state=state, detail=detail, heartbeat=heartbeat)
 
     pipeline = Pipeline(engine, store=store, publish=publish, source=source, live=live, report=report,
-                        conflator=Conflator(conf.max_updates_per_second), parser=parser)
+                        conflator=Conflator(conf.max_updates_per_second), parser=parser, journal=journal,
+                        rebuild=rebuild if journal is not None else None, buffer_limit=conf.write_buffer_candles)
     pipeline.on_tick = book
     return pipeline
 
@@ -240,7 +286,12 @@ async def run_feed(
     feed_cls = load_feed(source)
     ids: dict[str, int] = {}
     lease = Lease(source if shard is None else f"{source}.{shard}")
-    pipeline = build_pipeline(source, live=feed_cls.live, ids=ids, parser=feed_cls.parser(), lease=lease)
+    conf = market()
+    journal = None
+    if feed_cls.live and conf.journal_dir is not None:
+        journal = TickJournal(conf.journal_dir / lease.name, max_bytes=conf.journal_max_bytes)
+    pipeline = build_pipeline(source, live=feed_cls.live, ids=ids, parser=feed_cls.parser(), lease=lease,
+                              journal=journal)
     if metrics_port:
         serve_pipeline_metrics(pipeline, metrics_port)
     lock = WriterLock(lease.name)
@@ -249,10 +300,14 @@ async def run_feed(
     try:
         lease.epoch = await database_sync_to_async(services.writer_claim)(name=lease.name)
         position = await database_sync_to_async(selectors.writer_position)(name=lease.name)
-        pipeline.position = position
+        pipeline.resume(position)
         if isinstance(pipeline.on_tick, AlertBook):  # price alerts see the very first tick
             await database_sync_to_async(alert_load)(pipeline.on_tick)
         ctx = PipelineContext(pipeline, source, ids, shard, resume_position=position)
+        journal_task = None
+        if journal is not None:
+            ctx.resume_tick = await _journal_replay(pipeline, ctx, journal, position)
+            journal_task = asyncio.create_task(journal.run(stop))
         feed = feed_cls(ctx, **options)
         flusher = asyncio.create_task(pipeline.run_flusher(market().flush_interval, stop))
         guard = asyncio.create_task(_guard_lock(lock, lease, pipeline, stop))
@@ -268,9 +323,11 @@ async def run_feed(
             pipeline.set_status("stopped")
             for _ in range(3):
                 await pipeline.flush(force=True)
-                if not pipeline.pending or pipeline.fenced:
+                if not (pipeline.pending or pipeline.spilled) or pipeline.fenced:
                     break
                 await asyncio.sleep(1)
+            if journal_task is not None:
+                await journal_task  # the last batch synced
             if not pipeline.fenced:  # else the source's state is the new writer's to tell
                 await pipeline.report_status(force=True)
                 await _deliver_once()  # what the last flushes fired
@@ -278,6 +335,44 @@ async def run_feed(
     finally:
         await asyncio.to_thread(lock.release)
     return pipeline
+
+
+async def _journal_replay(pipeline: Pipeline, ctx: PipelineContext, journal: TickJournal, position: Any) -> Tick | None:
+    """Open the journal and feed the engine the ticks it holds after the stored checkpoint;
+    returns the last tick the last run journaled (None: unknown), for the feed to go on from."""
+    await asyncio.to_thread(journal.open)
+    ours = is_position(position) and position["journal"] == journal.id
+    if journal.seq and not ours:
+        await asyncio.to_thread(journal.set_aside)  # another database's, or before any checkpoint
+        return None
+    after = int(position["seq"]) if ours else journal.seq
+    if after > journal.seq:  # the stored checkpoint is ahead of what reached the disk (a gap)
+        logger.warning("journal ends at tick %d, before the stored checkpoint (%d): continuing after it",
+                       journal.seq, after)
+        journal.skip_to(after)
+        return None
+    pipeline.journal = None  # replayed ticks are journaled already
+    replayed = skipped = 0
+    started = time.monotonic()
+    try:
+        for _, tick in journal.read(after):
+            if not ctx.knows(tick.symbol):
+                symbol = await database_sync_to_async(selectors.symbol_get)(ticker=tick.symbol)
+                if symbol is None:
+                    skipped += 1
+                    continue
+                await ctx.track([symbol])
+            pipeline.add(tick)
+            replayed += 1
+            if replayed % REPLAY_YIELD == 0:
+                logger.info("journal replay: %d of %d ticks", replayed, journal.seq - after)
+                await asyncio.sleep(0)
+    finally:
+        pipeline.journal = journal
+    if replayed or skipped:
+        logger.info("journal replay: %d ticks after the checkpoint (tick %d) in %.2fs%s", replayed, after,
+                    time.monotonic() - started, f", {skipped} of unknown symbols skipped" if skipped else "")
+    return journal.last
 
 
 WEBHOOK_POLL_SECONDS = 1.0

@@ -67,6 +67,8 @@ class SimulatedFeed(Feed):
                 start = max(start, newest.time + BASE.seconds)
                 day_volume = await database_sync_to_async(_day_volume)(by_ticker[ticker])
                 walk.start_from(ticker, newest.close, day_volume=day_volume)
+        if self.ctx.resume_tick is not None:  # the journal's ticks are in the engine already
+            start = max(start, self.ctx.resume_tick.time)
         start = min(start, now)
         ctx = self.ctx
         t, filled = start, 0

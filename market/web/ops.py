@@ -58,7 +58,8 @@ async def readyz(request: HttpRequest) -> HttpResponse:
         checks["channel_layer"] = f"error: {type(exc).__name__}"
     now = time.time()
     checks["feeds"] = {
-        f["source"]: {"state": f["state"], "heartbeat_age": round(now - f["heartbeat"], 1)} for f in feeds
+        f["source"]: {"state": f["state"], "heartbeat_age": round(now - f["heartbeat"], 1),
+                      **({"detail": f["detail"]} if f.get("detail") else {})} for f in feeds
     }
     max_age = market().ready_max_feed_age
     if max_age and feeds and not any(

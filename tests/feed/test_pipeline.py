@@ -188,3 +188,49 @@ async def test_the_summary_reports_the_slowest_write():
         await p.flush()
     assert 0.05 <= p.max_write_seconds < 1.0 and p.last_write_seconds < p.max_write_seconds
     assert f"slowest_write={p.max_write_seconds:.2f}s" in p.summary()
+
+
+async def test_past_the_buffer_limit_a_failing_write_spills_to_the_journal_and_rebuilds_after(tmp_path, caplog):
+    from market.feed.journal import TickJournal
+
+    journal = TickJournal(tmp_path / "j", max_bytes=1 << 20)
+    journal.open()
+    down = True
+    stored: list[tuple[int, dict]] = []
+    rebuilt: list[dict] = []
+
+    async def store(updates, checkpoint):
+        if down:
+            raise ConnectionError("database is down")
+        stored.append((len(updates), checkpoint.position))
+        return len(updates)
+
+    async def rebuild(upto):
+        if down:
+            raise ConnectionError("database is down")
+        rebuilt.append(upto)
+        return 7
+
+    async def publish(updates):
+        return len(updates)
+
+    p = Pipeline(engine(), store=store, publish=publish, source="test", journal=journal, rebuild=rebuild,
+                 buffer_limit=3)
+    p.resume({"journal": journal.id, "seq": 0})  # a checkpoint before any tick
+    with caplog.at_level(logging.WARNING, logger="market.feed"):
+        for i in range(4):  # a new 5 s candle each time: the pending candles grow
+            p.add(Tick("DEMO:X", T0 + 5 * i, 10.0 + i, None, None, 1.0))
+            await p.flush(force=True)
+        assert p.spilled and p.pending == 0 and p.spills == 1
+        assert 0 < p.max_pending <= 3
+        assert "dropped from memory" in caplog.text
+        p.add(Tick("DEMO:X", T0 + 25, 20.0, None, None, 1.0))
+        await p.flush(force=True)  # still down: nothing kept, nothing lost (the journal has it)
+        assert p.pending == 0 and rebuilt == []
+        down = False
+        assert await p.flush(force=True) == 7
+    assert rebuilt == [{"journal": journal.id, "seq": 5}] and not p.spilled and stored == []
+    assert [s for s, _ in journal.read(0)] == [1, 2, 3, 4, 5]
+    p.add(Tick("DEMO:X", T0 + 30, 21.0, None, None, 1.0))
+    await p.flush(force=True)  # back to normal writes, after the rebuilt position
+    assert stored and stored[-1][1] == {"journal": journal.id, "seq": 6}

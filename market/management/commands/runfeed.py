@@ -77,6 +77,8 @@ class Command(BaseCommand):
             self._serve(source, options, opts["host"], opts["port"])
         else:
             pipeline = asyncio.run(self._run_until_signal(source, options))
+            if pipeline.spilled:
+                raise CommandError("candles could not be written; the tick journal replays them on the next start")
             if pipeline.pending:
                 raise CommandError(f"{pipeline.pending} candles could not be written")
 
