@@ -11,14 +11,14 @@ from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection, transaction
 
 from market import selectors
-from market.conf import market
+from market.conf import alerts_conf, market
 from market.core.partitions import DAY, Partition, create_sql, drop_sql, expired, finalize_sql, needed
 from market.core.pulse import StressEvent
 from market.core.simulator import SimSymbol
 from market.core.types import Candle as CandleValue
 from market.core.types import CandleUpdate, WriterFenced
-from market.core.alerts import Event, next_attempt, parse_condition
-from market.core.drawings import MAX_PER_SYMBOL, DrawingError, parse_kind, parse_points, parse_style
+from market.core.alerts import DRAWING, AlertError, Event, next_attempt, parse_condition
+from market.core.drawings import MAX_PER_SYMBOL, DrawingError, line_error, parse_kind, parse_points, parse_style
 from market.models import (
     Alert, AlertEvent, Candle, Drawing, FeedState, Marker, NotifyChannel, NotifyDelivery, PulseEvent, Symbol,
     SymbolCheckpoint, WriterCheckpoint,
@@ -273,11 +273,36 @@ def alert_create(
     """Validate (``AlertError`` names the bad field) and store an active alert."""
     condition = parse_condition(alert="new", symbol=symbol, tf=tf, left=left, op=op, right=right,
                                 trigger=trigger, bars=bars, expires=expires)
+    if condition.right.drawing is not None:
+        _alert_line_check(user, condition.symbol, condition.right.drawing)
     return Alert.objects.create(
         user=user, symbol=condition.symbol, tf=condition.tf.code, left=condition.left.key, op=op,
         right=condition.right.key, trigger=trigger, bars=bars, expires=condition.expires,
         message=message[:200], webhook=webhook, secret=secrets.token_hex(32),
     )
+
+
+def _alert_line_check(user: Any, symbol: str, pk: int) -> None:
+    """A ``drawing:<id>`` right side must be a line drawing of the same user and symbol."""
+    drawing = selectors.drawing_by_id(pk=pk)
+    if drawing is None:
+        raise AlertError(f"right: no drawing {pk}")
+    if drawing.user_id != user.pk:
+        raise AlertError(f"right: drawing {pk} is not one of yours")
+    if drawing.symbol != symbol:
+        raise AlertError(f"right: drawing {pk} is on {drawing.symbol}, not {symbol}")
+    refused = line_error(drawing.kind, drawing.points)
+    if refused:
+        raise AlertError(f"right: drawing {pk}: {refused}")
+
+
+def alert_disable(*, pks: Iterable[int], reason: str) -> list[Alert]:
+    """Stop alerts that cannot be evaluated any more (their drawing went), saying why;
+    returns them as they are now. A done alert stays done."""
+    with transaction.atomic():
+        qs = Alert.objects.filter(pk__in=list(pks)).exclude(status=Alert.Status.DONE)
+        qs.update(status=Alert.Status.DISABLED, reason=reason[:200])
+        return list(Alert.objects.filter(pk__in=list(pks), status=Alert.Status.DISABLED))
 
 
 def alert_pause(*, alert: Alert) -> Alert:
@@ -347,7 +372,7 @@ def _attempt_record(queue: Any, pk: Any, status_field: str, *, ok: bool, error: 
         if ok:
             status, row.last_error = "delivered", ""
         else:
-            retry = next_attempt(row.attempts, now)
+            retry = next_attempt(row.attempts, now, alerts_conf().backoff)
             row.last_error = error[:200]
             status = "failed" if retry is None else "pending"
             row.next_attempt = retry or 0
@@ -406,10 +431,16 @@ def drawing_update(*, drawing: Drawing, points: Any = None, style: Any = None) -
     return drawing
 
 
-def drawing_delete(*, drawing: Drawing) -> None:
+def drawing_delete(*, drawing: Drawing) -> list[Alert]:
+    """Delete it; the alerts that followed it are disabled, in the same transaction, and
+    returned (their owner's pages are told)."""
     pk = drawing.pk
-    drawing.delete()
+    with transaction.atomic():
+        following = Alert.objects.filter(user_id=drawing.user_id, right=f"{DRAWING}{pk}").values_list("pk", flat=True)
+        disabled = alert_disable(pks=list(following), reason=f"its drawing {pk} was deleted")
+        drawing.delete()
     drawing.id = pk  # delete() clears it; the frame names what went
+    return disabled
 
 
 # ---- notification channels (issue 13) ----

@@ -60,34 +60,46 @@ class AlertBook:
         self._last_final: dict[tuple[str, str], int] = {}
         self.pending: list[tuple[Event, str]] = []
         self.done: set[int] = set()
+        self.missing: dict[int, str] = {}  # alerts whose drawing is gone: why they stop
+        self.wake = asyncio.Event()  # set when a store that recorded events has committed
         self.fired = 0
         self.loaded_at = 0.0
 
     # -- the set of alerts --------------------------------------------------------------
-    def load(self, rows: list[dict[str, Any]]) -> None:
+    def load(self, rows: list[dict[str, Any]], lines: dict[int, tuple[str, list]] | None = None) -> None:
         """Active alerts: ``{id, symbol, tf, left, op, right, trigger, bars, expires, message, state}``.
-        Evaluators of alerts still active keep their state; new ones start from ``state``."""
+        Evaluators of alerts still active keep their state; new ones start from ``state``.
+        ``lines``: the current ``(kind, points)`` of the drawings the alerts name; an alert
+        whose drawing is gone is not evaluated and is listed in ``missing`` (to disable)."""
+        lines = lines or {}
         keep: dict[int, Evaluator] = {}
+        self.missing = {}
         for row in rows:
             pk = int(row["id"])
             if pk in self.done:
                 continue
             if pk in self.evaluators:
                 keep[pk] = self.evaluators[pk]
-                continue
-            try:
-                cond = parse_condition(alert=pk, symbol=row["symbol"], tf=row["tf"], left=row["left"],
-                                       op=row["op"], right=row["right"], trigger=row["trigger"],
-                                       bars=row["bars"], expires=row["expires"])
-            except AlertError as exc:
-                logger.warning("alert %s is not evaluated: %s", pk, exc)
-                continue
-            if not cond.on_ticks and cond.tf.code not in self._stored:
-                logger.warning("alert %s: bar alerts on derived timeframe %s are not evaluated yet", pk, cond.tf)
-                continue
-            keep[pk] = Evaluator(cond, dict(row.get("state") or {}))
-            self.messages[pk] = row.get("message") or ""
-            self.rows[pk] = {k: v for k, v in row.items() if k != "state"}
+            else:
+                try:
+                    cond = parse_condition(alert=pk, symbol=row["symbol"], tf=row["tf"], left=row["left"],
+                                           op=row["op"], right=row["right"], trigger=row["trigger"],
+                                           bars=row["bars"], expires=row["expires"])
+                except AlertError as exc:
+                    logger.warning("alert %s is not evaluated: %s", pk, exc)
+                    continue
+                if not cond.on_ticks and cond.tf.code not in self._stored:
+                    logger.warning("alert %s: bar alerts on derived timeframe %s are not evaluated yet", pk, cond.tf)
+                    continue
+                keep[pk] = Evaluator(cond, dict(row.get("state") or {}))
+                self.messages[pk] = row.get("message") or ""
+                self.rows[pk] = {k: v for k, v in row.items() if k != "state"}
+            drawing = keep[pk].condition.right.drawing
+            if drawing is not None:  # the line as it is now: a moved drawing is followed
+                keep[pk].line = lines.get(drawing)
+                if keep[pk].line is None:
+                    self.missing[pk] = f"its drawing {drawing} was deleted"
+                    del keep[pk]
         self.evaluators = keep
         # rows of alerts no longer active go; a done one's stays until ``stored`` tells its owner
         self.rows = {pk: row for pk, row in self.rows.items() if pk in keep or pk in self.done}
@@ -96,10 +108,10 @@ class AlertBook:
             self._by_symbol.setdefault(ev.condition.symbol, []).append(pk)
         self.loaded_at = time.monotonic()
 
-    def _emit(self, pk: int, event: Event | None) -> None:
+    def _emit(self, pk: int, event: Event | None, into: list[tuple[Event, str]]) -> None:
         if event is None:
             return
-        self.pending.append((event, self.messages.get(pk, "")))
+        into.append((event, self.messages.get(pk, "")))
         self.fired += 1
         if self.evaluators[pk].done:
             self.done.add(pk)
@@ -134,9 +146,12 @@ class AlertBook:
             c = ev.condition
             if not c.on_ticks or ev.done or pk in self.done or self._expire(pk, tick.time):
                 continue
-            self._emit(pk, ev.tick(tick.time, tick.price, session.day_of(tick.time).bucket_start(c.tf, tick.time)))
+            self._emit(pk, ev.tick(tick.time, tick.price, session.day_of(tick.time).bucket_start(c.tf, tick.time)),
+                       self.pending)
 
-    def candles(self, updates: list[CandleUpdate]) -> None:
+    def candles(self, updates: list[CandleUpdate]) -> list[tuple[Event, str]]:
+        """Evaluate the bar alerts on the candles being stored; returns their events."""
+        out: list[tuple[Event, str]] = []
         for u in sorted(updates, key=lambda u: (u.symbol, u.timeframe, u.candle.time)):
             pks = [pk for pk in self._by_symbol.get(u.symbol, ())
                    if not self.evaluators[pk].condition.on_ticks
@@ -151,11 +166,14 @@ class AlertBook:
             session = self._session_of(u.symbol)
             for pk in pks:
                 ev = self.evaluators[pk]
+                if u.final and u.candle.time <= ev.state.get("t", -1):
+                    continue  # evaluated already (by a restart's catch-up)
                 if not ev.done and pk not in self.done and not self._expire(pk, u.candle.time):
-                    self._emit(pk, ev.bar(series, session=session, final=u.final))
+                    self._emit(pk, ev.bar(series, session=session, final=u.final), out)
             if u.final:
                 bars.append(u.candle)
                 self._last_final[key] = u.candle.time
+        return out
 
     def _bars_of(self, key: tuple[str, str], before: int) -> deque[Candle]:
         bars = self._bars.get(key)
@@ -173,26 +191,37 @@ class AlertBook:
         return bars
 
     # -- output ----------------------------------------------------------------------------
-    def checkpoint(self) -> tuple[list[tuple[Event, str]], dict[int, dict], set[int]]:
-        """Events to record, every evaluator's state and the alerts that are done."""
-        states = {pk: dict(ev.state) for pk, ev in self.evaluators.items()}
-        return list(self.pending), states, set(self.done)
+    def snapshot_ticks(self) -> dict[str, Any]:
+        """(In the event loop, at the moment the engine's checkpoint is taken, so both hold
+        the same ticks.) The price alerts' events so far and their evaluators' states."""
+        ticking = {pk: ev for pk, ev in self.evaluators.items() if ev.condition.on_ticks}
+        return {"events": list(self.pending), "states": {pk: dict(ev.state) for pk, ev in ticking.items()},
+                "done": {pk for pk in self.done if pk in ticking}}
 
-    def stored(self, count: int) -> None:
-        """The first ``count`` pending events (and the states) were stored: queue what
-        ``announce`` tells the owners."""
+    def checkpoint(self, updates: list[CandleUpdate], ticks: dict[str, Any]) -> dict[str, Any]:
+        """(In the store's thread.) Evaluate the bar alerts on ``updates`` and say what to
+        store with them: the events, every evaluator's state and the alerts that are done."""
+        bar_events = self.candles(updates)
+        bars = {pk: ev for pk, ev in self.evaluators.items() if not ev.condition.on_ticks}
+        return {"events": ticks["events"] + bar_events,
+                "states": ticks["states"] | {pk: dict(ev.state) for pk, ev in bars.items()},
+                "done": ticks["done"] | {pk for pk in self.done if pk in bars}}
+
+    def stored(self, alerts: dict[str, Any], ticks: int) -> None:
+        """``alerts`` (a ``checkpoint``, whose first ``ticks`` events came from ``pending``)
+        was stored: queue what ``announce`` tells the owners."""
         now = time.time()
-        for event, message in self.pending[:count]:
+        for event, message in alerts["events"]:
             owner = self.rows.get(int(event.alert), {}).get("user")
             if owner is not None:
                 self.announcing.append((owner, "alert_event", event_frame(event, message, now)))
-        del self.pending[:count]
-        for pk in list(self.done):
+        del self.pending[:ticks]
+        for pk in alerts["done"]:
             if self.evaluators.pop(pk, None) is None:
                 continue
             row = self.rows.pop(pk, None)
             if row is not None and row.get("user") is not None:
-                alert = {k: v for k, v in row.items() if k != "user"} | {"status": "done"}
+                alert = {k: v for k, v in row.items() if k not in ("user", "created")} | {"status": "done"}
                 if pk in self.expired:
                     alert["expired"] = True
                 self.announcing.append((row["user"], "alert", {"op": "upsert", "alert": alert}))

@@ -294,7 +294,7 @@ def test_announce_reaches_the_users_group_on_the_channel_layer():
         book = alerting.AlertBook(session_of=lambda s: None, stored=set())
         book.rows[3] = {"id": 3, "user": 7}
         book.pending.append((Ev("3@60", "3", "DEMO:ALPHA", "1m", 60, 2.0, 1.0, "above"), "hi"))
-        book.stored(1)
+        book.stored(book.checkpoint([], book.snapshot_ticks()), 1)
         assert await book.announce(layer) == 1
         msg = await asyncio.wait_for(layer.receive(channel), 5)
         return json.loads(msg["text"])
