@@ -303,3 +303,60 @@ def test_announce_reaches_the_users_group_on_the_channel_layer():
     assert frame["type"] == "alert_event"
     assert {k: v for k, v in frame["event"].items() if k != "fired_at"} == {
         "id": "3@60", "alert": 3, "symbol": "DEMO:ALPHA", "tf": "1m", "time": 60, "value": 2.0, "message": "hi"}
+
+
+# ------------------------------------------------------------------ drawn lines
+
+@pytest.mark.django_db(transaction=True)
+def test_line_crosses_replay_fire_where_an_independent_calculation_says(tmp_path):
+    """A flat, noisy price and a rising trend line through it: the replay fires on the ticks
+    that reach the line from below (at most once a bar), and nothing outside its span."""
+    ticks = [(OPEN + 3 * i, round(LEVEL + 3 * math.sin(i / 5), 2)) for i in range(600)]
+    t0, t1 = OPEN + 300, OPEN + 1500  # the segment: 795 → 805 over 20 minutes
+    p0, p1 = LEVEL - 5, LEVEL + 5
+    user = get_user_model().objects.create_user(username="ada", password="pw")
+    d = services.drawing_create(user=user, symbol="NSE:SBIN-EQ", kind="trend",
+                                points=[{"time": t0, "price": p0}, {"time": t1, "price": p1}])
+    a = services.alert_create(user=user, symbol="NSE:SBIN-EQ", tf="1m", left="price", op="crosses_above",
+                              right=f"drawing:{d.id}", trigger="once_per_bar")
+    replay(recording(tmp_path / "s.jsonl", ticks))
+
+    def at(t):
+        return p0 + (p1 - p0) * (t - t0) / (t1 - t0) if t0 <= t <= t1 else None
+
+    want, fired_bars = [], set()
+    for (ta, pa), (tb, pb) in zip(ticks, ticks[1:]):
+        la, lb = at(ta), at(tb)
+        if la is not None and lb is not None and pa < la and pb >= lb and (tb - OPEN) // 60 not in fired_bars:
+            fired_bars.add((tb - OPEN) // 60)
+            want.append(f"{a.id}@{tb}")
+    assert len(want) >= 3
+    assert events(a) == want
+    assert all(t0 <= e.time <= t1 and e.value >= e.other for e in AlertEvent.objects.filter(alert=a))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_writer_follows_a_moved_line_and_disables_the_alert_of_a_deleted_one():
+    from market.feed.runner import alert_reload
+    from market.models import Drawing
+
+    user = get_user_model().objects.create_user(username="ada", password="pw")
+    d = services.drawing_create(user=user, symbol="NSE:SBIN-EQ", kind="hline", points=[{"time": 0, "price": 10.0}])
+    a = services.alert_create(user=user, symbol="NSE:SBIN-EQ", tf="1m", left="price", op="crosses_above",
+                              right=f"drawing:{d.id}")
+    book = alerting.AlertBook(session_of=lambda s: None, stored={"1m"})
+
+    async def reload():
+        await alert_reload(book)
+
+    asyncio.run(reload())
+    assert book.evaluators[a.id].line == ("hline", [{"time": 0, "price": 10.0}])
+    services.drawing_update(drawing=d, points=[{"time": 0, "price": 12.5}])
+    asyncio.run(reload())
+    assert book.evaluators[a.id].level(99) == 12.5
+    Drawing.objects.filter(pk=d.pk).delete()  # e.g. in the admin: no service told the alert
+    asyncio.run(reload())
+    assert a.id not in book.evaluators
+    a.refresh_from_db()
+    assert (a.status, a.reason) == ("disabled", f"its drawing {d.id} was deleted")
+    assert book.announcing == [(user.id, "alert", {"op": "upsert", "alert": selectors.alert_as_dict(a)})]
