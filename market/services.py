@@ -337,14 +337,15 @@ def alert_state_save(*, states: Mapping[int, dict], done: Iterable[int] = ()) ->
 
 
 def alert_event_record(*, event: Event, message: str = "", fired_at: float | None = None,
-                       webhook: bool = False) -> bool:
-    """Store one event; idempotent on its id (True when it is new). ``webhook``: to deliver."""
+                       webhook: bool = False, caught_up: bool = False) -> bool:
+    """Store one event; idempotent on its id (True when it is new). ``webhook``: to deliver;
+    ``caught_up``: a restart's catch-up fired it from stored candles."""
     _, created = AlertEvent.objects.get_or_create(
         id=event.id,
         defaults=dict(alert_id=int(event.alert), symbol=event.symbol, tf=event.tf, time=float(event.time),
                       value=event.value, other=event.other, message=message[:200],
                       fired_at=time.time() if fired_at is None else fired_at,
-                      delivery="pending" if webhook else "none"),
+                      delivery="pending" if webhook else "none", caught_up=caught_up),
     )
     if created:  # and to the alert's notification channels, in the same transaction
         notify_delivery_create_for(event_id=event.id, alert_id=int(event.alert))
@@ -352,11 +353,11 @@ def alert_event_record(*, event: Event, message: str = "", fired_at: float | Non
 
 
 def alert_checkpoint(*, events: Iterable[tuple[Event, str]], states: Mapping[int, dict],
-                     done: Iterable[int] = ()) -> int:
+                     done: Iterable[int] = (), caught_up: bool = False) -> int:
     """Record events (idempotent on their ids) and checkpoint the evaluators; new events count."""
     with transaction.atomic():
         alive = dict(Alert.objects.filter(pk__in=[int(e.alert) for e, _ in events]).values_list("pk", "webhook"))
-        new = sum(alert_event_record(event=e, message=m, webhook=bool(alive[int(e.alert)]))
+        new = sum(alert_event_record(event=e, message=m, webhook=bool(alive[int(e.alert)]), caught_up=caught_up)
                   for e, m in events if int(e.alert) in alive)
         alert_state_save(states=states, done=done)
     return new

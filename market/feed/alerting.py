@@ -38,10 +38,12 @@ RELOAD_SECONDS = 5.0
 PUBLISH_TIMEOUT = 2.0  # seconds per frame: a stuck layer must not hold the writer up
 
 
-def event_frame(event: Event, message: str, fired_at: float) -> dict[str, Any]:
-    """The ``alert_event`` payload (the webhook body's fields)."""
-    return {"event": {"id": event.id, "alert": int(event.alert), "symbol": event.symbol, "tf": event.tf,
-                      "time": event.time, "value": event.value, "message": message, "fired_at": fired_at}}
+def event_frame(event: Event, message: str, fired_at: float, caught_up: bool = False) -> dict[str, Any]:
+    """The ``alert_event`` payload (the webhook body's fields; ``caught_up`` when a restart's
+    catch-up fired it)."""
+    frame = {"id": event.id, "alert": int(event.alert), "symbol": event.symbol, "tf": event.tf,
+             "time": event.time, "value": event.value, "message": message, "fired_at": fired_at}
+    return {"event": frame | {"caught_up": True} if caught_up else frame}
 
 
 class AlertBook:
@@ -190,6 +192,63 @@ class AlertBook:
                 self._last_final[key] = bars[-1].time
         return bars
 
+    # -- a restart's catch-up ------------------------------------------------------------
+    def catch_up(self, *, since: Callable[[str, str, int], list[Candle]], now: float,
+                 live: bool) -> tuple[dict[str, Any], int, tuple[int, int] | None]:
+        """Evaluate what was stored while no writer evaluated it (a live feed's downtime,
+        gap repair, a back-fill): each alert from its last evaluated time (``state["t"]``,
+        else its creation) on, in order. Bar alerts: the closed bars of their timeframe
+        (a bar is closed when a later one is stored or, for a live feed, its end has passed);
+        price alerts: the stored 5 s candles (``Evaluator.catch_up``: a cross is detected when
+        the candle's range surely crossed the level; the event's time is the candle's).
+        ``since(symbol, tf, start)``: the stored candles from ``start`` on, ascending, with
+        ``history`` bars before them for the studies. Returns a checkpoint (``caught_up``),
+        how many alerts had something to evaluate and the span of candle times evaluated."""
+        events: list[tuple[Event, str]] = []
+        alerts, first, last = 0, None, None
+        for pk, ev in list(self.evaluators.items()):
+            c = ev.condition
+            row = self.rows.get(pk, {})
+            start = ev.state.get("t", row.get("created"))
+            if start is None or ev.done:
+                continue
+            session = self._session_of(c.symbol)
+            if c.on_ticks:
+                after = int(start) // 5 * 5  # the 5 s bucket of the last tick evaluated
+                todo = [x for x in since(c.symbol, "5s", after + 1) if x.time <= now]
+            else:
+                after = int(start) if "t" in ev.state else int(start) - c.tf.seconds  # fresh: bars closing after creation
+                series = [x for x in since(c.symbol, c.tf.code, after + 1) if x.time <= now]
+                closed = [i for i, x in enumerate(series) if x.time > after
+                          and (i + 1 < len(series) or (live and x.time + c.tf.seconds <= now))]
+                todo = [series[i] for i in closed]
+            if not todo:
+                continue
+            alerts += 1
+            first = todo[0].time if first is None else min(first, todo[0].time)
+            last = todo[-1].time if last is None else max(last, todo[-1].time)
+            if c.on_ticks:
+                for x in todo:
+                    if self._expire(pk, x.time):
+                        break
+                    self._emit(pk, ev.catch_up(x, session.day_of(x.time).bucket_start(c.tf, x.time)), events)
+                    if ev.done:
+                        break
+            else:
+                warm = self._history(c.symbol, c.tf.code, todo[0].time) if self._history is not None else []
+                bars = [x for x in warm if x.time < todo[0].time] + series
+                for x in todo:
+                    if self._expire(pk, x.time):
+                        break
+                    upto = [b for b in bars if b.time <= x.time][-MAX_HISTORY:]
+                    self._emit(pk, ev.bar(upto, session=session, final=True), events)
+                    if ev.done:
+                        break
+        states = {pk: dict(ev.state) for pk, ev in self.evaluators.items()}
+        checkpoint = {"events": events, "states": states, "done": {pk for pk in self.done if pk in states},
+                      "caught_up": True}
+        return checkpoint, alerts, None if first is None else (first, last)
+
     # -- output ----------------------------------------------------------------------------
     def snapshot_ticks(self) -> dict[str, Any]:
         """(In the event loop, at the moment the engine's checkpoint is taken, so both hold
@@ -214,7 +273,8 @@ class AlertBook:
         for event, message in alerts["events"]:
             owner = self.rows.get(int(event.alert), {}).get("user")
             if owner is not None:
-                self.announcing.append((owner, "alert_event", event_frame(event, message, now)))
+                self.announcing.append((owner, "alert_event", event_frame(event, message, now,
+                                                                         alerts.get("caught_up", False))))
         del self.pending[:ticks]
         for pk in alerts["done"]:
             if self.evaluators.pop(pk, None) is None:

@@ -216,7 +216,41 @@ def alert_book(engine: CandleEngine, stored: Any) -> AlertBook:
             return []
         return selectors.candle_list(symbol=symbol, tf=by_code[tf], end=before - 1, limit=2000)
 
-    return AlertBook(session_of=engine.session_of, stored=set(by_code), history=history)
+    def session_of(ticker: str) -> Session:
+        if engine.knows(ticker):
+            return engine.session_of(ticker)
+        symbol = selectors.symbol_get(ticker=ticker)  # a restart's catch-up: not tracked yet
+        return market().sessions.for_exchange(symbol.exchange if symbol is not None else "")
+
+    return AlertBook(session_of=session_of, stored=set(by_code), history=history)
+
+
+CATCH_UP_LIMIT = 50_000  # stored candles read per alert (a day of 5 s candles is 17,280)
+
+
+def alert_catch_up(book: AlertBook, *, live: bool) -> int:
+    """(At start, before the feed runs.) Evaluate what was stored while no writer evaluated
+    it (``AlertBook.catch_up``), record its events marked ``caught_up``, and say so in one
+    log line; returns how many events fired."""
+    by_code = {tf.code: tf for tf in market().plan.stored}
+
+    def since(ticker: str, tf: str, start: int) -> list:
+        symbol = selectors.symbol_get(ticker=ticker)
+        if symbol is None or tf not in by_code:
+            return []
+        return selectors.candle_list(symbol=symbol, tf=by_code[tf], start=start, limit=CATCH_UP_LIMIT)
+
+    checkpoint, alerts, span = book.catch_up(since=since, now=time.time(), live=live)
+    if alerts:
+        services.alert_checkpoint(**checkpoint)
+        book.stored(checkpoint, 0)
+    n = len(checkpoint["events"])
+    if span is None:
+        logger.info("alerts: nothing to catch up")
+    else:
+        t0, t1 = (time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(t)) for t in span)
+        logger.info("alerts: caught up %d events for %d alerts over [%s, %s]", n, alerts, t0, t1)
+    return n
 
 
 def alert_read() -> tuple[list[dict[str, Any]], dict[int, tuple[str, list]]]:
@@ -278,6 +312,15 @@ async def run_feed(
         book = pipeline.on_tick if isinstance(pipeline.on_tick, AlertBook) else None
         if book is not None:  # price alerts see the very first tick
             await alert_reload(book)
+            try:
+                if await database_sync_to_async(alert_catch_up)(book, live=feed_cls.live):
+                    book.wake.set()
+            except Exception:  # noqa: BLE001 - catching up must not keep the feed from starting
+                logger.exception("alerts: catching up on stored candles failed")
+                book.evaluators, book.done = {}, set()  # back to the stored states
+                await alert_reload(book)
+            if book.announcing:
+                await book.announce(get_channel_layer())
         ctx = PipelineContext(pipeline, source, ids, shard, resume_position=position)
         feed = feed_cls(ctx, **options)
         flusher = asyncio.create_task(pipeline.run_flusher(market().flush_interval, stop))

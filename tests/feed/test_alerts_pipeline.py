@@ -360,3 +360,43 @@ def test_the_writer_follows_a_moved_line_and_disables_the_alert_of_a_deleted_one
     a.refresh_from_db()
     assert (a.status, a.reason) == ("disabled", f"its drawing {d.id} was deleted")
     assert book.announcing == [(user.id, "alert", {"op": "upsert", "alert": selectors.alert_as_dict(a)})]
+
+
+# ------------------------------------------------------------------ a restart's catch-up
+
+@pytest.mark.django_db(transaction=True)
+def test_a_restart_catches_up_on_candles_stored_while_it_was_down(tmp_path, caplog):
+    """runfeed stops; candles that cross the level are stored while it is down (a back-fill
+    through ``services.candle_import_batch``); the next start fires exactly what they
+    crossed, once, marked caught up, and logs one summary line; a further start adds none."""
+    ticks = [(OPEN + 3 * i, 795.0 + (i % 3)) for i in range(100)]  # all below LEVEL
+    price, close, once = make_alerts()
+    path = recording(tmp_path / "s.jsonl", ticks)
+    replay(path)
+    assert AlertEvent.objects.count() == 0
+    above = [0, 1, 1, 0, 1, 0, 0, 1, 1, 0]  # bars 10 … 19 minutes after the open
+    rows = []
+    for k, up in enumerate(above):
+        bar = OPEN + (10 + k) * 60
+        p = LEVEL + 5 if up else LEVEL - 5
+        rows.append(("NSE:SBIN-EQ", "1m", bar, p, p, p, p, 10.0, 12))
+        rows += [("NSE:SBIN-EQ", "5s", bar + 5 * j, p, p, p, p, 1.0, 1) for j in range(12)]
+    services.candle_import_batch(rows=rows)
+    # independently: the price crosses at the first 5 s candle of an up bar after a down one;
+    # the closes cross between consecutive closed bars (the last bar is not closed)
+    prev = [0] + above
+    want_price = [f"{price.id}@{OPEN + (10 + k) * 60}" for k in range(10) if above[k] and not prev[k]]
+    closes = [0] * 5 + above[:-1]  # the replay's bars (minutes 0-4, below), then the closed ones
+    times = [OPEN + m * 60 for m in range(5)] + [OPEN + (10 + k) * 60 for k in range(9)]
+    want_close = [f"{close.id}@{times[i]}" for i in range(1, len(times)) if closes[i] and not closes[i - 1]]
+    caplog.set_level("INFO", logger="market.feed")
+    replay(path)
+    assert events(price) == want_price and len(want_price) == 3
+    assert events(close) == want_close and len(want_close) == 3
+    assert events(once) == [want_price[0].replace(f"{price.id}@", f"{once.id}@")]
+    assert set(AlertEvent.objects.values_list("caught_up", flat=True)) == {True}
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("alerts: caught up")]
+    assert lines == ["alerts: caught up 7 events for 3 alerts over [2026-11-20 03:49:00Z, 2026-11-20 04:04:55Z]"]
+    before = list(AlertEvent.objects.order_by("id").values_list("id", "time", "value"))
+    replay(path)
+    assert list(AlertEvent.objects.order_by("id").values_list("id", "time", "value")) == before
