@@ -117,6 +117,7 @@ import hashlib  # noqa: E402
 import hmac  # noqa: E402
 import json  # noqa: E402
 import threading  # noqa: E402
+import time  # noqa: E402
 from http.server import BaseHTTPRequestHandler, HTTPServer  # noqa: E402
 
 from market.core.alerts import BACKOFF, Event  # noqa: E402
@@ -400,3 +401,44 @@ def test_a_restart_catches_up_on_candles_stored_while_it_was_down(tmp_path, capl
     before = list(AlertEvent.objects.order_by("id").values_list("id", "time", "value"))
     replay(path)
     assert list(AlertEvent.objects.order_by("id").values_list("id", "time", "value")) == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_webhook_leaves_right_after_its_event_is_stored_not_at_the_next_poll(tmp_path, monkeypatch):
+    """The store that recorded an event wakes the deliverer once it has committed: with the
+    safety-net poll pushed out to a minute, the POST still arrives well within a second of
+    the event's stored time (``fired_at``), while the replay is still running."""
+    from market.feed import runner
+
+    monkeypatch.setattr(runner, "WEBHOOK_POLL_SECONDS", 60.0)
+    arrivals: list = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            arrivals.append((time.time(), body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        user = get_user_model().objects.create_user(username="ada", password="pw")
+        a = services.alert_create(user=user, symbol="NSE:SBIN-EQ", tf="1m", left="price", op="crosses_above",
+                                  right=LEVEL, trigger="once_per_bar",
+                                  webhook=f"http://127.0.0.1:{server.server_port}/hook")
+        ticks = [(OPEN + i, LEVEL - 1 if i < 2 else LEVEL + 1) for i in range(6)]  # crosses at the 3rd
+        started = time.time()
+        call_command("runfeed", source="replay", file=str(recording(tmp_path / "s.jsonl", ticks)), speed=1,
+                     no_migrate=True)
+        ended = time.time()
+    finally:
+        server.shutdown()
+        server.server_close()
+    [(arrived, body)] = arrivals
+    assert body["id"] == f"{a.id}@{OPEN + 2}"
+    assert arrived < ended - 1.0, (arrived - started, ended - started)  # during the run, not at its end
+    assert arrived - body["fired_at"] < 1.0
