@@ -342,7 +342,9 @@ async def run_feed(
                 await asyncio.sleep(1)
             if not pipeline.fenced:  # else the source's state is the new writer's to tell
                 await pipeline.report_status(force=True)
-                await _deliver_once()  # what the last flushes fired
+                ends = time.monotonic() + FINAL_DELIVERY_SECONDS
+                while await _deliver_once() and time.monotonic() < ends:
+                    pass  # what the last flushes fired, and any backlog due now
             logger.info("feed %s stopped: %s", source, pipeline.summary())
     finally:
         await asyncio.to_thread(lock.release)
@@ -350,6 +352,7 @@ async def run_feed(
 
 
 WEBHOOK_POLL_SECONDS = 1.0
+FINAL_DELIVERY_SECONDS = 30.0  # a stopping runfeed delivers what is due for at most this long
 
 
 async def _deliver_webhooks(stop: asyncio.Event, wake: asyncio.Event) -> None:
@@ -369,12 +372,14 @@ async def _deliver_webhooks(stop: asyncio.Event, wake: asyncio.Event) -> None:
         await _deliver_once()
 
 
-async def _deliver_once() -> None:
+async def _deliver_once() -> int:
+    """One delivery round; how many were delivered."""
     try:
         # its own thread: a slow receiver must not hold up the candle writes (thread_sensitive)
-        await database_sync_to_async(deliver_due, thread_sensitive=False)()
+        return await database_sync_to_async(deliver_due, thread_sensitive=False)()
     except Exception as exc:  # noqa: BLE001 - delivery retries later; the feed goes on
         logger.warning("delivering alert webhooks failed: %s", exc)
+        return 0
 
 
 async def _guard_lock(lock: WriterLock, lease: Lease, pipeline: Pipeline, stop: asyncio.Event) -> None:
