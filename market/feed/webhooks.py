@@ -131,42 +131,53 @@ def send_round(jobs: list[tuple[str, Callable[[], None]]],
     """Run ``(host, send)`` jobs on the pool, a host's in order, none after that host failed
     or the round ran out of time; returns ``(job index, error or None)`` for the jobs that ran.
     ``record`` is called with each outcome as soon as it is known, in the caller's thread,
-    so a crash resends at most the sends in flight, not the whole round."""
+    and a host's next send waits until it has been: a crash resends at most the one send
+    per host that was in flight, not the whole round."""
     by_host: dict[str, list[int]] = {}
     for i, (host, _) in enumerate(jobs):
         by_host.setdefault(host, []).append(i)
     outcomes: list[tuple[int, BaseException | None]] = []
-    known: queue.SimpleQueue[tuple[int, BaseException | None]] = queue.SimpleQueue()
+    known: queue.SimpleQueue[tuple[int, BaseException | None, threading.Event]] = queue.SimpleQueue()
     ends = time.monotonic() + ROUND_SECONDS
 
     def chain(indexes: list[int]) -> None:
         for i in indexes:
             if time.monotonic() >= ends:
                 return
+            error: BaseException | None = None
             try:
                 jobs[i][1]()
             except Exception as exc:  # noqa: BLE001 - recorded as the attempt's error
-                known.put((i, exc))
+                error = exc
+            recorded = threading.Event()
+            known.put((i, error, recorded))
+            recorded.wait()  # the next send waits until this outcome is recorded
+            if error is not None:
                 return  # this host is failing: its other events wait for the next round
-            known.put((i, None))
 
     def take(block: bool) -> None:
         try:
-            outcome = known.get(timeout=0.05) if block else known.get_nowait()
+            i, error, recorded = known.get(timeout=0.05) if block else known.get_nowait()
         except queue.Empty:
             return
-        outcomes.append(outcome)
-        if record is not None:
-            record(*outcome)
+        outcomes.append((i, error))
+        try:
+            if record is not None:
+                record(i, error)
+        except Exception as exc:  # noqa: BLE001 - e.g. the database is down: raised after the round
+            failures.append(exc)
+        finally:
+            recorded.set()
 
+    failures: list[BaseException] = []
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="webhook") as pool:
         running = [pool.submit(chain, indexes) for indexes in by_host.values()]
         while not all(f.done() for f in running):
             take(block=True)
         for f in running:
             f.result()
-    while not known.empty():
-        take(block=False)
+    if failures:
+        raise failures[0]
     return outcomes
 
 
