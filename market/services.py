@@ -9,6 +9,7 @@ from typing import Any, Iterable, Mapping
 
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection, transaction
+from django.db.models import F
 
 from market import selectors
 from market.conf import alerts_conf, market
@@ -365,18 +366,19 @@ def alert_checkpoint(*, events: Iterable[tuple[Event, str]], states: Mapping[int
 
 def _attempt_record(queue: Any, pk: Any, status_field: str, *, ok: bool, error: str, now: float | None) -> None:
     """One delivery attempt's outcome on a row of ``queue`` (webhook events, channel
-    deliveries): delivered, or retried with backoff (``core.alerts.next_attempt``) until failed."""
+    deliveries): delivered (one UPDATE: it is recorded after every send), or retried with
+    backoff (``core.alerts.next_attempt``) until failed."""
+    if ok:
+        queue.objects.filter(pk=pk).update(**{status_field: "delivered"}, attempts=F("attempts") + 1, last_error="")
+        return
     now = time.time() if now is None else now
     with transaction.atomic():
         row = queue.objects.select_for_update().get(pk=pk)
         row.attempts += 1
-        if ok:
-            status, row.last_error = "delivered", ""
-        else:
-            retry = next_attempt(row.attempts, now, alerts_conf().backoff)
-            row.last_error = error[:200]
-            status = "failed" if retry is None else "pending"
-            row.next_attempt = retry or 0
+        retry = next_attempt(row.attempts, now, alerts_conf().backoff)
+        row.last_error = error[:200]
+        status = "failed" if retry is None else "pending"
+        row.next_attempt = retry or 0
         setattr(row, status_field, status)
         row.save(update_fields=["attempts", status_field, "last_error", "next_attempt"])
 

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+from bisect import bisect_left, bisect_right
 from collections import deque
 from typing import Any, Callable
 
@@ -58,6 +60,17 @@ class AlertBook:
         self.expired: set[int] = set()
         self.announcing: list[tuple[int, str, dict[str, Any]]] = []  # (user, kind, payload)
         self._by_symbol: dict[str, list[int]] = {}
+        # The price alerts' hot path: per symbol, the numeric-level crossing alerts sorted by
+        # level (``_up``: crosses_above/crosses, ``_down``: crosses_below/crosses), so a tick
+        # looks only at the alerts whose level lies between the symbol's last price and its
+        # own; the rest (above/below, drawn lines) are evaluated on every tick (``_each``).
+        self._last: dict[str, tuple[float, float]] = {}  # symbol -> (last price, its time)
+        self._up: dict[str, tuple[list[float], list[int]]] = {}
+        self._down: dict[str, tuple[list[float], list[int]]] = {}
+        self._each: dict[str, list[int]] = {}
+        self._arming: dict[str, list[int]] = {}  # new: their first tick only arms them
+        self._expiry: dict[str, list[tuple[float, int]]] = {}
+        self._indexed: dict[str, list[int]] = {}
         self._bars: dict[tuple[str, str], deque[Candle]] = {}
         self._last_final: dict[tuple[str, str], int] = {}
         self.pending: list[tuple[Event, str]] = []
@@ -102,13 +115,71 @@ class AlertBook:
                 if keep[pk].line is None:
                     self.missing[pk] = f"its drawing {drawing} was deleted"
                     del keep[pk]
+        self.sync_states()  # the kept evaluators' states, before the index is rebuilt
         self.evaluators = keep
         # rows of alerts no longer active go; a done one's stays until ``stored`` tells its owner
         self.rows = {pk: row for pk, row in self.rows.items() if pk in keep or pk in self.done}
         self._by_symbol = {}
         for pk, ev in keep.items():
             self._by_symbol.setdefault(ev.condition.symbol, []).append(pk)
+        self._reindex()
         self.loaded_at = time.monotonic()
+
+    @staticmethod
+    def _indexable(ev: Evaluator) -> bool:
+        c = ev.condition
+        return c.on_ticks and c.right.kind == "number" and c.op in ("crosses_above", "crosses_below", "crosses")
+
+    def _reindex(self, only: str | None = None) -> None:
+        """Rebuild the price alerts' index (of one symbol: ``only``) from the evaluators."""
+        symbols = [only] if only is not None else list(self._by_symbol)
+        if only is None:
+            self._up, self._down, self._each, self._arming, self._expiry, self._indexed = {}, {}, {}, {}, {}, {}
+        for symbol in symbols:
+            up: list[tuple[float, int]] = []
+            down: list[tuple[float, int]] = []
+            each, arming, expiry, indexed = [], [], [], []
+            for pk in self._by_symbol.get(symbol, ()):
+                ev = self.evaluators.get(pk)
+                if ev is None or not ev.condition.on_ticks:
+                    continue
+                c = ev.condition
+                if not self._indexable(ev):
+                    each.append(pk)
+                    continue
+                if ev.state.get("prev") is None:
+                    arming.append(pk)
+                    continue
+                seen = self._last.get(symbol)
+                if seen is None or ev.state.get("t", -math.inf) > seen[1]:
+                    self._last[symbol] = (ev.state["prev"], ev.state.get("t", -math.inf))
+                assert c.right.number is not None
+                if c.op != "crosses_below":
+                    up.append((c.right.number, pk))
+                if c.op != "crosses_above":
+                    down.append((c.right.number, pk))
+                if c.expires is not None:
+                    expiry.append((c.expires, pk))
+                indexed.append(pk)
+            up.sort()
+            down.sort()
+            expiry.sort(reverse=True)  # the soonest last: popped first
+            for table, rows in ((self._up, up), (self._down, down)):
+                table[symbol] = ([x for x, _ in rows], [pk for _, pk in rows])
+            self._each[symbol], self._arming[symbol] = each, arming
+            self._expiry[symbol], self._indexed[symbol] = expiry, indexed
+
+    def sync_states(self) -> None:
+        """Write the symbol's last price into the indexed evaluators' states (the hot path
+        keeps it once per symbol, not per alert)."""
+        for symbol, pks in self._indexed.items():
+            last = self._last.get(symbol)
+            if last is None:
+                continue
+            for pk in pks:
+                ev = self.evaluators.get(pk)
+                if ev is not None and not ev.done:
+                    ev.state["prev"], ev.state["t"] = last
 
     def _emit(self, pk: int, event: Event | None, into: list[tuple[Event, str]]) -> None:
         if event is None:
@@ -133,23 +204,48 @@ class AlertBook:
         self.tick(tick)
 
     def tick(self, tick: Tick) -> None:
-        pks = self._by_symbol.get(tick.symbol)
-        if not pks:
+        if tick.symbol not in self._up:
             return
         try:
-            self._tick(tick, pks)
+            self._tick(tick)
         except Exception:  # noqa: BLE001 - an alert must never stop the feed
             logger.exception("evaluating alerts on a tick failed")
 
-    def _tick(self, tick: Tick, pks: list[int]) -> None:
-        session = self._session_of(tick.symbol)
-        for pk in pks:
-            ev = self.evaluators[pk]
-            c = ev.condition
-            if not c.on_ticks or ev.done or pk in self.done or self._expire(pk, tick.time):
-                continue
-            self._emit(pk, ev.tick(tick.time, tick.price, session.day_of(tick.time).bucket_start(c.tf, tick.time)),
-                       self.pending)
+    def _tick(self, tick: Tick) -> None:
+        symbol, t, price = tick.symbol, tick.time, tick.price
+        last = self._last.get(symbol)
+        self._last[symbol] = (price, t)
+        expiry = self._expiry[symbol]
+        while expiry and t >= expiry[-1][0]:
+            pk = expiry.pop()[1]
+            if pk in self.evaluators:
+                self._expire(pk, t)
+        candidates: list[int] = []
+        if last is not None and price != last[0]:
+            if price > last[0]:  # the levels in (last, price]
+                levels, pks = self._up[symbol]
+                candidates = pks[bisect_right(levels, last[0]):bisect_right(levels, price)]
+            else:  # the levels in [price, last)
+                levels, pks = self._down[symbol]
+                candidates = pks[bisect_left(levels, price):bisect_left(levels, last[0])]
+        session = None
+        for indexed, pks in ((True, candidates), (False, self._each[symbol])):
+            for pk in pks:
+                ev = self.evaluators.get(pk)
+                if ev is None or ev.done or pk in self.done or self._expire(pk, t):
+                    continue
+                if indexed:  # its previous price is the symbol's
+                    ev.state["prev"], ev.state["t"] = last  # type: ignore[misc]
+                session = session or self._session_of(symbol)
+                day = session.day_of(t)
+                self._emit(pk, ev.tick(t, price, day.bucket_start(ev.condition.tf, t)), self.pending)
+        arming = self._arming[symbol]
+        if arming:  # their first tick: only arms them, then they join the index
+            for pk in arming:
+                ev = self.evaluators.get(pk)
+                if ev is not None:
+                    ev.state["prev"], ev.state["t"] = price, t
+            self._reindex(symbol)
 
     def candles(self, updates: list[CandleUpdate]) -> list[tuple[Event, str]]:
         """Evaluate the bar alerts on the candles being stored; returns their events."""
@@ -204,6 +300,7 @@ class AlertBook:
         ``since(symbol, tf, start)``: the stored candles from ``start`` on, ascending, with
         ``history`` bars before them for the studies. Returns a checkpoint (``caught_up``),
         how many alerts had something to evaluate and the span of candle times evaluated."""
+        self.sync_states()
         events: list[tuple[Event, str]] = []
         alerts, first, last = 0, None, None
         for pk, ev in list(self.evaluators.items()):
@@ -244,6 +341,13 @@ class AlertBook:
                     self._emit(pk, ev.bar(upto, session=session, final=True), events)
                     if ev.done:
                         break
+        for pk, ev in self.evaluators.items():  # the symbols' last prices: the newest caught up
+            seen = self._last.get(ev.condition.symbol)
+            if ev.condition.on_ticks and ev.state.get("prev") is not None and (
+                    seen is None or ev.state.get("t", -math.inf) > seen[1]):
+                self._last[ev.condition.symbol] = (ev.state["prev"], ev.state.get("t", -math.inf))
+        self._reindex()
+        self.sync_states()
         states = {pk: dict(ev.state) for pk, ev in self.evaluators.items()}
         checkpoint = {"events": events, "states": states, "done": {pk for pk in self.done if pk in states},
                       "caught_up": True}
@@ -253,6 +357,7 @@ class AlertBook:
     def snapshot_ticks(self) -> dict[str, Any]:
         """(In the event loop, at the moment the engine's checkpoint is taken, so both hold
         the same ticks.) The price alerts' events so far and their evaluators' states."""
+        self.sync_states()
         ticking = {pk: ev for pk, ev in self.evaluators.items() if ev.condition.on_ticks}
         return {"events": list(self.pending), "states": {pk: dict(ev.state) for pk, ev in ticking.items()},
                 "done": {pk for pk in self.done if pk in ticking}}

@@ -352,7 +352,7 @@ async def run_feed(
 
 
 WEBHOOK_POLL_SECONDS = 1.0
-FINAL_DELIVERY_SECONDS = 30.0  # a stopping runfeed delivers what is due for at most this long
+FINAL_DELIVERY_SECONDS = 120.0  # a stopping runfeed delivers what is due for at most this long
 
 
 async def _deliver_webhooks(stop: asyncio.Event, wake: asyncio.Event) -> None:
