@@ -64,7 +64,7 @@ def throughput(n_ticks: int, n_symbols: int, n_alerts: int, seed: int) -> dict:
     rows = []
     for a in range(n_alerts):
         k = a % n_symbols
-        level = round(prices[k] * (1 + rng.uniform(-0.01, 0.01)), 2)
+        level = round(prices[k] * (1 + rng.uniform(-0.05, 0.05)), 2)  # within 5 % of the price
         rows.append({"id": a + 1, "symbol": symbols[k], "tf": "1m", "left": "price",
                      "op": ("crosses", "crosses_above", "crosses_below")[a % 3], "right": level,
                      "trigger": "once_per_bar", "bars": 1, "expires": None, "message": "", "state": {}})

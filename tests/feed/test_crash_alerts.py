@@ -151,7 +151,7 @@ def test_sigkills_mid_replay_deliver_every_expected_event_once(tmp_path: Path):
             stored, deadline = db.count(), time.monotonic() + 120
             while proc.poll() is None and db.count() <= stored and time.monotonic() < deadline:
                 time.sleep(0.02)  # this run has written (and fired, and is delivering)
-            time.sleep(rng.uniform(0.0, 0.4))
+            time.sleep(rng.uniform(0.2, 3.0))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
@@ -164,7 +164,7 @@ def test_sigkills_mid_replay_deliver_every_expected_event_once(tmp_path: Path):
         receiver.close()
         db.drop()
     assert kills == KILLS, progress
-    assert 0 < progress[0] and progress[-1] < len(want), f"the kills did not land mid-replay: {progress}"
+    assert progress[-1] > 0 and progress[-1] < len(want), f"the kills did not land mid-delivery: {progress}"
     got = set(receiver.accepted)
     assert not (want - got) and not (got - want), (
         f"{len(want - got)} expected events never arrived, e.g. {sorted(want - got)[:3]}; "

@@ -70,10 +70,15 @@ class DeliveryLoop:
         self.ready = threading.Event()
 
         async def main() -> None:
+            from channels.db import database_sync_to_async
+            from django.db import connections
+
             self.loop = asyncio.get_running_loop()
             self.stop, self.wake = asyncio.Event(), asyncio.Event()
             self.ready.set()
             await runner._deliver_webhooks(self.stop, self.wake)
+            for _ in range(4):  # the executor's threads' connections: PostgreSQL drops the test database after
+                await database_sync_to_async(connections.close_all, thread_sensitive=False)()
 
         self.thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
         self.thread.start()
