@@ -3,12 +3,16 @@
 ``AlertBook`` holds one ``core.alerts.Evaluator`` per active alert:
 
 - ``tick``: every tick the engine accepted (``Pipeline.on_tick``), in the order the engine
-  took them, for ``price`` alerts;
+  took them, for ``price`` alerts; numeric crossing alerts are indexed by level, so a
+  tick evaluates only those whose level it crossed;
 - ``candles``: the candles of each store (stored timeframes only), for bar alerts; a
-  closed bar is evaluated once (a retried store hands the same candles again).
+  closed bar is evaluated once (a retried store hands the same candles again);
+- ``catch_up``: at start, what was stored while no writer evaluated it.
 
 Events and the evaluators' states are stored by the ``store`` wrapper in the same
-transaction as the candles and the feed's position (``services.alert_checkpoint``), so a
+transaction as the candles and the feed's position (``services.alert_checkpoint``): the
+price alerts' part is taken in the event loop together with the engine's checkpoint
+(``snapshot_ticks``), the bar alerts' part in the store's thread (``checkpoint``). So a
 restart resumes the evaluators where the stored input resumes and re-fires, with the same
 ids, only what was not stored: recording is idempotent on the event id.
 
