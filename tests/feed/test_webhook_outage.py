@@ -144,4 +144,5 @@ def test_events_wait_out_a_receiver_outage_and_are_delivered_once_after(client, 
     accepted = [k for k, code in receiver.log if code == 200]
     assert sorted(accepted) == sorted(keys), receiver.log
     shown = client.get(f"/api/alerts/{alert.id}/events").json()["events"]
-    assert [e["delivery"] for e in shown] == ["delivered"] * 3 and all(e["attempts"] >= 2 for e in shown)
+    assert [e["delivery"] for e in shown] == ["delivered"] * 3
+    assert all(e["attempts"] >= 2 for e in shown[:2])  # those fired while it was down were retried
