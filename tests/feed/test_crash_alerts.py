@@ -157,7 +157,6 @@ def test_sigkills_mid_replay_deliver_every_expected_event_once(tmp_path: Path):
                 kills += 1
             proc.wait(timeout=30)
             progress.append(len(receiver.accepted))
-            print(f"attempt {attempts}: killed={kills} accepted={len(receiver.accepted)} posts={receiver.posts}")
         _finish(db.runfeed(path))
         states = _delivery(db)
     finally:
