@@ -143,14 +143,14 @@ class OwnRowsMixin:
 class AlertAdmin(OwnRowsMixin, admin.ModelAdmin):
     """Users' alerts. The webhook secret is never shown; ``state`` is the evaluator's."""
 
-    list_display = ("id", "user", "symbol", "tf", "left", "op", "right", "trigger", "status", "webhook_set",
+    list_display = ("id", "user", "symbol", "tf", "left", "op", "right", "trigger", "status", "reason", "webhook_set",
                     "created_at")
     list_filter = ("status", "trigger", "tf", "op")
     search_fields = ("user__username", "symbol", "message")
     list_select_related = ("user",)
-    readonly_fields = ("user", "state", "created_at")
+    readonly_fields = ("user", "state", "reason", "created_at")
     fields = ("user", "symbol", "tf", "left", "op", "right", "trigger", "bars", "expires", "message", "webhook",
-              "status", "state", "created_at")
+              "status", "reason", "state", "created_at")
     actions = ("pause", "resume")
     formfield_overrides = {Alert._meta.get_field("webhook").__class__: {"assume_scheme": "https"}}
 
@@ -176,8 +176,9 @@ class AlertEventAdmin(OwnRowsMixin, admin.ModelAdmin):
     """What fired, and how its webhook delivery went; read-only (the writer records them)."""
 
     owner = "alert__user"
-    list_display = ("id", "alert", "symbol", "tf", "time", "value", "message", "delivery", "attempts", "last_error")
-    list_filter = ("delivery", "alert__status", "alert__trigger")
+    list_display = ("id", "alert", "symbol", "tf", "time", "value", "message", "delivery", "attempts", "last_error",
+                    "caught_up")
+    list_filter = ("delivery", "caught_up", "alert__status", "alert__trigger")
     search_fields = ("id", "symbol", "message", "alert__user__username")
     list_select_related = ("alert",)
 

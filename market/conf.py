@@ -19,6 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from market.core.alerts import BACKOFF
 from market.core.limits import Network, parse_networks
 from market.core.outbox import FlowLimits
 from market.core.pulse import PulseConfig
@@ -394,6 +395,7 @@ def access_conf() -> AccessConf:
 class AlertsConf:
     quota: int                   # alerts one user may hold (TICKCHART_ALERT_QUOTA)
     webhook_allow_private: bool  # webhooks/channels may target loopback/private hosts
+    backoff: tuple[float, ...]   # seconds before each retry (TICKCHART_WEBHOOK_BACKOFF)
 
 
 @lru_cache(maxsize=1)
@@ -402,7 +404,9 @@ def alerts_conf() -> AlertsConf:
     # reach the server's own network (SSRF).
     allow = getattr(settings, "TICKCHART_WEBHOOK_ALLOW_PRIVATE", None)
     quota = getattr(settings, "TICKCHART_ALERT_QUOTA", None)
+    backoff = getattr(settings, "TICKCHART_WEBHOOK_BACKOFF", None) or ""
     return AlertsConf(
         quota=200 if quota in (None, "") else int(quota),
         webhook_allow_private=bool(settings.DEBUG) if allow in (None, "") else bool(allow),
+        backoff=tuple(float(x) for x in str(backoff).split(",") if x.strip()) or BACKOFF,
     )

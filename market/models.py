@@ -176,6 +176,7 @@ class Alert(models.Model):
         ACTIVE = "active"
         PAUSED = "paused"
         DONE = "done"
+        DISABLED = "disabled"  # its drawing was deleted: ``reason`` says so
 
     id = models.BigAutoField(primary_key=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alerts")
@@ -192,6 +193,7 @@ class Alert(models.Model):
     secret = models.CharField(max_length=64, editable=False, help_text="signs webhook bodies")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE, db_index=True)
     state = models.JSONField(default=dict, blank=True)
+    reason = models.CharField(max_length=200, blank=True, help_text="why it was disabled")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -218,6 +220,7 @@ class AlertEvent(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt = models.FloatField(default=0, db_index=True, help_text="epoch seconds of the next try")
     last_error = models.CharField(max_length=200, blank=True)
+    caught_up = models.BooleanField(default=False, help_text="fired by a restart's catch-up from stored candles")
 
     class Meta:
         ordering = ["time"]

@@ -400,7 +400,7 @@ def candle_count_older(*, timeframe: str, before: int) -> int:
 def alert_as_dict(alert: Alert) -> dict[str, Any]:
     return {"id": alert.id, "symbol": alert.symbol, "tf": alert.tf, "left": alert.left, "op": alert.op,
             "right": alert.right, "trigger": alert.trigger, "bars": alert.bars, "expires": alert.expires,
-            "message": alert.message, "webhook": alert.webhook, "status": alert.status}
+            "message": alert.message, "webhook": alert.webhook, "status": alert.status, "reason": alert.reason}
 
 
 def alert_list(*, user: Any) -> list[Alert]:
@@ -423,7 +423,7 @@ def alert_event_list(*, alert: Alert, limit: int = 500) -> list[dict[str, Any]]:
     return [
         {"id": e.id, "alert": alert.id, "symbol": e.symbol, "tf": e.tf, "time": e.time, "value": e.value,
          "other": e.other, "message": e.message, "fired_at": e.fired_at, "delivery": e.delivery,
-         "attempts": e.attempts, "last_error": e.last_error}
+         "attempts": e.attempts, "last_error": e.last_error, "caught_up": e.caught_up}
         for e in AlertEvent.objects.filter(alert=alert).order_by("time")[:limit]
     ]
 
@@ -527,6 +527,17 @@ def drawing_as_dict(drawing: Drawing) -> dict[str, Any]:
 
 def drawing_list(*, user: Any, symbol: str) -> list[Drawing]:
     return list(Drawing.objects.filter(user=user, symbol=symbol))
+
+
+def drawing_by_id(*, pk: int) -> Drawing | None:
+    """Drawing ``pk`` whoever's it is (an alert's line is checked against its owner)."""
+    return Drawing.objects.filter(pk=pk).first()
+
+
+def drawing_lines(*, pks: Iterable[int]) -> dict[int, tuple[str, list[dict[str, float]]]]:
+    """``{id: (kind, points)}`` of the drawings that still exist (the writer's alert lines)."""
+    return {pk: (kind, points) for pk, kind, points in
+            Drawing.objects.filter(pk__in=list(pks)).values_list("pk", "kind", "points")}
 
 
 def drawing_get(*, user: Any, pk: int) -> Drawing | None:

@@ -9,16 +9,17 @@ from typing import Any, Iterable, Mapping
 
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection, transaction
+from django.db.models import F
 
 from market import selectors
-from market.conf import market
+from market.conf import alerts_conf, market
 from market.core.partitions import DAY, Partition, create_sql, drop_sql, expired, finalize_sql, needed
 from market.core.pulse import StressEvent
 from market.core.simulator import SimSymbol
 from market.core.types import Candle as CandleValue
 from market.core.types import CandleUpdate, WriterFenced
-from market.core.alerts import Event, next_attempt, parse_condition
-from market.core.drawings import MAX_PER_SYMBOL, DrawingError, parse_kind, parse_points, parse_style
+from market.core.alerts import DRAWING, AlertError, Event, next_attempt, parse_condition
+from market.core.drawings import MAX_PER_SYMBOL, DrawingError, line_error, parse_kind, parse_points, parse_style
 from market.models import (
     Alert, AlertEvent, Candle, Drawing, FeedState, Marker, NotifyChannel, NotifyDelivery, PulseEvent, Symbol,
     SymbolCheckpoint, WriterCheckpoint,
@@ -273,11 +274,36 @@ def alert_create(
     """Validate (``AlertError`` names the bad field) and store an active alert."""
     condition = parse_condition(alert="new", symbol=symbol, tf=tf, left=left, op=op, right=right,
                                 trigger=trigger, bars=bars, expires=expires)
+    if condition.right.drawing is not None:
+        _alert_line_check(user, condition.symbol, condition.right.drawing)
     return Alert.objects.create(
         user=user, symbol=condition.symbol, tf=condition.tf.code, left=condition.left.key, op=op,
         right=condition.right.key, trigger=trigger, bars=bars, expires=condition.expires,
         message=message[:200], webhook=webhook, secret=secrets.token_hex(32),
     )
+
+
+def _alert_line_check(user: Any, symbol: str, pk: int) -> None:
+    """A ``drawing:<id>`` right side must be a line drawing of the same user and symbol."""
+    drawing = selectors.drawing_by_id(pk=pk)
+    if drawing is None:
+        raise AlertError(f"right: no drawing {pk}")
+    if drawing.user_id != user.pk:
+        raise AlertError(f"right: drawing {pk} is not one of yours")
+    if drawing.symbol != symbol:
+        raise AlertError(f"right: drawing {pk} is on {drawing.symbol}, not {symbol}")
+    refused = line_error(drawing.kind, drawing.points)
+    if refused:
+        raise AlertError(f"right: drawing {pk}: {refused}")
+
+
+def alert_disable(*, pks: Iterable[int], reason: str) -> list[Alert]:
+    """Stop alerts that cannot be evaluated any more (their drawing went), saying why;
+    returns them as they are now. A done alert stays done."""
+    with transaction.atomic():
+        qs = Alert.objects.filter(pk__in=list(pks)).exclude(status=Alert.Status.DONE)
+        qs.update(status=Alert.Status.DISABLED, reason=reason[:200])
+        return list(Alert.objects.filter(pk__in=list(pks), status=Alert.Status.DISABLED))
 
 
 def alert_pause(*, alert: Alert) -> Alert:
@@ -312,14 +338,15 @@ def alert_state_save(*, states: Mapping[int, dict], done: Iterable[int] = ()) ->
 
 
 def alert_event_record(*, event: Event, message: str = "", fired_at: float | None = None,
-                       webhook: bool = False) -> bool:
-    """Store one event; idempotent on its id (True when it is new). ``webhook``: to deliver."""
+                       webhook: bool = False, caught_up: bool = False) -> bool:
+    """Store one event; idempotent on its id (True when it is new). ``webhook``: to deliver;
+    ``caught_up``: a restart's catch-up fired it from stored candles."""
     _, created = AlertEvent.objects.get_or_create(
         id=event.id,
         defaults=dict(alert_id=int(event.alert), symbol=event.symbol, tf=event.tf, time=float(event.time),
                       value=event.value, other=event.other, message=message[:200],
                       fired_at=time.time() if fired_at is None else fired_at,
-                      delivery="pending" if webhook else "none"),
+                      delivery="pending" if webhook else "none", caught_up=caught_up),
     )
     if created:  # and to the alert's notification channels, in the same transaction
         notify_delivery_create_for(event_id=event.id, alert_id=int(event.alert))
@@ -327,11 +354,11 @@ def alert_event_record(*, event: Event, message: str = "", fired_at: float | Non
 
 
 def alert_checkpoint(*, events: Iterable[tuple[Event, str]], states: Mapping[int, dict],
-                     done: Iterable[int] = ()) -> int:
+                     done: Iterable[int] = (), caught_up: bool = False) -> int:
     """Record events (idempotent on their ids) and checkpoint the evaluators; new events count."""
     with transaction.atomic():
         alive = dict(Alert.objects.filter(pk__in=[int(e.alert) for e, _ in events]).values_list("pk", "webhook"))
-        new = sum(alert_event_record(event=e, message=m, webhook=bool(alive[int(e.alert)]))
+        new = sum(alert_event_record(event=e, message=m, webhook=bool(alive[int(e.alert)]), caught_up=caught_up)
                   for e, m in events if int(e.alert) in alive)
         alert_state_save(states=states, done=done)
     return new
@@ -339,18 +366,19 @@ def alert_checkpoint(*, events: Iterable[tuple[Event, str]], states: Mapping[int
 
 def _attempt_record(queue: Any, pk: Any, status_field: str, *, ok: bool, error: str, now: float | None) -> None:
     """One delivery attempt's outcome on a row of ``queue`` (webhook events, channel
-    deliveries): delivered, or retried with backoff (``core.alerts.next_attempt``) until failed."""
+    deliveries): delivered (one UPDATE: it is recorded after every send), or retried with
+    backoff (``core.alerts.next_attempt``) until failed."""
+    if ok:
+        queue.objects.filter(pk=pk).update(**{status_field: "delivered"}, attempts=F("attempts") + 1, last_error="")
+        return
     now = time.time() if now is None else now
     with transaction.atomic():
         row = queue.objects.select_for_update().get(pk=pk)
         row.attempts += 1
-        if ok:
-            status, row.last_error = "delivered", ""
-        else:
-            retry = next_attempt(row.attempts, now)
-            row.last_error = error[:200]
-            status = "failed" if retry is None else "pending"
-            row.next_attempt = retry or 0
+        retry = next_attempt(row.attempts, now, alerts_conf().backoff)
+        row.last_error = error[:200]
+        status = "failed" if retry is None else "pending"
+        row.next_attempt = retry or 0
         setattr(row, status_field, status)
         row.save(update_fields=["attempts", status_field, "last_error", "next_attempt"])
 
@@ -406,10 +434,16 @@ def drawing_update(*, drawing: Drawing, points: Any = None, style: Any = None) -
     return drawing
 
 
-def drawing_delete(*, drawing: Drawing) -> None:
+def drawing_delete(*, drawing: Drawing) -> list[Alert]:
+    """Delete it; the alerts that followed it are disabled, in the same transaction, and
+    returned (their owner's pages are told)."""
     pk = drawing.pk
-    drawing.delete()
+    with transaction.atomic():
+        following = Alert.objects.filter(user_id=drawing.user_id, right=f"{DRAWING}{pk}").values_list("pk", flat=True)
+        disabled = alert_disable(pks=list(following), reason=f"its drawing {pk} was deleted")
+        drawing.delete()
     drawing.id = pk  # delete() clears it; the frame names what went
+    return disabled
 
 
 # ---- notification channels (issue 13) ----

@@ -8,7 +8,11 @@ A condition is ``left op right`` on a symbol and timeframe:
 - op: ``crosses_above crosses_below crosses above below`` or ``moves_up_pct`` /
   ``moves_down_pct`` (change of left over the last ``bars`` bars, in percent, against a
   number on the right);
-- right: a number, or a field/study key (bar conditions only);
+- right: a number, a field/study key (bar conditions only), or ``drawing:<id>``, a line
+  drawing of the same user and symbol (``core.drawings.LINE_KINDS``): its price at the
+  tick's or bar's exchange time (``core.drawings.line_price``; where the line is not drawn
+  nothing is compared). The writer hands the evaluator the drawing's current points
+  (``Evaluator.line``), so a moved line is followed;
 - trigger: ``once`` (then done), ``once_per_bar`` (at most once per bar of the timeframe),
   ``once_per_bar_close`` (closed bars only; not for ``price``).
 
@@ -16,7 +20,8 @@ Semantics: ``price crosses_above X`` fires on the first accepted tick whose pric
 the previous accepted tick of the symbol was < X; the first tick after creation only arms
 it. Bar conditions compare a bar with the one before it. An event's id is the alert id and
 the exchange time that fired it, so re-evaluating the same input fires the same ids.
-The evaluator's state is a JSON-able dict (``state``), so it can be checkpointed.
+The evaluator's state is a JSON-able dict (``state``), so it can be checkpointed; its
+``t`` is the exchange time last evaluated, where a restart's catch-up (``catch_up``) starts.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from market.core import studies as st
+from market.core.drawings import line_price
 from market.core.sessions import Session
 from market.core.timeframes import Timeframe, TimeframeError
 from market.core.types import Candle
@@ -38,6 +44,7 @@ TRIGGERS = ("once", "once_per_bar", "once_per_bar_close")
 FIELDS = ("close", "high", "low", "open", "volume")
 MOVES = ("moves_up_pct", "moves_down_pct")
 MAX_BARS = 1000
+DRAWING = "drawing:"  # the right side ``drawing:<id>``
 
 
 class AlertError(ValueError):
@@ -46,13 +53,14 @@ class AlertError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Operand:
-    """``kind``: number | price | field | study. ``key`` is the normalised text."""
+    """``kind``: number | price | field | study | drawing. ``key`` is the normalised text."""
 
     kind: str
     key: str
     number: float | None = None
     study: st.Study | None = None
     output: str | None = None
+    drawing: int | None = None
 
 
 def parse_operand(raw: Any, side: str) -> Operand:
@@ -77,6 +85,11 @@ def parse_operand(raw: Any, side: str) -> Operand:
         return Operand("price", "price")
     if text in FIELDS:
         return Operand("field", text)
+    if text.startswith(DRAWING):
+        pk = text[len(DRAWING):]
+        if not pk.isdigit() or int(pk) < 1:
+            raise AlertError(f"{side}: a drawing is drawing:<its id>, not {raw!r}")
+        return Operand("drawing", f"{DRAWING}{int(pk)}", drawing=int(pk))
     name, _, output = text.partition(".")
     try:
         study = st.parse_study(name)
@@ -139,13 +152,15 @@ def parse_condition(*, alert: str | int, symbol: str, tf: str, left: Any, op: An
         raise AlertError("left: must be 'price', a candle field or a study key, not a number")
     if rhs.kind == "price":
         raise AlertError("right: 'price' may only be on the left")
+    if lhs.kind == "drawing":
+        raise AlertError("left: a drawing may only be on the right")
     if op in MOVES and rhs.kind != "number":
         raise AlertError(f"right: {op} takes a percentage number")
     if op in MOVES and rhs.number is not None and rhs.number <= 0:
         raise AlertError(f"right: {op} takes a positive percentage")
     if lhs.kind == "price":
-        if rhs.kind != "number":
-            raise AlertError("right: a price alert compares with a number")
+        if rhs.kind not in ("number", "drawing"):
+            raise AlertError("right: a price alert compares with a number or a drawing:<id>")
         if trigger == "once_per_bar_close":
             raise AlertError("trigger: price alerts fire on ticks; use left 'close' for bar closes")
         if op in MOVES:
@@ -195,14 +210,24 @@ def crossed(op: str, prev: tuple[float, float], cur: tuple[float, float]) -> boo
 
 @dataclass
 class Evaluator:
-    """One alert's evaluation; ``state`` is JSON-able (``Evaluator(cond, state)`` resumes)."""
+    """One alert's evaluation; ``state`` is JSON-able (``Evaluator(cond, state)`` resumes).
+    ``line``: the ``(kind, points)`` of the drawing a ``drawing:<id>`` right side names,
+    kept current by the writer (None: not known yet, nothing is compared)."""
 
     condition: Condition
     state: dict[str, Any] = field(default_factory=dict)
+    line: tuple[str, list[dict[str, float]]] | None = None
 
     @property
     def done(self) -> bool:
         return bool(self.state.get("done"))
+
+    def level(self, time: float) -> float | None:
+        """The right side at exchange time ``time`` for a price alert (None: no line there)."""
+        right = self.condition.right
+        if right.kind == "number":
+            return right.number
+        return None if self.line is None else line_price(self.line[0], self.line[1], time)
 
     def _fire(self, time: float, bar: int | None, value: float, other: float) -> Event:
         c = self.condition
@@ -220,28 +245,59 @@ class Evaluator:
         c = self.condition
         if not c.on_ticks or self.done or self._expired(time):
             return None
-        assert c.right.number is not None
-        level = c.right.number
-        prev = self.state.get("prev")
-        self.state["prev"] = price
+        prev, prev_time = self.state.get("prev"), self.state.get("t")
+        self.state["prev"], self.state["t"] = price, time
+        level = self.level(time)
+        if level is None:
+            return None
         if c.op in ("above", "below"):
             ok = crossed(c.op, (price, level), (price, level))
         elif prev is None:
             return None  # the first tick after creation only arms it
         else:
-            ok = crossed(c.op, (prev, level), (price, level))
+            before = level if c.right.kind == "number" or prev_time is None else self.level(prev_time)
+            if before is None:
+                return None  # the line starts between the two ticks: this one arms it
+            ok = crossed(c.op, (prev, before), (price, level))
         if not ok or (c.trigger == "once_per_bar" and self.state.get("fired_bar") == bar):
             return None
         return self._fire(time, bar, price, level)
+
+    def catch_up(self, candle: Candle, bar: int) -> Event | None:
+        """A stored 5 s candle whose ticks this evaluator never saw (the writer was down):
+        the approximation of ``tick`` on it. A cross is detected only when it surely
+        happened inside the candle: ``crosses_above`` when its high reaches the level and
+        the previous price was below it, or its low was below and its close is back at or
+        above (``crosses_below`` the mirror image); ``above``/``below`` on its high/low.
+        The event's time is the candle's, its value the high (low) that reached the level."""
+        c = self.condition
+        if not c.on_ticks or self.done or self._expired(candle.time):
+            return None
+        prev = self.state.get("prev")
+        self.state["prev"], self.state["t"] = candle.close, candle.time
+        level = self.level(candle.time)
+        if level is None:
+            return None
+        ref = candle.open if prev is None else prev
+        up = candle.high >= level and (ref < level or (candle.low < level and candle.close >= level))
+        down = candle.low <= level and (ref > level or (candle.high > level and candle.close <= level))
+        hit = {"crosses_above": up, "crosses_below": down, "crosses": up or down,
+               "above": candle.high > level, "below": candle.low < level}[c.op]
+        if not hit or (c.trigger == "once_per_bar" and self.state.get("fired_bar") == bar):
+            return None
+        rising = c.op in ("crosses_above", "above") or (c.op == "crosses" and up)
+        return self._fire(candle.time, bar, candle.high if rising else candle.low, level)
 
     def bar(self, candles: Sequence[Candle], *, session: Session, final: bool = True,
             no_volume: bool = False) -> Event | None:
         """The newest bar of ``candles`` (ascending, with enough warm-up for the studies) was
         updated (``final``: it has closed). Compares it with the bar before it."""
         c = self.condition
-        if c.on_ticks or self.done or len(candles) < 2:
+        if c.on_ticks or self.done or not candles:
             return None
-        if c.trigger == "once_per_bar_close" and not final:
+        if final:
+            self.state["t"] = candles[-1].time
+        if len(candles) < 2 or (c.trigger == "once_per_bar_close" and not final):
             return None
         now = candles[-1]
         if self._expired(now.time):
@@ -260,7 +316,7 @@ class Evaluator:
             change = (cur - past) / abs(past) * 100.0
             ok = change >= c.right.number if c.op == "moves_up_pct" else -change >= c.right.number
             return self._fire(now.time, now.time, cur, change) if ok else None
-        right = _values(c.right, candles, need, c.tf, session, no_volume)
+        right = _values(c.right, candles, need, c.tf, session, no_volume, self.line)
         if None in left or None in right:
             return None
         pl, cl = left  # type: ignore[misc]
@@ -271,10 +327,14 @@ class Evaluator:
 
 
 def _values(o: Operand, candles: Sequence[Candle], n: int, tf: Timeframe, session: Session,
-            no_volume: bool) -> list[float | None]:
-    """The operand on the last ``n`` candles."""
+            no_volume: bool, line: tuple[str, list[dict[str, float]]] | None = None) -> list[float | None]:
+    """The operand on the last ``n`` candles (a drawing: its line at each bar's time)."""
     if o.kind == "number":
         return [o.number] * n
+    if o.kind == "drawing":
+        if line is None:
+            return [None] * n
+        return [line_price(line[0], line[1], x.time) for x in candles[-n:]]
     if o.kind == "field":
         return [float(getattr(x, o.key)) for x in candles[-n:]]
     assert o.study is not None and o.output is not None
@@ -309,6 +369,7 @@ def webhook_signature(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def next_attempt(attempts: int, now: float) -> float | None:
-    """When to retry after ``attempts`` failed ones (None: give up)."""
-    return None if attempts > len(BACKOFF) else now + BACKOFF[attempts - 1]
+def next_attempt(attempts: int, now: float, backoff: Sequence[float] = BACKOFF) -> float | None:
+    """When to retry after ``attempts`` failed ones (None: give up); ``backoff`` is
+    ``TICKCHART_WEBHOOK_BACKOFF`` when set."""
+    return None if attempts > len(backoff) else now + backoff[attempts - 1]

@@ -82,3 +82,41 @@ def parse_style(kind: str, style: object, base: dict[str, Any] | None = None) ->
         raise DrawingError("style.text: a text note needs text")
     out["color"] = out["color"].lower()
     return out
+
+
+# ---------------------------------------------------------------- lines alerts follow (issue 13)
+
+#: The kinds that are a line an alert can compare with (``"right": "drawing:<id>"``).
+LINE_KINDS = ("hline", "hray", "trend", "ray")
+
+
+def line_error(kind: str, points: list[dict[str, float]]) -> str | None:
+    """Why a drawing cannot be an alert's line (None: it can)."""
+    if kind not in LINE_KINDS:
+        return f"a {kind} drawing has no line (alerts follow {', '.join(LINE_KINDS)})"
+    if kind in ("trend", "ray") and points[0]["time"] == points[1]["time"]:
+        return f"a vertical {kind} has no price at a time"
+    return None
+
+
+def line_price(kind: str, points: list[dict[str, float]], time: float) -> float | None:
+    """The price of line drawing ``kind`` at exchange time ``time``; None where it is not
+    drawn. ``hline``: its price at any time; ``hray``: its price from its point on;
+    ``trend``: linear between its two points, inside their span only; ``ray``: from its
+    first point through its second and on beyond it."""
+    first = points[0]
+    if kind == "hline":
+        return first["price"]
+    if kind == "hray":
+        return first["price"] if time >= first["time"] else None
+    if kind not in ("trend", "ray"):
+        return None
+    second = points[1]
+    t0, t1 = first["time"], second["time"]
+    if t0 == t1:
+        return None
+    if kind == "trend" and not min(t0, t1) <= time <= max(t0, t1):
+        return None
+    if kind == "ray" and (time - t0) * (t1 - t0) < 0:
+        return None  # behind its first point
+    return first["price"] + (second["price"] - first["price"]) * (time - t0) / (t1 - t0)

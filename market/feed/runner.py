@@ -24,6 +24,7 @@ from market.feed.locks import WriterLock
 from market.feed.journal import TickJournal, is_position
 from market.metrics import serve_pipeline_metrics
 from market.feed.pipeline import Checkpoint, Pipeline
+from market.core.alerts import DRAWING
 from market.feed.alerting import RELOAD_SECONDS, AlertBook
 from market.feed.webhooks import deliver_due
 
@@ -160,8 +161,8 @@ def build_pipeline(source: str, *, live: bool, ids: dict[str, int], parser: Pars
     layer = get_channel_layer()
     book = alert_book(engine, conf.plan.stored)
 
-    def store_sync(updates: list[CandleUpdate], checkpoint: Checkpoint) -> int:
-        alerts = alert_step(book, updates)
+    def store_sync(updates: list[CandleUpdate], checkpoint: Checkpoint, ticks: dict[str, Any] | None) -> int:
+        alerts = None if ticks is None else book.checkpoint(updates, ticks)
         if lease is None or lease.epoch is None:
             written = services.candle_upsert_many(updates=updates, symbol_ids=ids)
             if alerts is not None:
@@ -170,14 +171,21 @@ def build_pipeline(source: str, *, live: bool, ids: dict[str, int], parser: Pars
             written = services.candle_store_checkpointed(
                 updates=updates, symbol_ids=ids, writer=lease.name, epoch=lease.epoch,
                 states=checkpoint.states, position=checkpoint.position, alerts=alerts)
-        if alerts is not None:
-            book.stored(len(alerts["events"]))
+        if alerts is not None:  # committed
+            book.stored(alerts, len(ticks["events"]))  # type: ignore[index]
         return written
 
     async def store(updates: list[CandleUpdate], checkpoint: Checkpoint) -> int:
-        written = await database_sync_to_async(store_sync)(updates, checkpoint)
+        # The price alerts' part of the checkpoint is taken here, in the event loop, before
+        # any await: the engine's checkpoint was just taken too, so both hold the same ticks.
+        ticks = book.snapshot_ticks() if book.evaluators or book.pending else None
+        written = await database_sync_to_async(store_sync)(updates, checkpoint, ticks)
+        if ticks is not None and (ticks["events"] or book.announcing):
+            book.wake.set()  # the transaction has committed: deliver now, not at the next poll
         if book.announcing:  # committed: tell the owners' open pages
             await book.announce(layer)
+        if time.monotonic() - book.loaded_at >= RELOAD_SECONDS:
+            await alert_reload(book)
         return written
 
     def rebuild_sync(upto: dict) -> int:
@@ -206,11 +214,11 @@ def build_pipeline(source: str, *, live: bool, ids: dict[str, int], parser: Pars
             if replayed % REBUILD_CHUNK == 0:
                 states: dict[str, dict] = {}
                 updates = scratch.collect(states)
-                written += store_sync(updates, Checkpoint(states, {"journal": journal.id, "seq": seq}))
+                written += store_sync(updates, Checkpoint(states, {"journal": journal.id, "seq": seq}), None)
                 logger.info("rebuilding from the journal: %d ticks, %d candles stored so far", replayed, written)
         states = {}
         updates = scratch.collect(states)
-        written += store_sync(updates, Checkpoint(states, upto))
+        written += store_sync(updates, Checkpoint(states, upto), None)
         logger.info("rebuilt from the journal: ticks %d..%d (%d replayed), %d candles",
                     stored["seq"] + 1, max(last_seq, upto["seq"]), replayed, written)
         return written
@@ -254,24 +262,75 @@ def alert_book(engine: CandleEngine, stored: Any) -> AlertBook:
             return []
         return selectors.candle_list(symbol=symbol, tf=by_code[tf], end=before - 1, limit=2000)
 
-    return AlertBook(session_of=engine.session_of, stored=set(by_code), history=history)
+    def session_of(ticker: str) -> Session:
+        if engine.knows(ticker):
+            return engine.session_of(ticker)
+        symbol = selectors.symbol_get(ticker=ticker)  # a restart's catch-up: not tracked yet
+        return market().sessions.for_exchange(symbol.exchange if symbol is not None else "")
+
+    return AlertBook(session_of=session_of, stored=set(by_code), history=history)
 
 
-def alert_load(book: AlertBook) -> None:
-    book.load([selectors.alert_as_dict(a) | {"state": a.state, "user": a.user_id}
-               for a in selectors.alert_list_active()])
+CATCH_UP_LIMIT = 50_000  # stored candles read per alert (a day of 5 s candles is 17,280)
 
 
-def alert_step(book: AlertBook, updates: list[CandleUpdate]) -> dict[str, Any] | None:
-    """(In the store's thread.) Reload the active alerts now and then, evaluate the
-    candles being stored, and say what to checkpoint with them (None: no alerts)."""
-    if not book.loaded_at or time.monotonic() - book.loaded_at >= RELOAD_SECONDS:
-        alert_load(book)
-    if not book.evaluators and not book.pending:
-        return None
-    book.candles(updates)
-    events, states, done = book.checkpoint()
-    return {"events": events, "states": states, "done": done}
+def alert_catch_up(book: AlertBook, *, live: bool) -> int:
+    """(At start, before the feed runs.) Evaluate what was stored while no writer evaluated
+    it (``AlertBook.catch_up``), record its events marked ``caught_up``, and say so in one
+    log line; returns how many events fired."""
+    by_code = {tf.code: tf for tf in market().plan.stored}
+
+    def since(ticker: str, tf: str, start: int) -> list:
+        symbol = selectors.symbol_get(ticker=ticker)
+        if symbol is None or tf not in by_code:
+            return []
+        return selectors.candle_list(symbol=symbol, tf=by_code[tf], start=start, limit=CATCH_UP_LIMIT)
+
+    checkpoint, alerts, span = book.catch_up(since=since, now=time.time(), live=live)
+    if alerts:
+        services.alert_checkpoint(**checkpoint)
+        book.stored(checkpoint, 0)
+    n = len(checkpoint["events"])
+    if span is None:
+        logger.info("alerts: nothing to catch up")
+    else:
+        t0, t1 = (time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(t)) for t in span)
+        logger.info("alerts: caught up %d events for %d alerts over [%s, %s]", n, alerts, t0, t1)
+    return n
+
+
+def alert_read() -> tuple[list[dict[str, Any]], dict[int, tuple[str, list]]]:
+    """The active alerts and the current lines of the drawings they follow."""
+    alerts = selectors.alert_list_active()
+    rows = [selectors.alert_as_dict(a) | {"state": a.state, "user": a.user_id, "created": a.created_at.timestamp()}
+            for a in alerts]
+    drawings = [int(a.right[len(DRAWING):]) for a in alerts if a.right.startswith(DRAWING)]
+    return rows, selectors.drawing_lines(pks=drawings) if drawings else {}
+
+
+async def alert_reload(book: AlertBook) -> None:
+    """Pick up alert and drawing changes: read in a thread, applied in the event loop (where
+    the ticks are evaluated). An alert whose drawing was deleted is disabled, and its owner told."""
+    try:
+        rows, lines = await database_sync_to_async(alert_read)()
+    except Exception as exc:  # noqa: BLE001 - database down: keep the alerts as they are
+        logger.warning("reloading alerts failed: %s", exc)
+        book.loaded_at = time.monotonic()
+        return
+    book.load(rows, lines)
+    if book.missing:
+        missing = dict(book.missing)
+        try:
+            disabled = []
+            for reason in set(missing.values()):
+                disabled += await database_sync_to_async(services.alert_disable)(
+                    pks=[pk for pk, r in missing.items() if r == reason], reason=reason)
+        except Exception as exc:  # noqa: BLE001 - tried again at the next reload
+            logger.warning("disabling alerts %s failed: %s", sorted(missing), exc)
+            return
+        for alert in disabled:
+            logger.warning("alert %s disabled: %s", alert.pk, alert.reason)
+            book.announcing.append((alert.user_id, "alert", {"op": "upsert", "alert": selectors.alert_as_dict(alert)}))
 
 
 async def run_feed(
@@ -301,8 +360,18 @@ async def run_feed(
         lease.epoch = await database_sync_to_async(services.writer_claim)(name=lease.name)
         position = await database_sync_to_async(selectors.writer_position)(name=lease.name)
         pipeline.resume(position)
-        if isinstance(pipeline.on_tick, AlertBook):  # price alerts see the very first tick
-            await database_sync_to_async(alert_load)(pipeline.on_tick)
+        book = pipeline.on_tick if isinstance(pipeline.on_tick, AlertBook) else None
+        if book is not None:  # price alerts see the very first tick
+            await alert_reload(book)
+            try:
+                if await database_sync_to_async(alert_catch_up)(book, live=feed_cls.live):
+                    book.wake.set()
+            except Exception:  # noqa: BLE001 - catching up must not keep the feed from starting
+                logger.exception("alerts: catching up on stored candles failed")
+                book.evaluators, book.done = {}, set()  # back to the stored states
+                await alert_reload(book)
+            if book.announcing:
+                await book.announce(get_channel_layer())
         ctx = PipelineContext(pipeline, source, ids, shard, resume_position=position)
         journal_task = None
         if journal is not None:
@@ -311,7 +380,7 @@ async def run_feed(
         feed = feed_cls(ctx, **options)
         flusher = asyncio.create_task(pipeline.run_flusher(market().flush_interval, stop))
         guard = asyncio.create_task(_guard_lock(lock, lease, pipeline, stop))
-        hooks = asyncio.create_task(_deliver_webhooks(stop))
+        hooks = asyncio.create_task(_deliver_webhooks(stop, book.wake if book is not None else asyncio.Event()))
         logger.info("feed %s starting", source)
         try:
             await feed.run(stop)
@@ -330,7 +399,9 @@ async def run_feed(
                 await journal_task  # the last batch synced
             if not pipeline.fenced:  # else the source's state is the new writer's to tell
                 await pipeline.report_status(force=True)
-                await _deliver_once()  # what the last flushes fired
+                ends = time.monotonic() + FINAL_DELIVERY_SECONDS
+                while await _deliver_once() and time.monotonic() < ends:
+                    pass  # what the last flushes fired, and any backlog due now
             logger.info("feed %s stopped: %s", source, pipeline.summary())
     finally:
         await asyncio.to_thread(lock.release)
@@ -376,23 +447,34 @@ async def _journal_replay(pipeline: Pipeline, ctx: PipelineContext, journal: Tic
 
 
 WEBHOOK_POLL_SECONDS = 1.0
+FINAL_DELIVERY_SECONDS = 120.0  # a stopping runfeed delivers what is due for at most this long
 
 
-async def _deliver_webhooks(stop: asyncio.Event) -> None:
-    """Send alert events' webhooks as they become due (market.feed.webhooks)."""
+async def _deliver_webhooks(stop: asyncio.Event, wake: asyncio.Event) -> None:
+    """Send alert events' webhooks and channel messages as they become due: at once when a
+    store that recorded events has committed (``wake``, set by the store), and every
+    ``WEBHOOK_POLL_SECONDS`` as a safety net (retries come due by time)."""
     while not stop.is_set():
+        waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())]
         try:
-            await asyncio.wait_for(stop.wait(), timeout=WEBHOOK_POLL_SECONDS)
-        except asyncio.TimeoutError:
-            await _deliver_once()
+            await asyncio.wait(waiters, timeout=WEBHOOK_POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+        if stop.is_set():
+            return
+        wake.clear()
+        await _deliver_once()
 
 
-async def _deliver_once() -> None:
+async def _deliver_once() -> int:
+    """One delivery round; how many were delivered."""
     try:
         # its own thread: a slow receiver must not hold up the candle writes (thread_sensitive)
-        await database_sync_to_async(deliver_due, thread_sensitive=False)()
+        return await database_sync_to_async(deliver_due, thread_sensitive=False)()
     except Exception as exc:  # noqa: BLE001 - delivery retries later; the feed goes on
         logger.warning("delivering alert webhooks failed: %s", exc)
+        return 0
 
 
 async def _guard_lock(lock: WriterLock, lease: Lease, pipeline: Pipeline, stop: asyncio.Event) -> None:

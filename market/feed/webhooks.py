@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import queue
 import socket
 import ssl
 import threading
@@ -125,31 +126,58 @@ def _host(url: str) -> str:
         return url
 
 
-def send_round(jobs: list[tuple[str, Callable[[], None]]]) -> list[tuple[int, BaseException | None]]:
+def send_round(jobs: list[tuple[str, Callable[[], None]]],
+               record: Callable[[int, BaseException | None], None] | None = None) -> list[tuple[int, BaseException | None]]:
     """Run ``(host, send)`` jobs on the pool, a host's in order, none after that host failed
-    or the round ran out of time; returns ``(job index, error or None)`` for the jobs that ran."""
+    or the round ran out of time; returns ``(job index, error or None)`` for the jobs that ran.
+    ``record`` is called with each outcome as soon as it is known, in the caller's thread,
+    and a host's next send waits until it has been: a crash resends at most the one send
+    per host that was in flight, not the whole round."""
     by_host: dict[str, list[int]] = {}
     for i, (host, _) in enumerate(jobs):
         by_host.setdefault(host, []).append(i)
     outcomes: list[tuple[int, BaseException | None]] = []
-    lock = threading.Lock()
+    known: queue.SimpleQueue[tuple[int, BaseException | None, threading.Event]] = queue.SimpleQueue()
     ends = time.monotonic() + ROUND_SECONDS
 
     def chain(indexes: list[int]) -> None:
         for i in indexes:
             if time.monotonic() >= ends:
                 return
+            error: BaseException | None = None
             try:
                 jobs[i][1]()
             except Exception as exc:  # noqa: BLE001 - recorded as the attempt's error
-                with lock:
-                    outcomes.append((i, exc))
+                error = exc
+            recorded = threading.Event()
+            known.put((i, error, recorded))
+            recorded.wait()  # the next send waits until this outcome is recorded
+            if error is not None:
                 return  # this host is failing: its other events wait for the next round
-            with lock:
-                outcomes.append((i, None))
 
+    def take(block: bool) -> None:
+        try:
+            i, error, recorded = known.get(timeout=0.05) if block else known.get_nowait()
+        except queue.Empty:
+            return
+        outcomes.append((i, error))
+        try:
+            if record is not None:
+                record(i, error)
+        except Exception as exc:  # noqa: BLE001 - e.g. the database is down: raised after the round
+            failures.append(exc)
+        finally:
+            recorded.set()
+
+    failures: list[BaseException] = []
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="webhook") as pool:
-        list(pool.map(chain, by_host.values()))
+        running = [pool.submit(chain, indexes) for indexes in by_host.values()]
+        while not all(f.done() for f in running):
+            take(block=True)
+        for f in running:
+            f.result()
+    if failures:
+        raise failures[0]
     return outcomes
 
 
@@ -165,7 +193,9 @@ def deliver_due(*, now: float | None = None) -> int:
     jobs = [(_host(row["webhook"]), (lambda row=row: _webhook_send(row))) for row in hooks]
     jobs += [(f"channel {row['channel']}", (lambda row=row: notify.send(row))) for row in channels]
     delivered = 0
-    for i, error in sorted(send_round(jobs), key=lambda o: o[0]):
+
+    def record(i: int, error: BaseException | None) -> None:
+        nonlocal delivered
         if i < len(hooks):
             row = hooks[i]
             if error is not None:
@@ -180,4 +210,6 @@ def deliver_due(*, now: float | None = None) -> int:
                                                error=str(error or "")[:200] if "://" not in str(error or "")
                                                else type(error).__name__, now=now)
         delivered += error is None
+
+    send_round(jobs, record)
     return delivered

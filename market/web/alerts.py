@@ -66,7 +66,7 @@ def _create(request: HttpRequest) -> HttpResponse:
         return json_response({"error": str(exc)}, 400)
     if channels:
         services.alert_channels_set(alert=alert, channels=channels)
-    _tell(alert, "upsert")
+    tell_alert(alert, "upsert")
     return json_response(shown(alert), 201)
 
 
@@ -90,7 +90,7 @@ def shown(alert: Any, channels: list[int] | None = None) -> dict[str, Any]:
     return selectors.alert_as_dict(alert) | {"channels": channels}
 
 
-def _tell(alert: Any, op: str) -> None:
+def tell_alert(alert: Any, op: str) -> None:
     """The owner's open pages hear the change (the service has committed it); a deleted
     alert is told by its id and symbol only."""
     payload = shown(alert) if op == "upsert" else {"id": alert.id, "symbol": alert.symbol}
@@ -118,7 +118,7 @@ def api_alert(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "DELETE":
         services.alert_delete(alert=alert)
         alert.id = pk  # Django clears it on delete
-        _tell(alert, "delete")
+        tell_alert(alert, "delete")
         return HttpResponse(status=204)
     if request.method == "PATCH":
         body = read_body(request)
@@ -130,17 +130,19 @@ def api_alert(request: HttpRequest, pk: int) -> HttpResponse:
                 return channels
             services.alert_channels_set(alert=alert, channels=channels)
             if not body:
-                _tell(alert, "upsert")
+                tell_alert(alert, "upsert")
                 return json_response(shown(alert))
         if set(body) != {"status"} or body["status"] not in ("paused", "active"):
             return json_response({"error": 'status: PATCH takes {"status": "paused" | "active"}'}, 400)
         if alert.status == "done":
             return json_response({"error": "status: the alert has fired and is done"}, 400)
+        if alert.status == "disabled":
+            return json_response({"error": f"status: the alert is disabled ({alert.reason})"}, 400)
         if body["status"] == "paused":
             services.alert_pause(alert=alert)
         else:
             services.alert_resume(alert=alert)
-        _tell(alert, "upsert")
+        tell_alert(alert, "upsert")
         return json_response(shown(alert))
     if request.method not in access.READ_METHODS:
         return json_response({"error": "use GET, PATCH or DELETE"}, 405, Allow="GET, HEAD, PATCH, DELETE")

@@ -16,6 +16,7 @@ from market import selectors, services
 from market.core.drawings import DrawingError
 from market.live.broadcast import user_notify
 from market.web import access
+from market.web.alerts import tell_alert
 from market.web.responses import json_body, json_response
 from market.web.validation import is_ticker
 
@@ -95,7 +96,8 @@ def api_drawing(request: HttpRequest, pk: int) -> HttpResponse:
     if drawing is None:
         return json_response({"error": f"no drawing {pk}"}, 404)
     if request.method == "DELETE":
-        services.drawing_delete(drawing=drawing)
+        for alert in services.drawing_delete(drawing=drawing):
+            tell_alert(alert, "upsert")  # disabled: its line went
         _tell(drawing, "delete")
         return HttpResponse(status=204)
     if request.method == "PATCH":

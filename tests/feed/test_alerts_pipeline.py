@@ -117,6 +117,7 @@ import hashlib  # noqa: E402
 import hmac  # noqa: E402
 import json  # noqa: E402
 import threading  # noqa: E402
+import time  # noqa: E402
 from http.server import BaseHTTPRequestHandler, HTTPServer  # noqa: E402
 
 from market.core.alerts import BACKOFF, Event  # noqa: E402
@@ -294,7 +295,7 @@ def test_announce_reaches_the_users_group_on_the_channel_layer():
         book = alerting.AlertBook(session_of=lambda s: None, stored=set())
         book.rows[3] = {"id": 3, "user": 7}
         book.pending.append((Ev("3@60", "3", "DEMO:ALPHA", "1m", 60, 2.0, 1.0, "above"), "hi"))
-        book.stored(1)
+        book.stored(book.checkpoint([], book.snapshot_ticks()), 1)
         assert await book.announce(layer) == 1
         msg = await asyncio.wait_for(layer.receive(channel), 5)
         return json.loads(msg["text"])
@@ -303,3 +304,141 @@ def test_announce_reaches_the_users_group_on_the_channel_layer():
     assert frame["type"] == "alert_event"
     assert {k: v for k, v in frame["event"].items() if k != "fired_at"} == {
         "id": "3@60", "alert": 3, "symbol": "DEMO:ALPHA", "tf": "1m", "time": 60, "value": 2.0, "message": "hi"}
+
+
+# ------------------------------------------------------------------ drawn lines
+
+@pytest.mark.django_db(transaction=True)
+def test_line_crosses_replay_fire_where_an_independent_calculation_says(tmp_path):
+    """A flat, noisy price and a rising trend line through it: the replay fires on the ticks
+    that reach the line from below (at most once a bar), and nothing outside its span."""
+    ticks = [(OPEN + 3 * i, round(LEVEL + 3 * math.sin(i / 5), 2)) for i in range(600)]
+    t0, t1 = OPEN + 300, OPEN + 1500  # the segment: 795 → 805 over 20 minutes
+    p0, p1 = LEVEL - 5, LEVEL + 5
+    user = get_user_model().objects.create_user(username="ada", password="pw")
+    d = services.drawing_create(user=user, symbol="NSE:SBIN-EQ", kind="trend",
+                                points=[{"time": t0, "price": p0}, {"time": t1, "price": p1}])
+    a = services.alert_create(user=user, symbol="NSE:SBIN-EQ", tf="1m", left="price", op="crosses_above",
+                              right=f"drawing:{d.id}", trigger="once_per_bar")
+    replay(recording(tmp_path / "s.jsonl", ticks))
+
+    def at(t):
+        return p0 + (p1 - p0) * (t - t0) / (t1 - t0) if t0 <= t <= t1 else None
+
+    want, fired_bars = [], set()
+    for (ta, pa), (tb, pb) in zip(ticks, ticks[1:]):
+        la, lb = at(ta), at(tb)
+        if la is not None and lb is not None and pa < la and pb >= lb and (tb - OPEN) // 60 not in fired_bars:
+            fired_bars.add((tb - OPEN) // 60)
+            want.append(f"{a.id}@{tb}")
+    assert len(want) >= 3
+    assert events(a) == want
+    assert all(t0 <= e.time <= t1 and e.value >= e.other for e in AlertEvent.objects.filter(alert=a))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_writer_follows_a_moved_line_and_disables_the_alert_of_a_deleted_one():
+    from market.feed.runner import alert_reload
+    from market.models import Drawing
+
+    user = get_user_model().objects.create_user(username="ada", password="pw")
+    d = services.drawing_create(user=user, symbol="NSE:SBIN-EQ", kind="hline", points=[{"time": 0, "price": 10.0}])
+    a = services.alert_create(user=user, symbol="NSE:SBIN-EQ", tf="1m", left="price", op="crosses_above",
+                              right=f"drawing:{d.id}")
+    book = alerting.AlertBook(session_of=lambda s: None, stored={"1m"})
+
+    async def reload():
+        await alert_reload(book)
+
+    asyncio.run(reload())
+    assert book.evaluators[a.id].line == ("hline", [{"time": 0, "price": 10.0}])
+    services.drawing_update(drawing=d, points=[{"time": 0, "price": 12.5}])
+    asyncio.run(reload())
+    assert book.evaluators[a.id].level(99) == 12.5
+    Drawing.objects.filter(pk=d.pk).delete()  # e.g. in the admin: no service told the alert
+    asyncio.run(reload())
+    assert a.id not in book.evaluators
+    a.refresh_from_db()
+    assert (a.status, a.reason) == ("disabled", f"its drawing {d.id} was deleted")
+    assert book.announcing == [(user.id, "alert", {"op": "upsert", "alert": selectors.alert_as_dict(a)})]
+
+
+# ------------------------------------------------------------------ a restart's catch-up
+
+@pytest.mark.django_db(transaction=True)
+def test_a_restart_catches_up_on_candles_stored_while_it_was_down(tmp_path, caplog):
+    """runfeed stops; candles that cross the level are stored while it is down (a back-fill
+    through ``services.candle_import_batch``); the next start fires exactly what they
+    crossed, once, marked caught up, and logs one summary line; a further start adds none."""
+    ticks = [(OPEN + 3 * i, 795.0 + (i % 3)) for i in range(100)]  # all below LEVEL
+    price, close, once = make_alerts()
+    path = recording(tmp_path / "s.jsonl", ticks)
+    replay(path)
+    assert AlertEvent.objects.count() == 0
+    above = [0, 1, 1, 0, 1, 0, 0, 1, 1, 0]  # bars 10 … 19 minutes after the open
+    rows = []
+    for k, up in enumerate(above):
+        bar = OPEN + (10 + k) * 60
+        p = LEVEL + 5 if up else LEVEL - 5
+        rows.append(("NSE:SBIN-EQ", "1m", bar, p, p, p, p, 10.0, 12))
+        rows += [("NSE:SBIN-EQ", "5s", bar + 5 * j, p, p, p, p, 1.0, 1) for j in range(12)]
+    services.candle_import_batch(rows=rows)
+    # independently: the price crosses at the first 5 s candle of an up bar after a down one;
+    # the closes cross between consecutive closed bars (the last bar is not closed)
+    prev = [0] + above
+    want_price = [f"{price.id}@{OPEN + (10 + k) * 60}" for k in range(10) if above[k] and not prev[k]]
+    closes = [0] * 5 + above[:-1]  # the replay's bars (minutes 0-4, below), then the closed ones
+    times = [OPEN + m * 60 for m in range(5)] + [OPEN + (10 + k) * 60 for k in range(9)]
+    want_close = [f"{close.id}@{times[i]}" for i in range(1, len(times)) if closes[i] and not closes[i - 1]]
+    caplog.set_level("INFO", logger="market.feed")
+    replay(path)
+    assert events(price) == want_price and len(want_price) == 3
+    assert events(close) == want_close and len(want_close) == 3
+    assert events(once) == [want_price[0].replace(f"{price.id}@", f"{once.id}@")]
+    assert set(AlertEvent.objects.values_list("caught_up", flat=True)) == {True}
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("alerts: caught up")]
+    assert lines == ["alerts: caught up 7 events for 3 alerts over [2026-11-20 03:49:00Z, 2026-11-20 04:04:55Z]"]
+    before = list(AlertEvent.objects.order_by("id").values_list("id", "time", "value"))
+    replay(path)
+    assert list(AlertEvent.objects.order_by("id").values_list("id", "time", "value")) == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_webhook_leaves_right_after_its_event_is_stored_not_at_the_next_poll(tmp_path, monkeypatch):
+    """The store that recorded an event wakes the deliverer once it has committed: with the
+    safety-net poll pushed out to a minute, the POST still arrives well within a second of
+    the event's stored time (``fired_at``), while the replay is still running."""
+    from market.feed import runner
+
+    monkeypatch.setattr(runner, "WEBHOOK_POLL_SECONDS", 60.0)
+    arrivals: list = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            arrivals.append((time.time(), body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        user = get_user_model().objects.create_user(username="ada", password="pw")
+        a = services.alert_create(user=user, symbol="NSE:SBIN-EQ", tf="1m", left="price", op="crosses_above",
+                                  right=LEVEL, trigger="once_per_bar",
+                                  webhook=f"http://127.0.0.1:{server.server_port}/hook")
+        ticks = [(OPEN + i, LEVEL - 1 if i < 2 else LEVEL + 1) for i in range(6)]  # crosses at the 3rd
+        started = time.time()
+        call_command("runfeed", source="replay", file=str(recording(tmp_path / "s.jsonl", ticks)), speed=1,
+                     no_migrate=True)
+        ended = time.time()
+    finally:
+        server.shutdown()
+        server.server_close()
+    [(arrived, body)] = arrivals
+    assert body["id"] == f"{a.id}@{OPEN + 2}"
+    assert arrived < ended - 1.0, (arrived - started, ended - started)  # during the run, not at its end
+    assert arrived - body["fired_at"] < 1.0

@@ -142,7 +142,7 @@ def test_events_listed(signed_in, ada):
     ev = signed_in.get(f"/api/alerts/{a['id']}/events").json()["events"]
     assert ev == [{"id": f"{a['id']}@60", "alert": a["id"], "symbol": "NSE:SBIN-EQ", "tf": "1m", "time": 60.0,
                    "value": 801.0, "other": 800.0, "message": "m", "fired_at": 70.0, "delivery": "none",
-                   "attempts": 0, "last_error": ""}]
+                   "attempts": 0, "last_error": "", "caught_up": False}]
 
 
 # ------------------------------------------------------------------ quota, webhook targets

@@ -8,7 +8,11 @@
  *   `alert_event` frame {"event":{id,alert,symbol,tf,time,value,message,fired_at}};
  * - "+ Alert" and a right-click on the chart open a dialog prefilled with "price crosses
  *   <the crosshair's price>" on the shown symbol;
- * - the shown symbol's active price alerts as dashed price lines on the series.
+ * - the shown symbol's active price alerts as dashed price lines on the series;
+ * - "Alert on this line" on a selected line drawing (a `drawing-alert` event from
+ *   drawings/toolbar.js) opens the dialog for "price crosses <that line>", right
+ *   `drawing:<id>`: the server follows the line as it is moved, and disables the alert
+ *   (status "disabled", a reason) when it is deleted.
  *
  * Writes send the CSRF token the page carries (<meta name="csrf-token">; the cookie is
  * HttpOnly). For tests: window.tickchart.alerts() lists the alerts, .alertLines() the
@@ -28,13 +32,20 @@ var LINE_COLOR = '#f0b429';
 
 function byId(id) { return document.getElementById(id); }
 
+var DRAWING = 'drawing:';
+var LINE_NAMES = { hline: 'horizontal line', hray: 'horizontal ray', trend: 'trend line', ray: 'ray' };
+
 function numberText(v) {
   var n = Number(v);
   return isFinite(n) && String(v).trim() !== '' ? String(n) : String(v);
 }
 
+function rightText(right) {
+  return String(right).indexOf(DRAWING) === 0 ? 'line #' + String(right).slice(DRAWING.length) : numberText(right);
+}
+
 export function describe(a) {
-  return a.symbol + ' ' + a.left + ' ' + (OP_TEXT[a.op] || a.op) + ' ' + numberText(a.right) +
+  return a.symbol + ' ' + a.left + ' ' + (OP_TEXT[a.op] || a.op) + ' ' + rightText(a.right) +
     (a.left === 'price' ? '' : ' (' + a.tf + ')');
 }
 
@@ -116,6 +127,8 @@ export function createAlerts(LC, config, view, api) {
       var state = document.createElement('span');
       state.className = 'alert-state';
       state.textContent = a.expired ? 'expired' : a.status;
+      if (a.reason) state.title = a.reason;
+      if (a.status === 'disabled' && a.reason) text.textContent += ' · ' + a.reason;
       li.appendChild(text);
       li.appendChild(state);
       var what = describe(a);
@@ -252,13 +265,18 @@ export function createAlerts(LC, config, view, api) {
     return bar ? bar.close : null;
   }
 
-  function openDialog(price) {
+  var lineTarget = null; // {id, kind}: the dialog sets an alert on that drawing
+
+  function openDialog(price, line) {
     if (signedIn !== true || !dialog) return;
     form.reset();
     formError.textContent = '';
     formError.hidden = true;
     byId('alert-symbol').textContent = view.symbol;
-    form.elements.right.value = roundPrice(price === null ? lastClose() : price);
+    lineTarget = line || null;
+    form.elements.right.readOnly = Boolean(lineTarget);
+    form.elements.right.value = lineTarget ? 'the ' + (LINE_NAMES[lineTarget.kind] || 'line') + ' #' + lineTarget.id
+      : roundPrice(price === null ? lastClose() : price);
     if (typeof dialog.showModal === 'function') dialog.showModal();
     else dialog.setAttribute('open', '');
     form.elements.right.focus();
@@ -273,8 +291,8 @@ export function createAlerts(LC, config, view, api) {
   if (form) {
     form.addEventListener('submit', function (e) {
       e.preventDefault();
-      var right = Number(form.elements.right.value);
-      if (form.elements.right.value.trim() === '' || !isFinite(right)) {
+      var right = lineTarget ? DRAWING + lineTarget.id : Number(form.elements.right.value);
+      if (!lineTarget && (form.elements.right.value.trim() === '' || !isFinite(right))) {
         formError.textContent = 'Enter a price.';
         formError.hidden = false;
         return;
@@ -314,6 +332,9 @@ export function createAlerts(LC, config, view, api) {
     });
   }
   if (addBtn) addBtn.addEventListener('click', function () { openDialog(crosshairPrice); });
+  document.addEventListener('drawing-alert', function (e) {
+    if (e.detail && e.detail.id) openDialog(null, { id: e.detail.id, kind: e.detail.kind });
+  });
 
   if (soundBox) {
     soundBox.checked = soundOn();
