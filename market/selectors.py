@@ -20,7 +20,7 @@ from market.core.timeframes import ALL, BASE, Timeframe
 from market.core.types import Candle as CandleValue
 from market.models import (
     Alert, AlertEvent, CalendarOverride, Candle, Drawing, FeedState, Marker, NotifyChannel, NotifyDelivery,
-    PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint,
+    PulseEvent, RestBudget, Symbol, SymbolCheckpoint, SymbolClaim, WriterCheckpoint,
 )
 
 if TYPE_CHECKING:
@@ -629,3 +629,14 @@ def candle_partition_count(*, partition: Partition) -> int:
     with connection.cursor() as cursor:
         cursor.execute(f'SELECT count(*) FROM "{partition.name}"')
         return int(cursor.fetchone()[0])
+
+
+def rest_budget_used(*, app: str, day: int) -> int:
+    """Requests ``app`` made on budget day ``day`` (the database store of market.budget)."""
+    row = RestBudget.objects.filter(app=app).values_list("day", "day_count").first()
+    return row[1] if row and row[0] == day else 0
+
+
+def symbol_claims_held(*, app: str, now: float) -> int:
+    """Symbol slots of ``app`` held by live claims (every process together)."""
+    return sum(SymbolClaim.objects.filter(app=app, expires__gt=now).values_list("count", flat=True))

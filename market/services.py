@@ -9,6 +9,7 @@ from typing import Any, Iterable, Mapping
 
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection, transaction
+from django.db.models import F
 
 from market import selectors
 from market.conf import market
@@ -18,10 +19,11 @@ from market.core.simulator import SimSymbol
 from market.core.types import Candle as CandleValue
 from market.core.types import CandleUpdate, WriterFenced
 from market.core.alerts import Event, next_attempt, parse_condition
+from market.core.budget import DayExhausted, Limits, day_number, day_start, window_wait
 from market.core.drawings import MAX_PER_SYMBOL, DrawingError, parse_kind, parse_points, parse_style
 from market.models import (
-    Alert, AlertEvent, Candle, Drawing, FeedState, Marker, NotifyChannel, NotifyDelivery, PulseEvent, Symbol,
-    SymbolCheckpoint, WriterCheckpoint,
+    Alert, AlertEvent, Candle, Drawing, FeedState, Marker, NotifyChannel, NotifyDelivery, PulseEvent, RestBudget,
+    Symbol, SymbolCheckpoint, SymbolClaim, WriterCheckpoint,
 )
 
 logger = logging.getLogger(__name__)
@@ -588,3 +590,75 @@ def candle_partition_drop(*, timeframe: str, before: int, dry_run: bool = False)
                     state.known.discard(p.name)
         out.append((p.name, n))
     return out
+
+
+# ---- Shared vendor budgets (market.budget's database store) ---------------------------------
+
+
+def connection_close_idle() -> None:
+    """Close this thread's connection unless a transaction is open: worker threads (history
+    requests, the SDK's symbol look-ups) take the budget too and must not leave idle
+    connections behind (PostgreSQL counts them; a test database cannot be dropped)."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+def _budget_lock(app: str) -> None:
+    """Inside a transaction: write the app's row first, so the read-modify-write that follows
+    is serialised (SQLite's write lock is taken by the first write, PostgreSQL locks the row).
+    Reading first would let two SQLite writers both read and one fail to upgrade."""
+    RestBudget.objects.filter(app=app).update(seq=F("seq") + 1)
+
+
+def rest_budget_take(*, app: str, now: float, limits: Limits) -> float:
+    """One REST call of ``app`` if it fits every window: records it and returns 0; else the
+    seconds to wait (nothing recorded). Raises ``DayExhausted`` when today's count is used up."""
+    RestBudget.objects.get_or_create(app=app)
+    with transaction.atomic():
+        _budget_lock(app)
+        row = RestBudget.objects.get(app=app)
+        day = day_number(now)
+        if row.day != day:
+            row.day, row.day_count = day, 0
+        if row.blocked_until > now:
+            return row.blocked_until - now
+        calls = [t for t in row.calls if t > now - limits.minute]
+        wait = window_wait(calls, now, limits)
+        if wait > 0:
+            return wait
+        if row.day_count >= limits.per_day:
+            raise DayExhausted(row.day_count, limits.per_day, day_start(day + 1))
+        calls.append(now)
+        row.calls, row.day_count = calls, row.day_count + 1
+        row.save(update_fields=["calls", "day", "day_count", "updated"])
+        return 0.0
+
+
+def rest_budget_block(*, app: str, until: float) -> None:
+    """A 429: every process of ``app`` waits until ``until`` (epoch seconds)."""
+    RestBudget.objects.get_or_create(app=app)
+    with transaction.atomic():
+        _budget_lock(app)
+        RestBudget.objects.filter(app=app, blocked_until__lt=until).update(blocked_until=until)
+
+
+def symbol_claim_set(*, app: str, owner: str, wanted: int, cap: int, now: float, ttl: float) -> int:
+    """``owner`` holds ``min(wanted, room)`` of ``app``'s ``cap`` symbol slots until
+    ``now + ttl``; returns ``room``, the slots the others' live claims leave it."""
+    RestBudget.objects.get_or_create(app=app)
+    with transaction.atomic():
+        _budget_lock(app)
+        SymbolClaim.objects.filter(app=app, expires__lte=now).delete()
+        others = sum(SymbolClaim.objects.filter(app=app).exclude(owner=owner).values_list("count", flat=True))
+        room = max(0, cap - others)
+        granted = min(wanted, room)
+        if granted > 0:
+            SymbolClaim.objects.update_or_create(app=app, owner=owner,
+                                                 defaults={"count": granted, "expires": now + ttl})
+        else:
+            SymbolClaim.objects.filter(app=app, owner=owner).delete()
+        return room
+
+
+def symbol_claim_release(*, app: str, owner: str) -> None:
+    SymbolClaim.objects.filter(app=app, owner=owner).delete()

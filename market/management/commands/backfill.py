@@ -87,7 +87,7 @@ class Command(BaseCommand):
         start = parse_time(opts["start"]) if opts["start"] else None
         end = min(parse_time(opts["end"], end=True), int(now)) if opts["end"] else int(now)
         client = HistoryClient(client_id=conf.client_id, access_token=stored_token.access_token,
-                               limiter=shared_limiter(conf.rate_per_second, conf.rate_per_minute),
+                               limiter=shared_limiter(conf),
                                api_base=conf.api_base)
         layer = get_channel_layer()
         total = sync.SyncResult()
