@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("market.fyers")
 
-MARGIN = 0.1          # seconds added to both windows of a shared budget (arrival jitter at Fyers)
+MARGIN = 0.25         # seconds added to both windows of a shared budget (a request may reach Fyers late)
 STORE_RETRY = 1.0     # seconds between tries while the shared store is unreachable
 
 __all__ = ["DayExhausted", "RateLimiter", "shared_limiter"]
