@@ -57,7 +57,11 @@ class TokenRejected(HistoryError):
 
 class BudgetExhausted(HistoryError):
     """The app's daily request budget is used up (every process together): stop until the
-    next day instead of failing request after request."""
+    next day (``resumes``, epoch seconds) instead of failing request after request."""
+
+    def __init__(self, message: str, resumes: float) -> None:
+        super().__init__(message)
+        self.resumes = resumes
 
 
 def resolution(tf: Timeframe) -> str:
@@ -154,7 +158,7 @@ class HistoryClient:
             try:
                 self.limiter.acquire()
             except DayExhausted as exc:
-                raise BudgetExhausted(f"history {symbol} {tf.code}: {exc}") from None
+                raise BudgetExhausted(f"history {symbol} {tf.code}: {exc}", exc.resumes) from None
             self.requests += 1
             try:
                 response = self.http.get(self.url, params=params, headers=headers, timeout=self.timeout)
