@@ -243,3 +243,41 @@ def test_two_processes_share_fyers_real_limits_through_redis(http, app):
     arrivals = sorted(http.arrivals)
     assert arrivals[200] - arrivals[0] >= 60.0
     assert RedisStore(REDIS_URL).used_today(app) == 210
+
+
+async def test_two_shards_share_the_api_keys_symbol_cap(http, ws, fyers_settings, token, monkeypatch, caplog):
+    """runfeed ``--shard 1/2`` and ``--shard 0/2`` (two feeds, two SDK sockets) with five
+    recorded symbols and a cap of 3 per API key: shard 1 takes its 2, shard 0 gets the one
+    slot left, never more in all; when shard 1 stops, shard 0 takes the freed slots."""
+    from market.core.shards import Shard
+    from tests.vendors.fyers import live
+
+    caplog.set_level(logging.WARNING, "market")
+    extra = {"NSE:RELIANCE-EQ": "10100000002885", "NSE:ITC-EQ": "10100000001660"}
+    for ticker, fytoken in extra.items():
+        monkeypatch.setitem(live.TOKENS, ticker, fytoken)
+    http.tokens.update(live.TOKENS)
+    # shard 1 of 2 owns SBIN and INFY; shard 0 owns TCS, RELIANCE and ITC
+    await db(make_symbols, "NSE:SBIN-EQ", "NSE:INFY-EQ", "NSE:TCS-EQ", "NSE:RELIANCE-EQ", "NSE:ITC-EQ")
+    Market(ws)
+
+    def held() -> int:  # what the server has subscribed, both connections together
+        return sum(len(r) for r in ws.subscribed) - sum(len(r) for r in ws.unsubscribed)
+
+    with override_settings(FYERS={**fyers_settings, "WS_URL": ws.url, "MAX_SYMBOLS": 3}):
+        stops = [asyncio.Event(), asyncio.Event()]
+        one = asyncio.create_task(run_feed("fyers", stops[1], standby=True, shard=Shard(1, 2)))
+        await eventually(lambda: held() == 2, 40)
+        zero = asyncio.create_task(run_feed("fyers", stops[0], standby=True, shard=Shard(0, 2)))
+        await eventually(lambda: len(ws.subscribed) == 2, 40)
+        await asyncio.sleep(1.5)  # a few refresh rounds: nobody grows past the cap
+        assert held() == 3 and [len(r) for r in ws.subscribed] == [2, 1]
+        stops[1].set()
+        await asyncio.wait_for(one, 30)
+        await eventually(lambda: sum(len(r) for r in ws.subscribed[2:]) == 2, 10)  # shard 0 takes the 2 freed
+        stops[0].set()
+        await asyncio.wait_for(zero, 30)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "hold 2 of its 3 symbol slots; this one may stream 1" in text
+    store = shared_store(fyers_conf().budget_store)
+    assert await db(store.held, CLIENT_ID) == 0
