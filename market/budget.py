@@ -15,15 +15,20 @@ import threading
 import time
 from typing import Any, Callable, Protocol
 
-from market.core.budget import DayExhausted, Limits, day_number, day_start, window_wait
+from market.core.budget import DAY_OFFSET, DayExhausted, Limits, day_number, day_start, window_wait
 
 
 class Store(Protocol):
     name: str
 
-    def take(self, app: str, limits: Limits) -> float:
-        """Record one call if it fits every window and return 0; else the seconds to wait
-        (nothing recorded). Raises ``DayExhausted``."""
+    def take(self, app: str, limits: Limits, ticket: str) -> float:
+        """Record one call (``ticket``, unique) if it fits every window and return 0; else
+        the seconds to wait (nothing recorded). Raises ``DayExhausted``."""
+
+    def finish(self, app: str, ticket: str) -> None:
+        """The call got its answer: it counts in the windows from now on. Its time in the
+        windows becomes the latest moment it can have reached Fyers, so however late a
+        request arrives, the next ones are spaced from its arrival, never closer."""
 
     def block(self, app: str, seconds: float) -> None:
         """After a 429: every process of ``app`` waits ``seconds``."""
@@ -48,20 +53,20 @@ class MemoryStore:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self._lock = threading.Lock()
-        self.calls: dict[str, list[float]] = {}
+        self.calls: dict[str, dict[str, float]] = {}  # app -> ticket -> time in the windows
         self._day: dict[str, tuple[int, int]] = {}
         self._blocked: dict[str, float] = {}
         self._claims: dict[str, dict[str, tuple[int, float]]] = {}
 
-    def take(self, app: str, limits: Limits) -> float:
+    def take(self, app: str, limits: Limits, ticket: str) -> float:
         with self._lock:
             now = self.clock()
             blocked = self._blocked.get(app, 0.0)
             if blocked > now:
                 return blocked - now
-            calls = [t for t in self.calls.get(app, []) if t > now - limits.minute]
+            calls = {k: t for k, t in self.calls.get(app, {}).items() if t > now - limits.minute}
             self.calls[app] = calls
-            wait = window_wait(calls, now, limits)
+            wait = window_wait(sorted(calls.values()), now, limits)
             if wait > 0:
                 return wait
             day = day_number(now)
@@ -69,9 +74,15 @@ class MemoryStore:
             used = used if seen == day else 0
             if used >= limits.per_day:
                 raise DayExhausted(used, limits.per_day, day_start(day + 1))
-            calls.append(now)
+            calls[ticket] = now
             self._day[app] = (day, used + 1)
             return 0.0
+
+    def finish(self, app: str, ticket: str) -> None:
+        with self._lock:
+            calls = self.calls.get(app, {})
+            if ticket in calls:
+                calls[ticket] = max(calls[ticket], self.clock())
 
     def block(self, app: str, seconds: float) -> None:
         with self._lock:
@@ -124,10 +135,15 @@ class DatabaseStore:
         finally:
             services.connection_close_idle()
 
-    def take(self, app: str, limits: Limits) -> float:
+    def take(self, app: str, limits: Limits, ticket: str) -> float:
         from market import services
 
-        return self._run(services.rest_budget_take, app=app, now=self.clock(), limits=limits)
+        return self._run(services.rest_budget_take, app=app, now=self.clock(), limits=limits, ticket=ticket)
+
+    def finish(self, app: str, ticket: str) -> None:
+        from market import services
+
+        self._run(services.rest_budget_finish, app=app, ticket=ticket, now=self.clock())
 
     def block(self, app: str, seconds: float) -> None:
         from market import services
@@ -156,8 +172,8 @@ class DatabaseStore:
         return self._run(selectors.symbol_claims_held, app=app, now=self.clock())
 
 
-# KEYS: calls (sorted set of start times), day counter prefix, block key.
-# ARGV: per_second, per_minute, per_day, second, minute, a unique member, day offset.
+# KEYS: calls (sorted set: ticket -> its time in the windows), day counter prefix, block key.
+# ARGV: per_second, per_minute, per_day, second, minute, the call's ticket, day offset.
 # Returns {status, wait, used}: 1 granted, 0 wait, -1 the day is used up (then ``wait`` is
 # the budget day's number). Floats travel as strings (Redis truncates Lua numbers to integers).
 _TAKE = """
@@ -184,7 +200,7 @@ local day = math.floor((now + offset) / 86400)
 local day_key = KEYS[2] .. ':' .. day
 local used = tonumber(redis.call('GET', day_key) or '0')
 if used >= per_day then return {-1, tostring(day), used} end
-redis.call('ZADD', KEYS[1], now, ARGV[6] .. ':' .. tostring(now))
+redis.call('ZADD', KEYS[1], now, ARGV[6])
 redis.call('PEXPIRE', KEYS[1], math.ceil(minute * 1000) + 1000)
 used = redis.call('INCR', day_key)
 redis.call('EXPIRE', day_key, 3 * 86400)
@@ -212,6 +228,15 @@ else
   redis.call('ZREM', KEYS[2], owner)
 end
 return room
+"""
+
+# KEYS: calls. ARGV: ticket. The answered call counts from now (if still in the window).
+_FINISH = """
+local t = redis.call('TIME')
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], 'XX', tonumber(t[1]) + tonumber(t[2]) / 1000000, ARGV[1])
+end
+return 1
 """
 
 _BLOCK = """
@@ -249,25 +274,23 @@ class RedisStore:
         self._take = self.redis.register_script(_TAKE)
         self._claim = self.redis.register_script(_CLAIM)
         self._block = self.redis.register_script(_BLOCK)
+        self._finish = self.redis.register_script(_FINISH)
         self._held = self.redis.register_script(_HELD)
-        self._member = f"{time.time_ns()}-{id(self)}"
-        self._seq = 0
-        self._seq_lock = threading.Lock()
 
     def _keys(self, app: str) -> tuple[str, str, str]:
         base = f"{self.PREFIX}:{{{app}}}"  # one hash slot per app (a Redis Cluster runs the scripts too)
         return f"{base}:calls", f"{base}:day", f"{base}:blocked"
 
-    def take(self, app: str, limits: Limits) -> float:
-        with self._seq_lock:
-            self._seq += 1
-            member = f"{self._member}-{self._seq}"
+    def take(self, app: str, limits: Limits, ticket: str) -> float:
         status, wait, used = self._take(keys=list(self._keys(app)), args=[
             limits.per_second, limits.per_minute, limits.per_day, repr(limits.second), repr(limits.minute),
-            member, 19800])
+            ticket, DAY_OFFSET])
         if int(status) == -1:
             raise DayExhausted(int(used), limits.per_day, day_start(int(float(wait)) + 1))
         return 0.0 if int(status) == 1 else float(wait)
+
+    def finish(self, app: str, ticket: str) -> None:
+        self._finish(keys=[self._keys(app)[0]], args=[ticket])
 
     def block(self, app: str, seconds: float) -> None:
         self._block(keys=[self._keys(app)[2]], args=[repr(float(seconds))])

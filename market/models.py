@@ -348,12 +348,12 @@ class NotifyDelivery(models.Model):
 
 class RestBudget(models.Model):
     """One vendor app's REST budget, shared by every process when there is no Redis
-    (market.budget): the start times of the last minute's calls and today's count. Every
-    taker updates the row first, which serialises them (SQLite's write lock, PostgreSQL's
-    row lock). It is also the lock symbol claims of the same app take."""
+    (market.budget): the last minute's calls (each at its answer's time once answered) and
+    today's count. Every taker updates the row first, which serialises them (SQLite's write
+    lock, PostgreSQL's row lock). It is also the lock symbol claims of the same app take."""
 
     app = models.CharField(max_length=64, unique=True, help_text="the vendor's app id, e.g. XB12345-100")
-    calls = models.JSONField(default=list, help_text="epoch start times of the calls in the last minute")
+    calls = models.JSONField(default=dict, help_text="call ticket -> epoch time in the windows (last minute)")
     day = models.IntegerField(default=0, help_text="budget day (days since 1970-01-01, IST)")
     day_count = models.PositiveIntegerField(default=0, help_text="requests made on that day")
     blocked_until = models.FloatField(default=0, help_text="after a 429 every process waits until then")

@@ -610,9 +610,10 @@ def _budget_lock(app: str) -> None:
     RestBudget.objects.filter(app=app).update(seq=F("seq") + 1)
 
 
-def rest_budget_take(*, app: str, now: float, limits: Limits) -> float:
-    """One REST call of ``app`` if it fits every window: records it and returns 0; else the
-    seconds to wait (nothing recorded). Raises ``DayExhausted`` when today's count is used up."""
+def rest_budget_take(*, app: str, now: float, limits: Limits, ticket: str) -> float:
+    """One REST call of ``app`` (``ticket``) if it fits every window: records it and returns
+    0; else the seconds to wait (nothing recorded). Raises ``DayExhausted`` when today's
+    count is used up."""
     RestBudget.objects.get_or_create(app=app)
     with transaction.atomic():
         _budget_lock(app)
@@ -622,16 +623,26 @@ def rest_budget_take(*, app: str, now: float, limits: Limits) -> float:
             row.day, row.day_count = day, 0
         if row.blocked_until > now:
             return row.blocked_until - now
-        calls = [t for t in row.calls if t > now - limits.minute]
-        wait = window_wait(calls, now, limits)
+        calls = {k: t for k, t in (row.calls or {}).items() if t > now - limits.minute}
+        wait = window_wait(sorted(calls.values()), now, limits)
         if wait > 0:
             return wait
         if row.day_count >= limits.per_day:
             raise DayExhausted(row.day_count, limits.per_day, day_start(day + 1))
-        calls.append(now)
+        calls[ticket] = now
         row.calls, row.day_count = calls, row.day_count + 1
         row.save(update_fields=["calls", "day", "day_count", "updated"])
         return 0.0
+
+
+def rest_budget_finish(*, app: str, ticket: str, now: float) -> None:
+    """The call ``ticket`` got its answer: it counts in the windows from ``now``."""
+    with transaction.atomic():
+        _budget_lock(app)
+        row = RestBudget.objects.filter(app=app).first()
+        if row is not None and ticket in (row.calls or {}):
+            row.calls[ticket] = max(row.calls[ticket], now)
+            row.save(update_fields=["calls", "updated"])
 
 
 def rest_budget_block(*, app: str, until: float) -> None:

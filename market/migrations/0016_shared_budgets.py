@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('app', models.CharField(help_text="the vendor's app id, e.g. XB12345-100", max_length=64, unique=True)),
-                ('calls', models.JSONField(default=list, help_text='epoch start times of the calls in the last minute')),
+                ('calls', models.JSONField(default=dict, help_text='call ticket -> epoch time in the windows (last minute)')),
                 ('day', models.IntegerField(default=0, help_text='budget day (days since 1970-01-01, IST)')),
                 ('day_count', models.PositiveIntegerField(default=0, help_text='requests made on that day')),
                 ('blocked_until', models.FloatField(default=0, help_text='after a 429 every process waits until then')),

@@ -163,10 +163,12 @@ class HistoryClient:
             try:
                 response = self.http.get(self.url, params=params, headers=headers, timeout=self.timeout)
             except requests.RequestException as exc:
+                self.limiter.done()
                 if attempt == MAX_RETRIES - 1:
                     raise HistoryError(f"history {symbol} {tf.code}: {type(exc).__name__}") from None
                 self._sleep(min(30.0, 2.0 ** attempt))
                 continue
+            self.limiter.done()
             if response.status_code == 429:
                 retry_after = response.headers.get("Retry-After")
                 seconds = float(retry_after) if retry_after and retry_after.isdigit() else None

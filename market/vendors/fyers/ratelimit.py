@@ -5,7 +5,8 @@ breaking the per-minute limit more than three times a day blocks the app for the
 the day. Every process using the app (runfeed, its shards, ``backfill``) counts in one
 shared store (``market.budget``: Redis, else the database), so the limiter waits *before*
 a call would exceed a window (sliding windows with a small margin for network jitter,
-never a token bucket that allows bursts), a 429 makes every process back off (doubling up
+never a token bucket that allows bursts; a call counts from its answer once it has one,
+``done``), a 429 makes every process back off (doubling up
 to ``max_backoff``), and when the day's count is used up every call raises
 ``DayExhausted`` with one log line until the next day (00:00 IST).
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from typing import TYPE_CHECKING, Callable
 
 from market.budget import MemoryStore, Store, shared_store
@@ -54,14 +56,16 @@ class RateLimiter:
         self.waited = 0.0
         self.throttled = 0  # 429 answers seen
         self._told_day = 0.0  # the next-day time of the last "used up" log line
+        self._local = threading.local()  # the calling thread's granted, unanswered call
 
     def acquire(self) -> float:
         """Block until one more call fits every window of the app's budget; returns the
         seconds waited. Raises ``DayExhausted`` when today's requests are used up."""
         waited = 0.0
+        ticket = uuid.uuid4().hex
         while True:
             try:
-                wait = self.store.take(self.app, self.limits)
+                wait = self.store.take(self.app, self.limits, ticket)
             except DayExhausted as exc:
                 self._tell_exhausted(exc)
                 raise
@@ -73,9 +77,25 @@ class RateLimiter:
                 with self._lock:
                     self.calls += 1
                     self.waited += waited
+                self._local.ticket = ticket
                 return waited
             self._sleep(wait)
             waited += wait
+
+    def done(self) -> None:
+        """The calling thread's last granted call got its answer (or failed): from now on it
+        counts at this moment, the latest it can have reached Fyers. Without it a call
+        counts from its start, and a request delayed on the way could reach Fyers closer to
+        the next ones than the windows allow."""
+        ticket = getattr(self._local, "ticket", None)
+        if ticket is None:
+            return
+        self._local.ticket = None
+        try:
+            self.store.finish(self.app, ticket)
+        except Exception as exc:  # noqa: BLE001 - it still counts from its start
+            logger.warning("fyers: the shared REST budget (%s) is unreachable (%s)", self.store.name,
+                           type(exc).__name__)
 
     def _tell_exhausted(self, exc: DayExhausted) -> None:
         with self._lock:

@@ -154,7 +154,11 @@ class FyersSocket:
                         except Exception as exc:  # noqa: BLE001 - DayExhausted: the SDK would only log it
                             logger.error("fyers: symbol look-up for %d symbols not sent: %s", len(symbols), exc)
                             return {}, [], False, str(exc)
-                    return super().symbol_to_hsmtoken(symbols)
+                    try:
+                        return super().symbol_to_hsmtoken(symbols)
+                    finally:
+                        if limiter is not None:
+                            limiter.done()
 
             data_ws.SymbolConversion = original = SymbolConversion
         original.api_base = self.api_base.rstrip("/") if self.api_base else None

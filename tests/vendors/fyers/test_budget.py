@@ -122,9 +122,9 @@ def test_the_daily_cap_stops_requests_with_one_clear_log_line(http, new_store, a
 def test_a_429_pauses_every_process_of_the_app(new_store, app):
     a, b = new_store(), new_store()
     limits = Limits(10, 200, 100)
-    assert a.take(app, limits) == 0.0
+    assert a.take(app, limits, "one") == 0.0
     a.block(app, 1.5)
-    wait = b.take(app, limits)
+    wait = b.take(app, limits, "two")
     assert 1.0 < wait <= 1.5
 
 
@@ -144,17 +144,34 @@ def test_symbol_slots_are_shared_released_and_expire(new_store, app):
 
 
 def test_memory_store_is_the_same_budget_in_one_process():
-    store = MemoryStore()
-    limits = Limits(2, 3, 4, second=1.0, minute=60.0)
-    assert [store.take("x", limits) for _ in range(2)] == [0.0, 0.0]
-    assert store.take("x", limits) > 0
-    store.calls["x"] = []
-    store.take("x", limits)
-    store.take("x", limits)
+    clock = [100.0]
+    store = MemoryStore(clock=lambda: clock[0])
+    limits = Limits(1, 3, 4, second=1.0, minute=60.0)
+    assert store.take("x", limits, "a") == 0.0
+    assert store.take("x", limits, "b") == pytest.approx(1.0)
+    clock[0] = 100.5
+    store.finish("x", "a")  # "a" was answered at 100.5: it counts from then
+    clock[0] = 101.0
+    assert store.take("x", limits, "b") == pytest.approx(0.5)
+    for t, ticket in ((101.5, "b"), (200.0, "c"), (300.0, "d")):
+        clock[0] = t
+        assert store.take("x", limits, ticket) == 0.0
+    clock[0] = 400.0
     with pytest.raises(DayExhausted):
-        store.calls["x"] = []
-        store.take("x", limits)
+        store.take("x", limits, "e")
     assert store.used_today("x") == 4
+
+
+def test_an_answered_call_counts_from_its_answer_in_every_store(new_store, app):
+    """However late a request reaches Fyers, it did so before its answer: counting it from
+    then keeps the next calls a full window after it."""
+    store = new_store()
+    limits = Limits(1, 100, 1000, second=1.0, minute=60.0)
+    assert store.take(app, limits, "first") == 0.0
+    time.sleep(0.6)
+    store.finish(app, "first")  # answered 0.6 s later
+    wait = store.take(app, limits, "second")
+    assert 0.9 < wait <= 1.0  # a second from the answer, not 0.4 s from the start
 
 
 # -- visible in /metrics and the admin; the symbol cap across processes (the live feed) -----

@@ -76,7 +76,7 @@ def test_threads_share_one_limit():
     for t in threads:
         t.join()
     assert lim.calls == 100
-    calls = sorted(lim.store.calls[lim.app])
+    calls = sorted(lim.store.calls[lim.app].values())
     for i in range(len(calls) - 10):
         assert calls[i + 10] - calls[i] >= 1.0 - 1e-9
 
