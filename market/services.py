@@ -8,7 +8,7 @@ import time
 from typing import Any, Iterable, Mapping
 
 from django.contrib.auth import get_user_model
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.db.models import F
 
 from market import selectors
@@ -603,6 +603,27 @@ def connection_close_idle() -> None:
         connection.close()
 
 
+def _retry_locked(fn):
+    """Retry a budget write that found the database locked for a moment: SQLite answers a
+    shared-cache (in-memory) database's concurrent writer with "table is locked" at once,
+    without the busy timeout a file database waits. Short waits, a second at most."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(**kwargs):
+        started = time.monotonic()
+        for attempt in range(40):
+            late = time.monotonic() - started  # a retried call happens later: its times move with it
+            try:
+                return fn(**{k: v + late if k in ("now", "until") else v for k, v in kwargs.items()})
+            except OperationalError as exc:
+                if "locked" not in str(exc) or connection.in_atomic_block or attempt == 39:
+                    raise
+                time.sleep(0.025)
+
+    return run
+
+
 def _budget_lock(app: str) -> None:
     """Inside a transaction: write the app's row first, so the read-modify-write that follows
     is serialised (SQLite's write lock is taken by the first write, PostgreSQL locks the row).
@@ -610,6 +631,7 @@ def _budget_lock(app: str) -> None:
     RestBudget.objects.filter(app=app).update(seq=F("seq") + 1)
 
 
+@_retry_locked
 def rest_budget_take(*, app: str, now: float, limits: Limits, ticket: str) -> float:
     """One REST call of ``app`` (``ticket``) if it fits every window: records it and returns
     0; else the seconds to wait (nothing recorded). Raises ``DayExhausted`` when today's
@@ -635,6 +657,7 @@ def rest_budget_take(*, app: str, now: float, limits: Limits, ticket: str) -> fl
         return 0.0
 
 
+@_retry_locked
 def rest_budget_finish(*, app: str, ticket: str, now: float) -> None:
     """The call ``ticket`` got its answer: it counts in the windows from ``now``."""
     with transaction.atomic():
@@ -645,6 +668,7 @@ def rest_budget_finish(*, app: str, ticket: str, now: float) -> None:
             row.save(update_fields=["calls", "updated"])
 
 
+@_retry_locked
 def rest_budget_block(*, app: str, until: float) -> None:
     """A 429: every process of ``app`` waits until ``until`` (epoch seconds)."""
     RestBudget.objects.get_or_create(app=app)
@@ -653,6 +677,7 @@ def rest_budget_block(*, app: str, until: float) -> None:
         RestBudget.objects.filter(app=app, blocked_until__lt=until).update(blocked_until=until)
 
 
+@_retry_locked
 def symbol_claim_set(*, app: str, owner: str, wanted: int, cap: int, now: float, ttl: float) -> int:
     """``owner`` holds ``min(wanted, room)`` of ``app``'s ``cap`` symbol slots until
     ``now + ttl``; returns ``room``, the slots the others' live claims leave it."""
@@ -671,5 +696,6 @@ def symbol_claim_set(*, app: str, owner: str, wanted: int, cap: int, now: float,
         return room
 
 
+@_retry_locked
 def symbol_claim_release(*, app: str, owner: str) -> None:
     SymbolClaim.objects.filter(app=app, owner=owner).delete()
