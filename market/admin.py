@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from market.models import Alert, AlertEvent, ApiToken, CalendarOverride, NotifyChannel, Symbol
+from market.models import Alert, AlertEvent, ApiToken, CalendarOverride, NotifyChannel, RestBudget, Symbol
 from market.selectors import notify_channel_as_dict
 from market.tokens import SCOPES, api_token_revoke, api_token_save_new, scope_words
 
@@ -124,6 +124,40 @@ class CalendarOverrideAdmin(admin.ModelAdmin):
     list_filter = ("exchange", "kind")
     search_fields = ("exchange", "note")
     date_hierarchy = "date"
+
+
+@admin.register(RestBudget)
+class RestBudgetAdmin(admin.ModelAdmin):
+    """Read-only: the Fyers app's REST budget. The title gives today's count from the store
+    every process shares (Redis when REDIS_URL is set: the rows below are then not used)."""
+
+    list_display = ("app", "day_count", "day", "blocked_until", "updated")
+    readonly_fields = ("app", "calls", "day", "day_count", "blocked_until", "seq", "updated")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        from market.budget import shared_store
+        from market.conf import fyers_conf
+
+        conf = fyers_conf()
+        title = "Fyers REST budget"
+        if conf.client_id:
+            try:
+                store = shared_store(conf.budget_store)
+                title = (f"Fyers REST budget of {conf.client_id}: {store.used_today(conf.client_id):,} of "
+                         f"{conf.rate_per_day:,} requests today (IST), {store.held(conf.client_id):,} symbol slots "
+                         f"held ({store.name})")
+            except Exception as exc:  # noqa: BLE001
+                title = f"Fyers REST budget: the {conf.budget_store.split(':')[0]} store is unreachable ({type(exc).__name__})"
+        return super().changelist_view(request, extra_context={**(extra_context or {}), "title": title})
 
 
 # ---- Alerts (issue 13) and token scopes --------------------------------------------------

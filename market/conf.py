@@ -75,7 +75,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "LOGIN_BASE": "https://api-t2.fyers.in",
         "PUBLIC_BASE": "https://public.fyers.in",
         "WS_URL": "wss://socket.fyers.in/hsm/v1-5/prod",
-        "RATE_PER_SECOND": 10, "RATE_PER_MINUTE": 200,
+        "RATE_PER_SECOND": 10, "RATE_PER_MINUTE": 200, "RATE_PER_DAY": 100_000,
+        # Where every process of the app shares the REST and symbol budgets (market.budget):
+        # None: REDIS_URL when set, else "database"; or a redis:// URL, "database", "memory".
+        "BUDGET_STORE": None,
         "STALL_SECONDS": 90.0, "BACKOFF_MIN": 2.0, "BACKOFF_MAX": 120.0,
         "REFRESH_SECONDS": 2.0, "QUEUE_MAX": 200_000, "MAX_SYMBOLS": 5000,
         "BACKFILL_DAYS": 5.0,
@@ -269,6 +272,8 @@ class FyersConf:
     ws_url: str
     rate_per_second: int
     rate_per_minute: int
+    rate_per_day: int
+    budget_store: str
     stall_seconds: float
     backoff_min: float
     backoff_max: float
@@ -294,6 +299,8 @@ def fyers_settings() -> dict[str, Any]:
     r = raw("FYERS")
     if not r["LOG_DIR"]:
         r["LOG_DIR"] = str(Path(settings.BASE_DIR) / "var" / "log" / "fyers")
+    if not r["BUDGET_STORE"]:
+        r["BUDGET_STORE"] = getattr(settings, "REDIS_URL", None) or "database"
     return r
 
 

@@ -57,6 +57,46 @@ class PipelineCollector(Collector):
         yield _gauge("tickchart_tick_lag_seconds", "Wall clock minus the last tick's exchange time", p.source, lag)
 
 
+class BudgetCollector(Collector):
+    """The Fyers app's shared budgets (market.budget), read from the store at scrape time:
+    every process of the app counts there, so any process's /metrics shows the same day."""
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:  # registering must not reach the store
+        yield from self._families()[:3]
+
+    @staticmethod
+    def _families() -> list[GaugeMetricFamily]:
+        labels = ["source", "app"]
+        return [
+            GaugeMetricFamily("tickchart_rest_requests_today",
+                              "REST requests of the vendor app today (IST day), every process together", labels=labels),
+            GaugeMetricFamily("tickchart_rest_requests_day_limit", "The vendor app's daily REST request limit",
+                              labels=labels),
+            GaugeMetricFamily("tickchart_symbol_slots_held",
+                              "Symbol slots of the API key held by every feed process together", labels=labels),
+        ]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from market.budget import shared_store
+        from market.conf import fyers_conf
+
+        used, limit, held = self._families()
+        conf = fyers_conf()
+        if conf.client_id:
+            labels = ["fyers", conf.client_id]
+            limit.add_metric(labels, conf.rate_per_day)
+            try:
+                store = shared_store(conf.budget_store)
+                used.add_metric(labels, store.used_today(conf.client_id))
+                held.add_metric(labels, store.held(conf.client_id))
+            except Exception:  # noqa: BLE001 - the store is away: leave the samples out, never fail a scrape
+                pass
+        yield from (used, limit, held)
+
+
+REGISTRY.register(BudgetCollector())
+
+
 def _counter(name: str, doc: str, source: str, value: float) -> CounterMetricFamily:
     family = CounterMetricFamily(name, doc, labels=["source"])
     family.add_metric([source], value)

@@ -347,3 +347,41 @@ class NotifyDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} → {self.channel_id}"
+
+
+class RestBudget(models.Model):
+    """One vendor app's REST budget, shared by every process when there is no Redis
+    (market.budget): the last minute's calls (each at its answer's time once answered) and
+    today's count. Every taker updates the row first, which serialises them (SQLite's write
+    lock, PostgreSQL's row lock). It is also the lock symbol claims of the same app take."""
+
+    app = models.CharField(max_length=64, unique=True, help_text="the vendor's app id, e.g. XB12345-100")
+    calls = models.JSONField(default=dict, help_text="call ticket -> epoch time in the windows (last minute)")
+    day = models.IntegerField(default=0, help_text="budget day (days since 1970-01-01, IST)")
+    day_count = models.PositiveIntegerField(default=0, help_text="requests made on that day")
+    blocked_until = models.FloatField(default=0, help_text="after a 429 every process waits until then")
+    seq = models.BigIntegerField(default=0, help_text="bumped by every taker (the write that takes the lock)")
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["app"]
+
+    def __str__(self) -> str:
+        return f"{self.app}: {self.day_count} today"
+
+
+class SymbolClaim(models.Model):
+    """Symbol slots one process (a runfeed or a shard) holds of an API key's cap, until
+    ``expires``: a killed process's slots come back by themselves."""
+
+    app = models.CharField(max_length=64)
+    owner = models.CharField(max_length=200, help_text="host:pid:shard of the process")
+    count = models.PositiveIntegerField(default=0)
+    expires = models.FloatField(help_text="epoch seconds; renewed every REFRESH_SECONDS")
+
+    class Meta:
+        ordering = ["app", "owner"]
+        constraints = [models.UniqueConstraint(fields=["app", "owner"], name="symbol_claim_once")]
+
+    def __str__(self) -> str:
+        return f"{self.app} {self.owner}: {self.count}"

@@ -16,11 +16,12 @@ from market.core.calendar import Calendar
 from market.core.calendar import Override as CalendarOverrideValue
 from market.core.derive import aggregate
 from market.core.partitions import Partition, parse_bound
+from market.core.sessions import Session
 from market.core.timeframes import ALL, BASE, Timeframe
 from market.core.types import Candle as CandleValue
 from market.models import (
     Alert, AlertEvent, CalendarOverride, Candle, Drawing, FeedState, Marker, NotifyChannel, NotifyDelivery,
-    PulseEvent, Symbol, SymbolCheckpoint, WriterCheckpoint,
+    PulseEvent, RestBudget, Symbol, SymbolCheckpoint, SymbolClaim, WriterCheckpoint,
 )
 
 if TYPE_CHECKING:
@@ -198,7 +199,7 @@ def candle_list(
     base = conf.plan.base_for(tf)
     if base == tf:
         return _rows(symbol, tf, start=start, end=end, limit=limit, newest=start is None)
-    session = conf.sessions.for_exchange(symbol.exchange)
+    session = session_for(symbol.exchange)
     ratio = _ratio(base, tf)
     if start is not None:
         # Buckets are anchored, so start at the bucket holding ``start``.
@@ -252,7 +253,7 @@ def candle_studies(
 
     if not studies or not candles:
         return {study.key: [] for study in studies}
-    session = market().sessions.for_exchange(symbol.exchange)
+    session = session_for(symbol.exchange)
     first = candles[0].time
     since = session_start(first, tf, session) if any(s.session for s in studies) else None
     count = studies_warmup(studies)
@@ -287,7 +288,7 @@ def candle_stored_range(*, symbol: Symbol, tf: Timeframe, start: int, end: int) 
 
 def candle_day_volume(*, symbol: Symbol, label: int) -> float | None:
     """Volume already stored for the trading day labelled ``label`` (contract g baseline)."""
-    session = market().sessions.for_exchange(symbol.exchange)
+    session = session_for(symbol.exchange)
     day = session.day_for_label(label)
     totals = Candle.objects.filter(
         symbol=symbol, timeframe=BASE.code, time__gte=day.open, time__lt=day.close
@@ -510,6 +511,15 @@ def calendar_get() -> Calendar:
     return Calendar(conf.sessions, dict(conf.calendars), calendar_override_list())
 
 
+def session_for(exchange: str) -> Session:
+    """``exchange``'s session with the calendar's special sessions applied (one query), as
+    runfeed applies them: a Muhurat session's bars anchored on its own open, so timeframes
+    derived on read in a web process cut the same buckets the feed stored."""
+    calendar = calendar_get()
+    calendar.sessions.set_windows(calendar.special_windows())
+    return calendar.sessions.for_exchange(exchange)
+
+
 def exchange_known(*, code: str) -> bool:
     """A session code some calendar, session or stored symbol names."""
     return calendar_get().knows(code) or Symbol.objects.filter(exchange=code).exists()
@@ -640,3 +650,14 @@ def candle_partition_count(*, partition: Partition) -> int:
     with connection.cursor() as cursor:
         cursor.execute(f'SELECT count(*) FROM "{partition.name}"')
         return int(cursor.fetchone()[0])
+
+
+def rest_budget_used(*, app: str, day: int) -> int:
+    """Requests ``app`` made on budget day ``day`` (the database store of market.budget)."""
+    row = RestBudget.objects.filter(app=app).values_list("day", "day_count").first()
+    return row[1] if row and row[0] == day else 0
+
+
+def symbol_claims_held(*, app: str, now: float) -> int:
+    """Symbol slots of ``app`` held by live claims (every process together)."""
+    return sum(SymbolClaim.objects.filter(app=app, expires__gt=now).values_list("count", flat=True))

@@ -8,7 +8,7 @@ import time
 from typing import Any, Iterable, Mapping
 
 from django.contrib.auth import get_user_model
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.db.models import F
 
 from market import selectors
@@ -19,10 +19,11 @@ from market.core.simulator import SimSymbol
 from market.core.types import Candle as CandleValue
 from market.core.types import CandleUpdate, WriterFenced
 from market.core.alerts import DRAWING, AlertError, Event, next_attempt, parse_condition
+from market.core.budget import DayExhausted, Limits, day_number, day_start, window_wait
 from market.core.drawings import MAX_PER_SYMBOL, DrawingError, line_error, parse_kind, parse_points, parse_style
 from market.models import (
-    Alert, AlertEvent, Candle, Drawing, FeedState, Marker, NotifyChannel, NotifyDelivery, PulseEvent, Symbol,
-    SymbolCheckpoint, WriterCheckpoint,
+    Alert, AlertEvent, Candle, Drawing, FeedState, Marker, NotifyChannel, NotifyDelivery, PulseEvent, RestBudget,
+    Symbol, SymbolCheckpoint, SymbolClaim, WriterCheckpoint,
 )
 
 logger = logging.getLogger(__name__)
@@ -622,3 +623,112 @@ def candle_partition_drop(*, timeframe: str, before: int, dry_run: bool = False)
                     state.known.discard(p.name)
         out.append((p.name, n))
     return out
+
+
+# ---- Shared vendor budgets (market.budget's database store) ---------------------------------
+
+
+def connection_close_idle() -> None:
+    """Close this thread's connection unless a transaction is open: worker threads (history
+    requests, the SDK's symbol look-ups) take the budget too and must not leave idle
+    connections behind (PostgreSQL counts them; a test database cannot be dropped)."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+def _retry_locked(fn):
+    """Retry a budget write that found the database locked for a moment: SQLite answers a
+    shared-cache (in-memory) database's concurrent writer with "table is locked" at once,
+    without the busy timeout a file database waits. Short waits, a second at most."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(**kwargs):
+        started = time.monotonic()
+        for attempt in range(40):
+            late = time.monotonic() - started  # a retried call happens later: its times move with it
+            try:
+                return fn(**{k: v + late if k in ("now", "until") else v for k, v in kwargs.items()})
+            except OperationalError as exc:
+                if "locked" not in str(exc) or connection.in_atomic_block or attempt == 39:
+                    raise
+                time.sleep(0.025)
+
+    return run
+
+
+def _budget_lock(app: str) -> None:
+    """Inside a transaction: write the app's row first, so the read-modify-write that follows
+    is serialised (SQLite's write lock is taken by the first write, PostgreSQL locks the row).
+    Reading first would let two SQLite writers both read and one fail to upgrade."""
+    RestBudget.objects.filter(app=app).update(seq=F("seq") + 1)
+
+
+@_retry_locked
+def rest_budget_take(*, app: str, now: float, limits: Limits, ticket: str) -> float:
+    """One REST call of ``app`` (``ticket``) if it fits every window: records it and returns
+    0; else the seconds to wait (nothing recorded). Raises ``DayExhausted`` when today's
+    count is used up."""
+    RestBudget.objects.get_or_create(app=app)
+    with transaction.atomic():
+        _budget_lock(app)
+        row = RestBudget.objects.get(app=app)
+        day = day_number(now)
+        if row.day != day:
+            row.day, row.day_count = day, 0
+        if row.blocked_until > now:
+            return row.blocked_until - now
+        calls = {k: t for k, t in (row.calls or {}).items() if t > now - limits.minute}
+        wait = window_wait(sorted(calls.values()), now, limits)
+        if wait > 0:
+            return wait
+        if row.day_count >= limits.per_day:
+            raise DayExhausted(row.day_count, limits.per_day, day_start(day + 1))
+        calls[ticket] = now
+        row.calls, row.day_count = calls, row.day_count + 1
+        row.save(update_fields=["calls", "day", "day_count", "updated"])
+        return 0.0
+
+
+@_retry_locked
+def rest_budget_finish(*, app: str, ticket: str, now: float) -> None:
+    """The call ``ticket`` got its answer: it counts in the windows from ``now``."""
+    with transaction.atomic():
+        _budget_lock(app)
+        row = RestBudget.objects.filter(app=app).first()
+        if row is not None and ticket in (row.calls or {}):
+            row.calls[ticket] = max(row.calls[ticket], now)
+            row.save(update_fields=["calls", "updated"])
+
+
+@_retry_locked
+def rest_budget_block(*, app: str, until: float) -> None:
+    """A 429: every process of ``app`` waits until ``until`` (epoch seconds)."""
+    RestBudget.objects.get_or_create(app=app)
+    with transaction.atomic():
+        _budget_lock(app)
+        RestBudget.objects.filter(app=app, blocked_until__lt=until).update(blocked_until=until)
+
+
+@_retry_locked
+def symbol_claim_set(*, app: str, owner: str, wanted: int, cap: int, now: float, ttl: float) -> int:
+    """``owner`` holds ``min(wanted, room)`` of ``app``'s ``cap`` symbol slots until
+    ``now + ttl``; returns ``room``, the slots the others' live claims leave it."""
+    RestBudget.objects.get_or_create(app=app)
+    with transaction.atomic():
+        _budget_lock(app)
+        SymbolClaim.objects.filter(app=app, expires__lte=now).delete()
+        others = sum(SymbolClaim.objects.filter(app=app).exclude(owner=owner).values_list("count", flat=True))
+        room = max(0, cap - others)
+        granted = min(wanted, room)
+        if granted > 0:
+            SymbolClaim.objects.update_or_create(app=app, owner=owner,
+                                                 defaults={"count": granted, "expires": now + ttl})
+        else:
+            SymbolClaim.objects.filter(app=app, owner=owner).delete()
+        return room
+
+
+@_retry_locked
+def symbol_claim_release(*, app: str, owner: str) -> None:
+    SymbolClaim.objects.filter(app=app, owner=owner).delete()

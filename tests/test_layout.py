@@ -41,6 +41,7 @@ RANKS: dict[str, int] = {
     "market.migrations": 2,
     "market.selectors": 3,
     "market.services": 3,
+    "market.budget": 3,      # the stores of a vendor app's shared budgets (over services, selectors, Redis)
     "market.tokens": 3,
     "market.metrics": 3,
     "market.live": 4,

@@ -414,9 +414,11 @@ FYERS = given({
     "LOGIN_BASE": env("FYERS_LOGIN_BASE"),
     "PUBLIC_BASE": env("FYERS_PUBLIC_BASE"),
     "WS_URL": env("FYERS_WS_URL"),
-    # REST limits shared by every call of the process (Fyers: 10/s, 200/min).
+    # REST limits of the app, shared by every process (Fyers: 10/s, 200/min, 100,000/day).
     "RATE_PER_SECOND": env_int("FYERS_RATE_PER_SECOND"),
     "RATE_PER_MINUTE": env_int("FYERS_RATE_PER_MINUTE"),
+    "RATE_PER_DAY": env_int("FYERS_RATE_PER_DAY"),
+    "BUDGET_STORE": env("FYERS_BUDGET_STORE"),  # default: REDIS_URL, else the database
     # Live socket supervision.
     "STALL_SECONDS": env_float("FYERS_STALL_SECONDS"),
     "BACKOFF_MIN": env_float("FYERS_BACKOFF_MIN"),

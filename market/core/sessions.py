@@ -123,12 +123,14 @@ class SessionBook:
         return self._sessions.get(exchange.upper(), ROUND_THE_CLOCK)
 
     def set_windows(self, windows: Mapping[str, Mapping[dt.date, tuple[dt.time, dt.time]]]) -> None:
-        """Replace every session's special-day windows (``{code: {date: (open, close)}}``)."""
+        """Replace every session's special-day windows (``{code: {date: (open, close)}}``).
+
+        Each session's dict is swapped whole, never cleared and refilled: a reader on another
+        thread sees the old windows or the new ones."""
         for code, session in self._sessions.items():
-            session._windows.clear()
-            for date, (start, end) in windows.get(code, {}).items():
-                if end > start:
-                    session._windows[date] = (start, end)
+            fresh = {date: (start, end) for date, (start, end) in windows.get(code, {}).items() if end > start}
+            if fresh != session._windows:
+                object.__setattr__(session, "_windows", fresh)
 
     def tz_name(self, exchange: str) -> str:
         return self.for_exchange(exchange).tz or "UTC"

@@ -206,7 +206,7 @@ def _load_snapshot(
     parts: list[Candle] = []
     if base != tf and candles:
         parts = selectors.candle_list(symbol=symbol, tf=base, start=candles[-1].time, limit=conf.max_limit)
-    return candles, parts, conf.sessions.for_exchange(symbol.exchange), demand_source
+    return candles, parts, selectors.session_for(symbol.exchange), demand_source
 
 
 def _load_studies(
@@ -217,7 +217,7 @@ def _load_studies(
     from market.core.studies import session_start, warmup
 
     symbol = selectors.symbol_get(ticker=ticker)
-    session = market().sessions.for_exchange(symbol.exchange)
+    session = selectors.session_for(symbol.exchange)
     no_volume = symbol.kind == symbol.Kind.INDEX
     rows = selectors.candle_studies(symbol=symbol, tf=tf, candles=candles, studies=studies)
     if not candles:

@@ -143,7 +143,7 @@ def chart(request: HttpRequest, ticker: str | None = None) -> HttpResponse:
         tf = Timeframe.parse(DEFAULT_TF)
         tf_note = f"{asked[:16]} is not a timeframe; showing {tf.code}"
     candles = selectors.candle_list(symbol=symbol, tf=tf)
-    session = conf.sessions.for_exchange(symbol.exchange)
+    session = selectors.session_for(symbol.exchange)
     config = {
         "symbol": symbol.ticker,
         "name": symbol.name,

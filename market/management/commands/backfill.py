@@ -25,7 +25,7 @@ from market.core.timeframes import Timeframe, TimeframeError
 from market.vendors.fyers import sync
 from market.vendors.fyers.auth import TokenStore
 from market.conf import fyers_conf
-from market.vendors.fyers.history import HistoryClient, HistoryError, TokenRejected
+from market.vendors.fyers.history import BudgetExhausted, HistoryClient, HistoryError, TokenRejected
 from market.vendors.fyers.ratelimit import shared_limiter
 
 logger = logging.getLogger("market.fyers")
@@ -87,7 +87,7 @@ class Command(BaseCommand):
         start = parse_time(opts["start"]) if opts["start"] else None
         end = min(parse_time(opts["end"], end=True), int(now)) if opts["end"] else int(now)
         client = HistoryClient(client_id=conf.client_id, access_token=stored_token.access_token,
-                               limiter=shared_limiter(conf.rate_per_second, conf.rate_per_minute),
+                               limiter=shared_limiter(conf),
                                api_base=conf.api_base)
         layer = get_channel_layer()
         total = sync.SyncResult()
@@ -106,6 +106,9 @@ class Command(BaseCommand):
                                                default_days=conf.backfill_days)
                     except TokenRejected as exc:
                         raise CommandError(f"{exc}: run `manage.py fyers_login`") from None
+                    except BudgetExhausted as exc:  # every process of the app together: stop, resume tomorrow
+                        raise CommandError(f"{exc}; what was fetched is stored, run backfill again after "
+                                           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(exc.resumes))}") from None
                     except HistoryError as exc:
                         failed.append(f"{symbol.ticker} {tf.code}: {exc}")
                         logger.warning("backfill %s %s failed: %s", symbol.ticker, tf.code, exc)

@@ -26,7 +26,7 @@ from market.core.types import CandleUpdate, Tick
 from market.feed.base import FeedContext
 from market.live.broadcast import candles_publish
 from market.vendors.fyers import sync
-from market.vendors.fyers.history import HistoryClient, HistoryError, TokenRejected
+from market.vendors.fyers.history import BudgetExhausted, HistoryClient, HistoryError, TokenRejected
 from market.vendors.fyers.hours import Hours
 from market.vendors.fyers.ratelimit import RateLimiter
 from market.vendors.fyers.session import FyersSession, wait
@@ -122,6 +122,7 @@ class CatchUp:
         self.jobs = JobQueue()
         self.repaired = 0
         self.reconciled = 0
+        self.budget_resumes = 0.0  # epoch seconds: the app's daily REST budget is used up until then
         self._reconcile_cursor = 0
         self._daily_done: dict[str, int] = {}
         self.fills: deque[Fill] = deque(maxlen=FILLS_KEPT)
@@ -195,6 +196,10 @@ class CatchUp:
                 await self._run_job(job)
             except TokenRejected as exc:
                 self.session.token_rejected(str(exc))
+                self.release(job.ticker)
+            except BudgetExhausted as exc:  # the limiter said so once; no line per job
+                self.budget_resumes = exc.resumes
+                logger.debug("fyers: %s of %s skipped: %s", job.kind, job.ticker, exc)
                 self.release(job.ticker)
             except HistoryError as exc:
                 logger.warning("fyers: %s of %s failed: %s", job.kind, job.ticker, exc)
@@ -296,6 +301,8 @@ class CatchUp:
             await wait(stop, self.conf.reconcile_seconds)
             if stop.is_set() or not self.session.authed or self.session.token_bad:
                 continue
+            if time.time() < self.budget_resumes:
+                continue  # the app's daily REST budget is used up: no round until the next day
             now = self.hours.clock()
             # only while a session is open or just closed (its last bars); the day bar once,
             # by the symbol's calendar (nothing on a weekend or holiday)

@@ -10,7 +10,7 @@ contract):
   ``REFRESH_SECONDS``; symbols on demand through ``market.live.demand``, the listener on
   ``feed.demand.fyers``; a viewer past ``MAX_SYMBOLS`` gets ``demand.refused``);
 * ``market.vendors.fyers.catchup``: back-fill, gap repair after a reconnect and
-  reconciliation from history through the shared rate limiter, with a symbol's live
+  reconciliation from history through the app's shared REST budget, with a symbol's live
   ticks held back while its catch-up runs;
 * the engine, through the ``FeedContext`` the runner gives.
 """
@@ -55,7 +55,7 @@ class FyersFeed(Feed):
                  **options: Any) -> None:
         super().__init__(ctx, **options)
         self.conf = conf or fyers_conf()
-        self.limiter = limiter or shared_limiter(self.conf.rate_per_second, self.conf.rate_per_minute)
+        self.limiter = limiter or shared_limiter(self.conf)
         self.record_dir = record or self.conf.record_dir or None
         self.layer = get_channel_layer()
         # Symbols on demand (None when FYERS["ON_DEMAND"] is off: recorded symbols only).
@@ -64,11 +64,11 @@ class FyersFeed(Feed):
         # The exchange calendar's expectations (``clock``: the wall clock they are read
         # against; a test runs a simulated week on a faster one).
         self.hours = Hours(symbols, clock=clock)
-        self.session = FyersSession(ctx, self.conf, owner=self)
+        self.session = FyersSession(ctx, self.conf, owner=self, limiter=self.limiter)
         self.catchup = CatchUp(ctx, self.conf, session=self.session, symbols=symbols, limiter=self.limiter,
                                layer=self.layer, hours=self.hours)
         self.streams = Streams(ctx, self.conf, self.demand, session=self.session, catchup=self.catchup,
-                               symbols=symbols, hours=self.hours)
+                               symbols=symbols, hours=self.hours, store=self.limiter.store)
 
     # -- entry point ---------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -79,11 +79,12 @@ class FyersFeed(Feed):
         catchup.history = HistoryClient(client_id=self.conf.client_id, access_token=lambda: session.token or "",
                                         limiter=self.limiter, api_base=self.conf.api_base)
         if self.demand is not None:
-            limit = streams.book.capacity
+            limit = streams.cap  # the API key's, shared with the app's other processes
             streams.listener = DemandListener(
                 source=SOURCE, book=streams.book, layer=self.layer, accept=streams.accept,
                 changed=streams.changed,
-                refusal=lambda ticker: refusal_message(ticker, limit, f"the Fyers feed streams at most {limit} symbols"))
+                refusal=lambda ticker: refusal_message(
+                    ticker, limit, f"the Fyers feed streams at most {limit} symbols per API key"))
         await streams.refresh(initial=True)
         await streams.follow()
         coros = [streams.symbols_loop(stop), catchup.jobs_loop(stop), catchup.reconcile_loop(stop)]
@@ -98,6 +99,7 @@ class FyersFeed(Feed):
             await asyncio.gather(*tasks, return_exceptions=True)
             catchup.release_all()
             await session.close()
+            await streams.release()
             logger.info("fyers: connects=%d reconnects=%d stalls=%d handoff_received=%d handoff_dropped=%d "
                         "held_dropped=%d unsubscribed_ticks=%d repaired=%d reconciled=%d rest_requests=%d "
                         "rate_waited=%.1fs throttled=%d unscheduled_ticks=%d filled_5s=%d filled_1m=%d",

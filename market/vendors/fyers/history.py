@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import requests
 
+from market.core.budget import DayExhausted
 from market.core.sessions import Session
 from market.core.timeframes import Timeframe
 from market.core.types import Candle
@@ -32,10 +33,13 @@ RESOLUTIONS: dict[str, str] = {
     "1m": "1", "2m": "2", "3m": "3", "5m": "5", "10m": "10", "15m": "15", "30m": "30",
     "1h": "60", "2h": "120", "4h": "240", "1d": "1D",
 }
-# Span of one request (days). Fyers: ~100 days for minute bars, 366 for daily; seconds
-# bars are kept small so one answer stays a few tens of thousands of rows.
-CHUNK_DAYS = {"seconds": 5, "minutes": 100, "daily": 366}
-SECONDS_HISTORY_DAYS = 30 * 7 / 5 + 10  # ~30 trading days of seconds history, in calendar days
+# Span of one request (days). Fyers is reported to serve ~100 days of minute bars and 366
+# of daily bars per request: stay a margin inside both, as one day too many is refused.
+# Seconds bars are kept small so one answer stays a few tens of thousands of rows.
+CHUNK_DAYS = {"seconds": 5, "minutes": 90, "daily": 360}
+# How far back 5 s history is asked for (calendar days): Fyers keeps ~30 trading days
+# (~42 calendar days); older gaps are filled from 1m bars without a 5S request first.
+SECONDS_HISTORY_DAYS = 40
 MAX_RETRIES = 6
 
 
@@ -49,6 +53,15 @@ class HistoryError(RuntimeError):
 
 class TokenRejected(HistoryError):
     """The access token is expired or invalid: log in again (``fyers_login``)."""
+
+
+class BudgetExhausted(HistoryError):
+    """The app's daily request budget is used up (every process together): stop until the
+    next day (``resumes``, epoch seconds) instead of failing request after request."""
+
+    def __init__(self, message: str, resumes: float) -> None:
+        super().__init__(message)
+        self.resumes = resumes
 
 
 def resolution(tf: Timeframe) -> str:
@@ -142,15 +155,20 @@ class HistoryClient:
                   "range_from": str(int(range_from)), "range_to": str(int(range_to)), "cont_flag": "1"}
         headers = {"Authorization": f"{self.client_id}:{self._token()}", "version": "3"}
         for attempt in range(MAX_RETRIES):
-            self.limiter.acquire()
+            try:
+                self.limiter.acquire()
+            except DayExhausted as exc:
+                raise BudgetExhausted(f"history {symbol} {tf.code}: {exc}", exc.resumes) from None
             self.requests += 1
             try:
                 response = self.http.get(self.url, params=params, headers=headers, timeout=self.timeout)
             except requests.RequestException as exc:
+                self.limiter.done()
                 if attempt == MAX_RETRIES - 1:
                     raise HistoryError(f"history {symbol} {tf.code}: {type(exc).__name__}") from None
                 self._sleep(min(30.0, 2.0 ** attempt))
                 continue
+            self.limiter.done()
             if response.status_code == 429:
                 retry_after = response.headers.get("Retry-After")
                 seconds = float(retry_after) if retry_after and retry_after.isdigit() else None

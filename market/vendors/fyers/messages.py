@@ -31,6 +31,8 @@ _MIN_EPOCH = 1_000_000_000
 _MAX_EPOCH = 10_000_000_000
 _INF = math.inf
 _MAX_INT_FLOAT = 2**53  # ints below this convert to float exactly (and never overflow)
+_INT32_MIN = -2**31   # the SDK's int32 decode: its "no value", and the lowest wrapped volume
+_UINT32 = 2**32
 
 
 def _number(value: Any) -> float | None:
@@ -122,6 +124,11 @@ def _parse_checked(message: Any) -> Tick | Reject | None:
     if kind == "if":
         return Tick(symbol, t, price)
     volume = message.get("vol_traded_today")
+    if type(volume) is int and _INT32_MIN < volume < 0:
+        # The SDK decodes the day volume as a signed int32 (">i"): above 2**31 it wraps
+        # negative. The field is a count, never negative: read the same 4 bytes unsigned.
+        # (2**31 itself is the protocol's "no value" and never arrives; past 2**32 it is lost.)
+        volume += _UINT32
     if volume is not None and (type(volume) is not int or not 0 <= volume < _MAX_INT_FLOAT):
         volume = _number(volume)
         if volume is None or volume < 0.0:

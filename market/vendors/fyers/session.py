@@ -50,10 +50,11 @@ class SessionOwner(Protocol):
 
 
 class FyersSession:
-    def __init__(self, ctx: FeedContext, conf: FyersConf, owner: SessionOwner) -> None:
+    def __init__(self, ctx: FeedContext, conf: FyersConf, owner: SessionOwner, limiter: Any = None) -> None:
         self.ctx = ctx
         self.conf = conf
         self.owner = owner
+        self.limiter = limiter  # the app's REST budget: the SDK's symbol look-ups take it too
         self.store = TokenStore(conf.token_file)
         self.token: str | None = None
         self.token_saved_at = 0.0
@@ -157,7 +158,7 @@ class FyersSession:
                 self.socket = FyersSocket(client_id=self.conf.client_id, access_token=self.token,
                                           handoff=self.handoff, log_dir=self.conf.log_dir,
                                           ws_url=self.conf.ws_url, api_base=self.conf.api_base,
-                                          public_base=self.conf.public_base)
+                                          public_base=self.conf.public_base, limiter=self.limiter)
             self.socket.access_token = self.token
             self.authed = False
             self.subscribed = set()

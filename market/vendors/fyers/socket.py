@@ -105,6 +105,7 @@ class FyersSocket:
     def __init__(
         self, *, client_id: str, access_token: str, handoff: Handoff, log_dir: str | Path,
         ws_url: str | None = None, api_base: str | None = None, public_base: str | None = None,
+        limiter: Any = None,
     ) -> None:
         self.client_id = client_id
         self.access_token = access_token
@@ -113,6 +114,7 @@ class FyersSocket:
         self.ws_url = ws_url
         self.api_base = api_base
         self.public_base = public_base
+        self.limiter = limiter  # ratelimit.RateLimiter: the SDK's own REST calls count too
         self.generation = 0
         self._sdk: Any = None
         self._lock = threading.Lock()
@@ -128,22 +130,39 @@ class FyersSocket:
         }
 
     def _point_sdk(self, data_ws: Any) -> None:
-        """Loopback servers (tests) or proxies: the SDK's endpoints are module constants."""
-        if self.api_base:
-            base = self.api_base.rstrip("/")
-            original = data_ws.SymbolConversion
-            if not getattr(original, "_tickchart", False):
-                class SymbolConversion(original):  # type: ignore[misc, valid-type]
-                    _tickchart = True
-                    api_base = base
+        """The SDK's endpoints are module constants (loopback servers in tests, proxies), and
+        its ``/data/symbol-token`` calls (one per 500 symbols of every subscribe and
+        unsubscribe) are REST calls of the app like any other: they take the shared budget
+        (``limiter``) first. One subclass of ``SymbolConversion`` does both."""
+        original = data_ws.SymbolConversion
+        if not getattr(original, "_tickchart", False):
+            class SymbolConversion(original):  # type: ignore[misc, valid-type]
+                _tickchart = True
+                api_base: str | None = None
+                limiter: Any = None
 
-                    def __init__(self, *args: Any, **kwargs: Any) -> None:
-                        super().__init__(*args, **kwargs)
+                def __init__(self, *args: Any, **kwargs: Any) -> None:
+                    super().__init__(*args, **kwargs)
+                    if type(self).api_base:
                         self.symbols_token_api = f"{type(self).api_base}/data/symbol-token"
 
-                data_ws.SymbolConversion = SymbolConversion
-            else:
-                original.api_base = base
+                def symbol_to_hsmtoken(self, symbols: list) -> Any:
+                    limiter = type(self).limiter
+                    if limiter is not None:
+                        try:
+                            limiter.acquire()
+                        except Exception as exc:  # noqa: BLE001 - DayExhausted: the SDK would only log it
+                            logger.error("fyers: symbol look-up for %d symbols not sent: %s", len(symbols), exc)
+                            return {}, [], False, str(exc)
+                    try:
+                        return super().symbol_to_hsmtoken(symbols)
+                    finally:
+                        if limiter is not None:
+                            limiter.done()
+
+            data_ws.SymbolConversion = original = SymbolConversion
+        original.api_base = self.api_base.rstrip("/") if self.api_base else None
+        original.limiter = self.limiter
         if self.public_base:
             base = self.public_base.rstrip("/")
             data_ws.defines.INDEX_HSM_MAPPING_API = f"{base}/sym_details/index_hsm_mapping.json"
@@ -178,19 +197,22 @@ class FyersSocket:
             self._sdk.subscribe(symbols=list(symbols), data_type="SymbolUpdate")
 
     def unsubscribe(self, symbols: list[str]) -> None:
-        """The SDK only unsubscribes symbols of the *last* ``subscribe`` call on a channel,
-        so subscribe exactly these first (a no-op for the server), then unsubscribe.
-
-        That extra subscribe appends the symbols to the SDK's per-channel list a second
-        time, and the unsubscribe answer removes one copy only: left alone, every
-        subscribe/unsubscribe cycle (symbols on demand churn) would leave a stale entry
-        until the SDK's 5000-symbol check refused every new subscription. The list is
-        de-duplicated after the extra subscribe, so the answer empties it."""
+        """The SDK (3.2.0) only sends symbols of its *last* ``subscribe`` call on the channel
+        (``scrips_count``), and drops the others by removing them from the list it iterates,
+        which skips every other one: of 20 symbols subscribed earlier, 10 were unsubscribed
+        and 10 kept streaming. Subscribing them again first does not help at the cap: the
+        SDK counts the already subscribed symbols a second time (4,990 + 20 > 5,000) and
+        refuses. So the last-call list is pointed at everything the SDK has subscribed
+        (``symbol_token``, which the unsubscribe answer's bookkeeping removes from): the
+        filter then keeps every symbol, and one look-up per 500 symbols is the only REST."""
         sdk = self._sdk
-        if sdk is not None and symbols:
-            sdk.subscribe(symbols=list(symbols), data_type="SymbolUpdate")
-            _dedupe_channel(sdk)
-            sdk.unsubscribe(symbols=list(symbols), data_type="SymbolUpdate")
+        if sdk is None or not symbols:
+            return
+        try:
+            sdk.scrips_count[11] = dict.fromkeys(sdk.symbol_token)
+        except (AttributeError, TypeError):  # another SDK version: its own unsubscribe as it is
+            logger.warning("fyers: unknown SDK bookkeeping; unsubscribing %d symbols as the SDK does", len(symbols))
+        sdk.unsubscribe(symbols=list(symbols), data_type="SymbolUpdate")
 
     def close(self, wait: bool = True) -> None:
         """Close the current connection. ``close_connection`` joins the SDK's ping thread,
@@ -206,15 +228,6 @@ class FyersSocket:
 
     def connected(self) -> bool:
         return self._sdk is not None and bool(self._sdk.is_connected())
-
-
-def _dedupe_channel(sdk: Any, channel: int = 11) -> None:
-    """Drop repeated symbols from the SDK's subscribed list of ``channel`` (in place)."""
-    try:
-        scrips = sdk.scrips_per_channel[channel]
-        scrips[:] = list(dict.fromkeys(scrips))
-    except (AttributeError, KeyError, TypeError):  # another SDK version: leave it alone
-        pass
 
 
 def _close_quietly(sdk: Any) -> None:

@@ -6,13 +6,21 @@ request; then those whose last viewer left less than ``DEMAND_LINGER_SECONDS`` a
 to ``MAX_SYMBOLS``), the symbol rows, and the map of what streams now. A symbol that
 starts streaming is tracked by the engine and queued for a back-fill
 (``market.vendors.fyers.catchup``); the session subscribes the difference.
+
+The cap (5,000) is Fyers' per API key, not per socket: every runfeed and ``--shard``
+process of the app claims its slots in the shared store (``market.budget``) before it
+subscribes, and the book's capacity is what the others leave. A claim lives
+``SLOT_TTL`` seconds and is renewed on every follow, so a killed process's slots come back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket as stdlib_socket
 import time
+import uuid
 from typing import TYPE_CHECKING
 
 from channels.db import database_sync_to_async
@@ -28,12 +36,14 @@ from market.vendors.fyers.session import FyersSession, names, wait
 from market.vendors.fyers.socket import MAX_SUBSCRIPTION
 
 if TYPE_CHECKING:
+    from market.budget import Store
     from market.live.demand import DemandListener
     from market.models import Symbol
 
 logger = logging.getLogger("market.feed")
 
 SOURCE = "fyers"
+SLOT_TTL = 60.0  # seconds a symbol claim outlives its last renewal (a killed process's slots)
 
 
 class Streams:
@@ -41,7 +51,8 @@ class Streams:
     catch-up; ``rows`` holds every Fyers symbol recorded or accepted on demand."""
 
     def __init__(self, ctx: FeedContext, conf: FyersConf, demand: DemandConf | None, *,
-                 session: FyersSession, catchup: CatchUp, symbols: dict[str, Symbol], hours: Hours) -> None:
+                 session: FyersSession, catchup: CatchUp, symbols: dict[str, Symbol], hours: Hours,
+                 store: Store | None = None) -> None:
         self.ctx = ctx
         self.conf = conf
         self.demand = demand
@@ -51,7 +62,11 @@ class Streams:
         self.hours = hours
         self.rows: dict[str, Symbol] = {}
         self.left_out: list[str] = []
-        self.book = DemandBook(capacity=min(conf.max_symbols, MAX_SUBSCRIPTION),
+        self.cap = min(conf.max_symbols, MAX_SUBSCRIPTION)  # the API key's, all processes together
+        self.store = store
+        shard = getattr(ctx, "shard", None)
+        self.owner = f"{stdlib_socket.gethostname()}:{os.getpid()}:{shard or '-'}:{uuid.uuid4().hex[:8]}"
+        self.book = DemandBook(capacity=self.cap,
                                linger=demand.linger if demand else 0.0,
                                ttl=demand.ttl if demand else 90.0, clock=time.monotonic)
         self.listener: DemandListener | None = None
@@ -135,6 +150,7 @@ class Streams:
         rate limiter; its live ticks are held until that is written. One that stops
         streaming is forgotten and its in-flight ticks are dropped and counted."""
         async with self._follow_lock:
+            await self.claim(peak=True)
             wanted = self.book.streamed()
             keep = set(wanted)
             for ticker in [t for t in self.symbols if t not in keep]:
@@ -155,6 +171,46 @@ class Streams:
                         start = self.hours.backfill_start(symbol, now, self.conf.backfill_days)
                     self.catchup.enqueue(Job(symbol.ticker, start, reopen=True, kind="backfill"))
             await self.session.apply_changes()
+            await self.claim(peak=False)
+
+    async def claim(self, *, peak: bool) -> None:
+        """Claim this process's symbol slots of the API key's cap and make the book's capacity
+        what the other processes leave (a viewer past it gets the usual refusal). Before the
+        socket changes (``peak``) the claim covers both what is subscribed and what will be,
+        since the session unsubscribes first; after, only what is subscribed."""
+        if self.store is None:
+            return
+        if peak:
+            capacity, self.book.capacity = self.book.capacity, self.cap
+            count = max(len(self.book.streamed()), len(self.session.subscribed))  # as many as fit
+            self.book.capacity = capacity
+        elif self.session.authed:
+            count = len(self.session.subscribed)
+        else:  # not connected: keep the slots the next connection subscribes
+            count = len(self.book.streamed())
+        try:
+            room = await database_sync_to_async(self.store.claim)(
+                self.conf.client_id or SOURCE, self.owner, count, self.cap, max(SLOT_TTL, 3 * self.conf.refresh_seconds))
+        except Exception as exc:  # noqa: BLE001 - the store is away: keep the last capacity
+            logger.warning("fyers: cannot claim symbol slots in the shared store (%s)", type(exc).__name__)
+            return
+        capacity = min(self.cap, room)
+        if capacity != self.book.capacity:
+            if capacity < self.book.capacity:
+                logger.warning("fyers: other processes of app %s hold %d of its %d symbol slots; this one may "
+                               "stream %d", self.conf.client_id, self.cap - room, self.cap, capacity)
+            self.book.capacity = capacity
+            if self.listener is not None:
+                await self.listener.resettle()
+
+    async def release(self) -> None:
+        """Give this process's symbol slots back (at exit)."""
+        if self.store is not None:
+            try:
+                await database_sync_to_async(self.store.release)(self.conf.client_id or SOURCE, self.owner)
+            except Exception as exc:  # noqa: BLE001 - they expire after SLOT_TTL anyway
+                logger.warning("fyers: cannot release symbol slots (%s); they expire in %.0fs",
+                               type(exc).__name__, SLOT_TTL)
 
     async def symbols_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

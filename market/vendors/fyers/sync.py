@@ -17,7 +17,9 @@ from market.conf import market
 from market.core.sessions import Session
 from market.core.timeframes import BASE, Timeframe
 from market.core.types import Candle, CandleUpdate
-from market.vendors.fyers.history import Converted, HistoryClient, HistoryError, TokenRejected
+from market.vendors.fyers.history import (
+    DAY, SECONDS_HISTORY_DAYS, BudgetExhausted, Converted, HistoryClient, HistoryError, TokenRejected,
+)
 from market.vendors.fyers.reconcile import bucket_of, corrections, rederive
 
 if TYPE_CHECKING:
@@ -139,11 +141,11 @@ def catch_up_fetch(
     session = market().sessions.for_exchange(exchange)
     out = Fetched(start, end)
     before = client.requests
-    recent = start > now - 30 * 86400  # seconds bars reach back ~30 trading days
+    recent = start > now - SECONDS_HISTORY_DAYS * DAY  # seconds bars reach back ~30 trading days
     if start < end and recent and seconds:
         try:
             out.base = client.fetch(ticker, BASE, start, end, session)
-        except TokenRejected:
+        except (TokenRejected, BudgetExhausted):
             raise
         except HistoryError as exc:
             out.refused = str(exc)[:200]
@@ -227,7 +229,7 @@ def backfill(
     back) to ``end``. ``include_open`` also writes still-open larger buckets, so the live
     engine resumes from them at runfeed start."""
     result = SyncResult()
-    seconds_floor = int(now - 30 * 86400)  # seconds bars reach back ~30 trading days
+    seconds_floor = int(now - SECONDS_HISTORY_DAYS * DAY)  # seconds bars reach back ~30 trading days
     for tf in tfs:
         a = start
         if a is None:

@@ -27,7 +27,13 @@ def _header(count: int, message_number: int = 1) -> bytes:
 
 
 def _values(fields, values: dict) -> bytes:
-    return b"".join(struct.pack(">i", values.get(f, NO_VALUE)) for f in fields)
+    """Each value as the 4 bytes Fyers sends: a count of 2**31 or more (a day volume) fills
+    them unsigned, which the SDK's signed decode wraps negative."""
+    out = b""
+    for f in fields:
+        v = values.get(f, NO_VALUE)
+        out += struct.pack(">I" if v >= 2**31 else ">i", v)
+    return out
 
 
 def _strings(*items: str) -> bytes:

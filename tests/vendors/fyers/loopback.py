@@ -2,7 +2,8 @@
 
 * ``FyersHTTP``: REST on 127.0.0.1 — ``/data/history``, ``/data/symbol-token`` (what the
   SDK's subscribe calls), the index mapping, ``validate-authcode``, the TOTP login steps
-  and symbol master files. Programmable per test; records every request.
+  and symbol master files. Programmable per test; records every request and its arrival
+  time, and like Fyers can enforce rate limits (``limits``: over one, 429 and a breach).
 * ``FyersWS``: a WebSocket server speaking the data socket's binary protocol (auth,
   full mode, subscribe/unsubscribe answers, custom message 51, data frames built with
   ``tests.vendors.fyers.frames``) so the real SDK decodes real frames.
@@ -31,6 +32,10 @@ class FyersHTTP:
         self.history: Callable[[dict[str, str]], tuple[int, Any]] = lambda q: (200, {"s": "no_data", "candles": []})
         self.routes: dict[tuple[str, str], Callable[[dict[str, Any], dict[str, str]], tuple[int, Any]]] = {}
         self.files: dict[str, bytes] = {}
+        self.arrivals: list[float] = []            # monotonic arrival time of every counted request
+        self.limits: list[tuple[int, float]] = []  # (requests, window seconds) enforced like Fyers
+        self.breaches = 0                          # requests answered 429 for breaking a limit
+        self._count_lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -50,6 +55,8 @@ class FyersHTTP:
                 url = urlparse(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
                 outer.requests.append(("GET", url.path, query, dict(self.headers)))
+                if url.path.startswith("/data/") and outer._over_limit():
+                    return self._answer(429, {"s": "error", "code": 429, "message": "request limit reached"})
                 if url.path == "/data/history":
                     status, body = outer.history(query)
                     headers = {"Retry-After": "1"} if status == 429 else None
@@ -68,6 +75,8 @@ class FyersHTTP:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 outer.requests.append(("POST", url.path, body, dict(self.headers)))
+                if url.path.startswith("/data/") and outer._over_limit():
+                    return self._answer(429, {"s": "error", "code": 429, "message": "request limit reached"})
                 if url.path == "/data/symbol-token":
                     valid = {s: outer.tokens[s] for s in body["symbols"] if s in outer.tokens}
                     invalid = [s for s in body["symbols"] if s not in outer.tokens]
@@ -89,6 +98,27 @@ class FyersHTTP:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def _over_limit(self) -> bool:
+        """Count an API request (``/data/*``, as Fyers counts them); True if it breaks a limit."""
+        with self._count_lock:
+            now = time.monotonic()
+            self.arrivals.append(now)
+            for count, window in self.limits:
+                if sum(1 for t in self.arrivals if t > now - window) > count:
+                    self.breaches += 1
+                    return True
+            return False
+
+    def most_in(self, window: float) -> int:
+        """The most counted requests that arrived within any ``window`` seconds (sliding)."""
+        times = sorted(self.arrivals)
+        best, j = 0, 0
+        for i, t in enumerate(times):
+            while times[j] <= t - window:
+                j += 1
+            best = max(best, i - j + 1)
+        return best
 
     def paths(self, method: str | None = None) -> list[str]:
         return [p for m, p, *_ in self.requests if method is None or m == method]

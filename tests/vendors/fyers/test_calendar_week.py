@@ -16,10 +16,12 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
+from market import selectors
 from market.conf import market
+from market.core.timeframes import Timeframe
 from market.core.sessions import DEFAULT_SESSIONS
 from market.feed.runner import run_feed
-from market.models import CalendarOverride, FeedState
+from market.models import CalendarOverride, FeedState, Symbol
 from tests.vendors.fyers.live import TOKENS, Market, candles, db, eventually, make_symbols
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -112,6 +114,11 @@ async def test_a_week_of_weekend_holiday_and_special_session(http, ws, fyers_set
         finally:
             stop.set()
             await asyncio.wait_for(task, 30)
+        # a web process deriving 2h from the stored 1h bars cuts Muhurat at 18:00 as well
+        sbin = await db(Symbol.objects.get, ticker=SBIN)
+        derived = await db(selectors.candle_list, symbol=sbin, tf=Timeframe.parse("2h"), start=ist(8, 0),
+                           end=ist(9, 0))
+        assert [c.time for c in derived] == [ist(8, 18, 0)]
         market.cache_clear()
 
     assert ws.connects == 1  # no reconnect loop, the whole week

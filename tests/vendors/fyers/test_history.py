@@ -94,7 +94,7 @@ def test_long_ranges_are_chunked_within_fyers_spans(http):
     times = [x.time for x in got.candles]
     assert times == sorted(set(times)) and times[0] == start and times[-1] == end - 5
     assert len(times) == 12 * 4500  # 12 session days (9..20 Nov; the fake broker trades every day) x 4500 bars
-    assert chunks(0, 200 * 86400, TF1M) == [(0, 100 * 86400 - 1), (100 * 86400, 200 * 86400 - 1)]
+    assert chunks(0, 180 * 86400, TF1M) == [(0, 90 * 86400 - 1), (90 * 86400, 180 * 86400 - 1)]
     assert len(chunks(0, 400 * 86400, TF1D)) == 2
     assert chunks(10, 10, TF1M) == []
 
@@ -134,3 +134,22 @@ def test_429_backs_off_through_the_shared_limiter_and_retries(http):
     http.history = lambda q: (429, {"s": "error"})
     with pytest.raises(HistoryError, match="rate limited"):
         c.fetch("NSE:SBIN-EQ", TF1M, ist(2026, 11, 20, 9, 15), ist(2026, 11, 20, 9, 16), NSE)
+
+
+def test_minute_chunks_stay_inside_the_reported_100_day_limit(http):
+    """Fyers is reported to serve ~100 days of minute bars a request: a server refusing
+    anything longer than 100 days still answers every chunk of a 250-day back-fill."""
+    limit = 100 * 86400
+
+    def history(q):
+        span = int(q["range_to"]) - int(q["range_from"]) + 1
+        if span > limit:
+            return 200, {"s": "error", "code": -50, "message": "range too long"}
+        return 200, {"s": "no_data", "candles": []}
+
+    http.history = history
+    start = 1_700_000_000 - 250 * 86400
+    client(http).fetch("NSE:SBIN-EQ", TF1M, start, 1_700_000_000, NSE)
+    spans = [int(q["range_to"]) - int(q["range_from"]) + 1 for m, p, q, _ in http.requests if p == "/data/history"]
+    assert len(spans) == 3 and max(spans) <= limit - 10 * 86400  # a 10-day margin
+    assert sum(spans) == 250 * 86400

@@ -231,3 +231,31 @@ async def test_an_expiring_token_is_renewed_by_totp_and_the_feed_reconnects(http
         await stop_feed(stop, task)
     assert ws.connects == 2
     assert TokenStore(fyers_settings["TOKEN_FILE"]).load().access_token == fresh
+
+
+async def test_a_day_volume_above_2_31_survives_the_sdks_int32_decode(http, ws, fyers_settings, token):
+    """Fyers sends the day volume in 4 bytes; the SDK decodes them signed, so past 2**31 it
+    arrives negative. Through the loopback socket and the real SDK, it is read unsigned."""
+    http.tokens.update(TOKENS)
+    await db(make_symbols, "NSE:SBIN-EQ")
+    broker = Market(ws)
+    now = int(time.time())
+    t0 = now - now % 60 - 60
+    broker.day["NSE:SBIN-EQ"] = t0 // 86400
+    broker.volume["NSE:SBIN-EQ"] = 2**31 - 50  # the snapshot on subscribe: just under 2**31
+    broker.snapshot_time["NSE:SBIN-EQ"] = t0 - 5
+    with aim(fyers_settings, ws):
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_feed("fyers", stop, standby=True))
+        await eventually(lambda: len(ws.subscribed) == 1, 40)  # standby: another test run may hold the lock
+        await eventually(lambda: FeedState.objects.filter(source="fyers", state="live").exists(), 5)
+        await asyncio.sleep(0.5)  # the start-up catch-up (no history) releases the held ticks
+        broker.trade("NSE:SBIN-EQ", 101.0, 30, t0 + 1)   # 2**31 - 20
+        broker.trade("NSE:SBIN-EQ", 102.0, 40, t0 + 2)   # 2**31 + 20: negative out of the SDK
+        broker.trade("NSE:SBIN-EQ", 104.0, 5, t0 + 11)
+        await eventually(lambda: len(candles("NSE:SBIN-EQ", "5s")) >= 3, 5)
+        await asyncio.sleep(0.3)
+        await stop_feed(stop, task)
+    bars = {c[0]: c for c in await db(candles, "NSE:SBIN-EQ", "5s")}
+    assert bars[t0] == (t0, 101.0, 102.0, 101.0, 102.0, 70.0)  # both trades, the wrapped one too
+    assert bars[t0 + 10] == (t0 + 10, 104.0, 104.0, 104.0, 104.0, 5.0)

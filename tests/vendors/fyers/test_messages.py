@@ -91,7 +91,8 @@ def test_control_and_depth_messages_are_not_market_data(message):
     ({**SF, "exch_feed_time": 0}, Reject.NO_TIME),
     ({**SF, "exch_feed_time": float("inf")}, Reject.NO_TIME),
     ({k: v for k, v in IF.items() if k != "exch_feed_time"}, Reject.NO_TIME),
-    ({**SF, "vol_traded_today": -1}, Reject.BAD_VOLUME),
+    ({**SF, "vol_traded_today": -1.0}, Reject.BAD_VOLUME),     # (a negative int is a wrapped int32)
+    ({**SF, "vol_traded_today": -2**31 - 1}, Reject.BAD_VOLUME),  # not an int32 at all
     ({**SF, "vol_traded_today": "100"}, Reject.BAD_VOLUME),
     ({**SF, "vol_traded_today": float("nan")}, Reject.BAD_VOLUME),
     ({"type": "sf", "symbol": "NSE:SBIN-EQ", "ltp": 812.5}, Reject.NO_TIME),   # lite mode
@@ -268,6 +269,14 @@ def test_sdk_full_mode_updates_through_parse_and_engine(sdk):
     closed = [u.candle for u in ups if u.final and u.symbol == "NSE:SBIN-EQ"]
     assert closed == [C(first, 812.5, 813.0, 811.0, 811.0, 200, 3)]
     assert engine.current("NSE:NIFTY50-INDEX", BASE) == C(first, 24360.0, 24360.0, 24360.0, 24360.0, 0, 1)
+
+
+def test_sdk_day_volume_above_2_31_wraps_negative_and_is_read_unsigned(sdk):
+    (m,) = sdk(ff.frame(ff.snapshot(9, SF_TOPIC, _sf(81250, 2**31 + 5, T, T))))
+    assert m["vol_traded_today"] == -2**31 + 5  # the SDK's signed decode
+    assert parse(m).day_volume == float(2**31 + 5)
+    (m,) = sdk(ff.frame(ff.update(9, SF_TOPIC, _sf(81300, 2**32 - 1, T + 1, T + 1))))
+    assert m["vol_traded_today"] == -1 and parse(m).day_volume == float(2**32 - 1)
 
 
 def test_sdk_missing_values_are_left_out_and_still_parse(sdk):

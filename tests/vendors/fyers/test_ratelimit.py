@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from market.conf import fyers_conf
 from market.vendors.fyers.ratelimit import RateLimiter, shared_limiter
 
 
@@ -75,12 +76,13 @@ def test_threads_share_one_limit():
     for t in threads:
         t.join()
     assert lim.calls == 100
-    calls = sorted(lim._calls)
+    calls = sorted(lim.store.calls[lim.app].values())
     for i in range(len(calls) - 10):
         assert calls[i + 10] - calls[i] >= 1.0 - 1e-9
 
 
 def test_one_limiter_per_process_and_bad_limits_refused():
-    assert shared_limiter() is shared_limiter()
+    assert shared_limiter(fyers_conf()) is shared_limiter(fyers_conf())
+    assert shared_limiter(fyers_conf()).store.name in ("database", "redis")
     with pytest.raises(ValueError):
         RateLimiter(0, 200)

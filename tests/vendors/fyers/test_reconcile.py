@@ -104,6 +104,25 @@ def test_backfill_command_fetches_each_timeframe_is_idempotent_and_logs_a_summar
 
 
 @pytest.mark.django_db
+def test_backfill_stops_at_the_apps_daily_budget_and_says_when_to_resume(http, sbin, token, fyers_settings, caplog):
+    import logging
+    import uuid
+
+    from django.test import override_settings
+
+    caplog.set_level(logging.ERROR, "market.fyers")
+    http.history = lambda q: (200, {"s": "no_data", "candles": []})
+    end = int(time.time()) - 86400
+    app = f"TEST{uuid.uuid4().hex[:8]}-100"  # a fresh app: a shared Redis keeps other tests' counts of today
+    with override_settings(FYERS={**fyers_settings, "CLIENT_ID": app, "RATE_PER_DAY": 2}):
+        with pytest.raises(CommandError, match=r"daily REST budget used up \(2 of 2 requests\).*run backfill again after"):
+            call_command("backfill", symbol=[sbin.ticker], tf=["1m"], start=str(end - 200 * 86400), end=str(end),
+                         no_progress=True, stdout=StringIO())
+    assert len([p for p in http.paths("GET") if p == "/data/history"]) == 2  # three chunks; the third never sent
+    assert sum(f"daily REST budget of app {app} is used up" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.django_db
 def test_backfill_without_a_token_says_to_log_in(fyers_settings):
     with pytest.raises(CommandError, match="fyers_login"):
         call_command("backfill", stdout=StringIO())
