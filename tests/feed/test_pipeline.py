@@ -188,3 +188,27 @@ async def test_the_summary_reports_the_slowest_write():
         await p.flush()
     assert 0.05 <= p.max_write_seconds < 1.0 and p.last_write_seconds < p.max_write_seconds
     assert f"slowest_write={p.max_write_seconds:.2f}s" in p.summary()
+
+
+async def test_publishing_does_not_wait_for_the_write():
+    """A slow write (a catch-up batch, a slow database) does not hold the new candles back
+    from the browsers: the flush publishes while the write is still in flight."""
+    write_may_end = asyncio.Event()
+    order = []
+
+    async def store(updates, checkpoint=None):
+        order.append("store started")
+        await asyncio.wait_for(write_may_end.wait(), timeout=5)  # published meanwhile, or this times out
+        order.append("stored")
+        return len(updates)
+
+    async def publish(updates):
+        order.append("published")
+        write_may_end.set()
+        return len(updates)
+
+    p = Pipeline(engine(), store=store, publish=publish, source="test")
+    p.add(Tick("DEMO:X", T0, 10.0, None, None, 1.0))
+    written = await p.flush()  # before: the write timed out waiting, was counted failed, then published
+    assert p.store_failures == 0 and order.index("published") < order.index("stored")
+    assert written == p.written > 0 and p.published > 0 and p.pending == 0
