@@ -6,6 +6,15 @@ into a scratch PostgreSQL database and the Redis pub/sub layer, the production t
 (target >= 20,000 ticks/s sustained, write lag < 1 s).
 
     python bench/replay.py [--messages 500000] [--symbols 500] [--services] [--sustained 20000]
+    python bench/replay.py --services --messages 300000 --symbols 50   # issue 17's catch-up case
+    python bench/replay.py --rows 100000 [--batch 5000] [--services]   # the bare candle write
+
+The replay prints ticks/s, candle rows written per second and the slowest write.
+``--rows N`` skips runfeed: N new 5 s candles (``--symbols`` of them per time step, so
+several UTC days, i.e. several partitions, once N is large) go through
+``services.candle_store_checkpointed`` (the writer's transaction: fence, candles, the
+position) ``--batch`` rows at a time, then the same rows again, revised (every one a
+conflict), and prints rows/s and the slowest call of each pass.
 
 ``--sustained R`` paces the replay in real time (``--speed 1``) at R ticks per second of
 exchange time, so the summary's ``slowest_write`` is the write lag at that steady rate
@@ -47,16 +56,86 @@ def scratch_postgres(admin_url: str, name: str, drop: bool = False) -> str:
     return admin_url.rsplit("/", 1)[0] + "/" + name
 
 
+def bare_rows(args: argparse.Namespace, admin_url: str, db_name: str) -> None:
+    """``--rows``: the candle write alone, in this process (no feed, no layer)."""
+    tmp = tempfile.mkdtemp()
+    os.environ.pop("REDIS_URL", None)
+    os.environ["TICKCHART_DB_PATH"] = str(Path(tmp) / "bench.sqlite3")
+    if args.services:
+        os.environ["DATABASE_URL"] = scratch_postgres(admin_url, db_name)
+    else:
+        os.environ.pop("DATABASE_URL", None)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tickchart.settings")
+    try:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+        from django.db import connections
+
+        from market import services
+        from market.core.types import Candle, CandleUpdate
+
+        call_command("migrate", verbosity=0)
+        tickers = [f"NSE:ROW{i:04d}-EQ" for i in range(args.symbols)]
+        ids = {t: services.symbol_register(ticker=t, exchange="NSE")[0].pk for t in tickers}
+        epoch = services.writer_claim(name="bench-rows")
+        t0 = 1_795_000_000 - 1_795_000_000 % 86_400 - 3_600  # an hour before a UTC midnight
+        steps = -(-args.rows // args.symbols)
+        times = [t0 + 5 * k for k in range(steps)]
+
+        def updates(revision: int) -> list:
+            out = []
+            for k, t in enumerate(times):
+                for i, ticker in enumerate(tickers):
+                    if len(out) == args.rows:
+                        return out
+                    p = 100.0 + i + k * 0.01 + revision * 0.25
+                    out.append(CandleUpdate(ticker, "5s", Candle(t, p, p + 0.5, p - 0.5, p + 0.125,
+                                                                 1000 + k + revision, 7 + revision), True))
+            return out
+
+        results = []
+        for label, revision in (("new rows", 0), ("all conflicts (revised)", 1)):
+            batch = updates(revision)
+            slowest = 0.0
+            started = time.perf_counter()
+            for i in range(0, len(batch), args.batch):
+                t = time.perf_counter()
+                services.candle_store_checkpointed(updates=batch[i:i + args.batch], symbol_ids=ids,
+                                                   writer="bench-rows", epoch=epoch, states={},
+                                                   position=i)
+                slowest = max(slowest, time.perf_counter() - t)
+            elapsed = time.perf_counter() - started
+            results.append((label, len(batch), elapsed, slowest))
+        connections.close_all()
+    finally:
+        if args.services:
+            scratch_postgres(admin_url, db_name, drop=True)
+    where = "PostgreSQL" if args.services else "SQLite"
+    print(f"bare candle write into {where}, {args.symbols} symbols, {args.batch} rows per transaction")
+    print(f"| pass | rows | seconds | rows/s | slowest call |")
+    print(f"|---|---:|---:|---:|---:|")
+    for label, n, elapsed, slowest in results:
+        print(f"| {label} | {n:,} | {elapsed:.2f} | {n / elapsed:,.0f} | {slowest:.3f} s |")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=500_000)
     parser.add_argument("--symbols", type=int, default=500)
     parser.add_argument("--services", action="store_true", help="PostgreSQL + Redis instead of SQLite")
     parser.add_argument("--sustained", type=float, default=0.0, metavar="TICKS_PER_S",
                         help="replay in real time at this many ticks per second (default: flat out)")
+    parser.add_argument("--rows", type=int, default=0, metavar="N",
+                        help="no replay: N candles through the writer's transaction alone")
+    parser.add_argument("--batch", type=int, default=5000, help="with --rows: rows per transaction")
     args = parser.parse_args()
     admin_url = os.environ.get("TEST_POSTGRES_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
     db_name = f"tickchart_bench_{uuid.uuid4().hex[:8]}"
+    if args.rows:
+        bare_rows(args, admin_url, db_name)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "session.jsonl"
         with open(path, "wb") as f:
@@ -101,8 +180,17 @@ def main() -> None:
               f"slowest write {slowest:.2f} s, so a tick is stored within {lag:.2f} s "
               f"(target < 1 s: {'met' if kept_up and lag < 1.0 else 'NOT met'})")
         return
+    last = summaries[-1] if summaries else ""
+    found = re.search(r"candles_written=(\d+)", last)
+    written = int(found.group(1)) if found else 0
+    found = re.search(r"slowest_write=([\d.]+)s", last)
+    slowest = float(found.group(1)) if found else float("nan")
     print(f"replay end to end into {where}: {args.messages} messages, {args.symbols} symbols, "
           f"{elapsed:.2f} s, {rate:,.0f} ticks/s (target {target:,}: {'met' if rate >= target else 'NOT met'})")
+    print("| into | messages | symbols | seconds | ticks/s | candle rows written | rows/s | slowest write |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| {where} | {args.messages:,} | {args.symbols} | {elapsed:.2f} | {rate:,.0f} | {written:,} | "
+          f"{written / elapsed:,.0f} | {slowest:.2f} s |")
 
 
 if __name__ == "__main__":

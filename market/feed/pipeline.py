@@ -175,25 +175,30 @@ class Pipeline:
                     for u in fresh:
                         self._pending[(u.symbol, u.timeframe, u.candle.time)] = u
             position = self.journal.position() if self.journal is not None else self.position
-            written = 0
             due = force or time.monotonic() >= self._retry_at
+            storing = None
+            # the write (a thread) and the publish (this loop) go on side by side:
+            # browsers do not wait for the database, a large write not for the layer
             if due and not self.fenced and self.spilled:
-                written = await self._rebuild_pending(position)
+                storing = asyncio.ensure_future(self._rebuild_pending(position))
             elif due and not self.fenced and (self._pending or self._pending_states or position != self._stored_position):
-                written = await self._store_pending(position)
-            if self.store_failing_since is not None:  # (a normal write takes what one flush changed)
-                if len(self._pending) > self.buffer_limit and not self.spilled:
-                    self._spill()  # one flush's changes alone passed the bound
-                self.max_pending = max(self.max_pending, len(self._pending))
+                storing = asyncio.ensure_future(self._store_pending(position))
             updates = fresh
             if self._conflator is not None:
                 updates = self._conflator.offer(updates, time.monotonic())
-            if updates:
-                try:
-                    self.published += await self._publish(updates)
-                except Exception as exc:  # noqa: BLE001 - layer down: candles are stored, browsers resync
-                    self.publish_failures += 1
-                    logger.error("publishing %d candles failed: %s", len(updates), exc)
+            try:
+                if updates:
+                    try:
+                        self.published += await self._publish(updates)
+                    except Exception as exc:  # noqa: BLE001 - layer down: candles are stored, browsers resync
+                        self.publish_failures += 1
+                        logger.error("publishing %d candles failed: %s", len(updates), exc)
+            finally:  # the write ends inside the lock, whatever happened to the publish
+                written = await storing if storing is not None else 0
+                if self.store_failing_since is not None:  # (a normal write takes what one flush changed)
+                    if len(self._pending) > self.buffer_limit and not self.spilled:
+                        self._spill()  # one flush's changes alone passed the bound
+                    self.max_pending = max(self.max_pending, len(self._pending))
             return written
 
     def _spill(self) -> None:

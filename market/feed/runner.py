@@ -477,6 +477,13 @@ async def _deliver_once() -> int:
         return 0
 
 
+def _claim(lease: Lease) -> None:
+    """A new epoch, set on ``lease`` in the database thread itself: a write queued there just
+    after the claim already uses it (set after the await, that write would still carry the
+    old epoch and be fenced, and this writer would stop though it holds the lock)."""
+    lease.epoch = services.writer_claim(name=lease.name)
+
+
 async def _guard_lock(lock: WriterLock, lease: Lease, pipeline: Pipeline, stop: asyncio.Event) -> None:
     """Keep holding the writer lock: PostgreSQL drops an advisory lock with its connection
     (a server restart does), so re-take it, with a new epoch, or stop writing."""
@@ -498,7 +505,7 @@ async def _guard_lock(lock: WriterLock, lease: Lease, pipeline: Pipeline, stop: 
                 pipeline.fenced = True
                 stop.set()
                 return
-            lease.epoch = await database_sync_to_async(services.writer_claim)(name=lease.name)
+            await database_sync_to_async(_claim)(lease)
             lost = False
             logger.info("writer lock %s taken again (epoch %d)", lease.name, lease.epoch)
             failing = False

@@ -234,3 +234,27 @@ async def test_past_the_buffer_limit_a_failing_write_spills_to_the_journal_and_r
     p.add(Tick("DEMO:X", T0 + 30, 21.0, None, None, 1.0))
     await p.flush(force=True)  # back to normal writes, after the rebuilt position
     assert stored and stored[-1][1] == {"journal": journal.id, "seq": 6}
+
+
+async def test_publishing_does_not_wait_for_the_write():
+    """A slow write (a catch-up batch, a slow database) does not hold the new candles back
+    from the browsers: the flush publishes while the write is still in flight."""
+    write_may_end = asyncio.Event()
+    order = []
+
+    async def store(updates, checkpoint=None):
+        order.append("store started")
+        await asyncio.wait_for(write_may_end.wait(), timeout=5)  # published meanwhile, or this times out
+        order.append("stored")
+        return len(updates)
+
+    async def publish(updates):
+        order.append("published")
+        write_may_end.set()
+        return len(updates)
+
+    p = Pipeline(engine(), store=store, publish=publish, source="test")
+    p.add(Tick("DEMO:X", T0, 10.0, None, None, 1.0))
+    written = await p.flush()  # before: the write timed out waiting, was counted failed, then published
+    assert p.store_failures == 0 and order.index("published") < order.index("stored")
+    assert written == p.written > 0 and p.published > 0 and p.pending == 0
