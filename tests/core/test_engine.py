@@ -343,7 +343,7 @@ def test_invalid_input_is_rejected_with_a_counted_reason_and_nothing_raises():
         {k: v for k, v in good.items() if k != "exch_feed_time"},
         {**good, "exch_feed_time": None}, {**good, "exch_feed_time": t * 1000},
         {**good, "exch_feed_time": float("nan")},                             # no_time x4
-        {**good, "vol_traded_today": -5}, {**good, "vol_traded_today": "7"},  # bad_volume x2
+        {**good, "vol_traded_today": -2**31}, {**good, "vol_traded_today": "7"},  # bad_volume x2 (-2**31: the SDK's "no value"; other negatives are wrapped day volumes)
         {"type": "cn", "code": 200, "message": "Authentication done", "s": "ok"},  # not data
         {"type": "dp", "symbol": EQ, "bid_price1": 10.0},
     ]
