@@ -42,6 +42,8 @@ class Checkpoint:
 
     states: dict[str, dict] = field(default_factory=dict)
     position: Any = None
+    #: What ``Pipeline.snapshot`` returned at the same moment (the price alerts' part).
+    extra: Any = None
 
 
 Store = Callable[[list[CandleUpdate], Checkpoint], Awaitable[int]]
@@ -98,6 +100,9 @@ class Pipeline:
         self.started = time.monotonic()
         #: Called with each tick the engine accepted, in order (alerts: ``feed.alerting``).
         self.on_tick: Callable[[Tick], None] | None = None
+        #: Called when a write's checkpoint is taken, with no await between, so what it
+        #: returns (``Checkpoint.extra``) holds exactly the ticks the engine's states hold.
+        self.snapshot: Callable[[], Any] | None = None
         #: Accepted ticks are appended here (live feeds); its position is the checkpoint's.
         self.journal = journal
         self._rebuild = rebuild
@@ -218,9 +223,15 @@ class Pipeline:
         self.spilled = True
         self.spills += 1
 
-    async def _store_pending(self, position: Any) -> int:
+    def _store_pending(self, position: Any) -> Awaitable[int]:
+        """Take the write's candles and checkpoint now (the caller may start the write
+        later, beside the publish), then write them."""
         updates = list(self._pending.values())
-        checkpoint = Checkpoint(dict(self._pending_states), position)
+        extra = self.snapshot() if self.snapshot is not None else None
+        return self._write(updates, Checkpoint(dict(self._pending_states), position, extra))
+
+    async def _write(self, updates: list[CandleUpdate], checkpoint: Checkpoint) -> int:
+        position = checkpoint.position
         started = time.monotonic()
         if self.journal is not None:  # write-ahead: no checkpoint ahead of the journal on disk
             await asyncio.to_thread(self.journal.sync)

@@ -176,9 +176,9 @@ def build_pipeline(source: str, *, live: bool, ids: dict[str, int], parser: Pars
         return written
 
     async def store(updates: list[CandleUpdate], checkpoint: Checkpoint) -> int:
-        # The price alerts' part of the checkpoint is taken here, in the event loop, before
-        # any await: the engine's checkpoint was just taken too, so both hold the same ticks.
-        ticks = book.snapshot_ticks() if book.evaluators or book.pending else None
+        # The price alerts' part of the checkpoint (``pipeline.snapshot``) was taken with the
+        # engine's, with no await between: both hold the same ticks.
+        ticks = checkpoint.extra
         written = await database_sync_to_async(store_sync)(updates, checkpoint, ticks)
         if ticks is not None and (ticks["events"] or book.announcing):
             book.wake.set()  # the transaction has committed: deliver now, not at the next poll
@@ -249,6 +249,7 @@ def build_pipeline(source: str, *, live: bool, ids: dict[str, int], parser: Pars
                         conflator=Conflator(conf.max_updates_per_second), parser=parser, journal=journal,
                         rebuild=rebuild if journal is not None else None, buffer_limit=conf.write_buffer_candles)
     pipeline.on_tick = book
+    pipeline.snapshot = lambda: book.snapshot_ticks() if book.evaluators or book.pending else None
     return pipeline
 
 

@@ -147,7 +147,9 @@ def test_sigkills_mid_replay_deliver_every_expected_event_once(tmp_path: Path):
         kills, attempts, progress = 0, 0, []
         while kills < KILLS and attempts < 3 * KILLS:
             attempts += 1
-            proc = db.runfeed(path)
+            # paced (20,000 s of session in about 20 s), so that each kill lands mid-replay
+            # however fast the writer is; the last run finishes at full speed
+            proc = db.runfeed(path, speed="1000")
             stored, deadline = db.count(), time.monotonic() + 120
             while proc.poll() is None and db.count() <= stored and time.monotonic() < deadline:
                 time.sleep(0.02)  # this run has written (and fired, and is delivering)

@@ -83,9 +83,9 @@ class Database:
         if self.url:
             self._admin("DROP DATABASE")
 
-    def runfeed(self, recording: Path) -> subprocess.Popen:
+    def runfeed(self, recording: Path, speed: str = "0") -> subprocess.Popen:
         return subprocess.Popen(
-            [sys.executable, "manage.py", "runfeed", "--source", "replay", "--file", str(recording), "--speed", "0"],
+            [sys.executable, "manage.py", "runfeed", "--source", "replay", "--file", str(recording), "--speed", speed],
             cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
