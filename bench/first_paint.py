@@ -8,6 +8,12 @@ candles. Prints, from the browser's performance timeline (ms since navigation st
 when the HTML had arrived (responseEnd), when the chart had drawn its candles (the first
 animation frame after setData), and the difference (target < 300 ms). Then it loads
 50,000 candles into the page and measures frame times while panning and zooming.
+
+    .venv/bin/python bench/first_paint.py --layout   # the layout case only
+
+The layout case (issue 12): a saved 4-chart layout (DEMO:ALPHA, BETA, GAMMA, INDEX on 5s,
+2,000 candles each, all rendered into the page; target < 500 ms first paint), then the
+crosshair moved over one pane for 240 frames with all four linked (target 60 fps).
 """
 
 from __future__ import annotations
@@ -35,6 +41,86 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+LAYOUT_USER, LAYOUT_PASSWORD = "bench", "a-bench-password-0912"
+LAYOUT_CODE = """
+from django.contrib.auth import get_user_model
+from market import services
+user = get_user_model().objects.create_user({user!r}, password={password!r})
+charts = [dict(symbol=s, tf="5s", link_group="A") for s in ("DEMO:ALPHA", "DEMO:BETA", "DEMO:GAMMA", "DEMO:INDEX")]
+print(services.layout_create(owner=user, name="bench", spec=dict(grid=4, charts=charts)).id)
+"""
+
+
+def layout_case(page, base: str, env: dict[str, str]) -> None:
+    """First paint of a saved 4-chart layout and the linked crosshair's frame times."""
+    done = subprocess.run([sys.executable, "manage.py", "shell", "-c",
+                           LAYOUT_CODE.format(user=LAYOUT_USER, password=LAYOUT_PASSWORD)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True)
+    layout_id = int(done.stdout.strip().splitlines()[-1])
+    page.goto(base + "/accounts/login/")
+    page.fill('input[name="username"]', LAYOUT_USER)
+    page.fill('input[name="password"]', LAYOUT_PASSWORD)
+    page.click('button[type="submit"]')
+    page.wait_for_load_state()
+    figures, singles = [], []
+    for _ in range(RUNS):  # interleaved with the chart page, so a loaded machine slows both alike
+        page.goto(base + "/?tf=5s")
+        page.wait_for_function("() => window.tickchart && window.tickchart.firstPaintMs !== null")
+        singles.append(page.evaluate("""() => window.tickchart.firstPaintMs -
+            performance.getEntriesByType('navigation')[0].responseEnd"""))
+        page.goto(base + f"/layout/{layout_id}/")
+        page.wait_for_function("() => window.tickchart && window.tickchart.firstPaintMs !== null")
+        figures.append(page.evaluate("""() => {
+            const nav = performance.getEntriesByType('navigation')[0];
+            return {html: nav.responseEnd, painted: window.tickchart.firstPaintMs, bytes: nav.transferSize,
+                    started: window.tickchart.startedMs, built: window.tickchart.builtMs,
+                    candles: window.tickchart.panes.map(p => p.candleCount)};
+        }"""))
+    f = figures[-1]
+    deltas = [x["painted"] - x["html"] for x in figures[1:]]
+    ratios = [x["painted"] - x["html"] for x in figures[1:]]
+    ratios = [a / b for a, b in zip(ratios, singles[1:]) if b > 0]
+    print(f"layout: 4 panes with {f['candles']} candles embedded, {f['bytes'] / 1024:.0f} kB HTML")
+    print(f"layout first paint after the HTML arrived: median {statistics.median(deltas):.0f} ms, "
+          f"max {max(deltas):.0f} ms over {len(deltas)} loads (target < 500 ms)")
+    print(f"  the chart page (2,000 candles) in between: median {statistics.median(singles[1:]):.0f} ms; "
+          f"layout / chart page: median {statistics.median(ratios):.2f}x")
+    parts = [(x["started"] - x["html"], x["built"] - x["started"], x["painted"] - x["built"]) for x in figures[1:]]
+    print("  of which: HTML to the module running (parse, scripts, modules) median "
+          f"{statistics.median(p[0] for p in parts):.0f} ms, building the 4 panes "
+          f"{statistics.median(p[1] for p in parts):.0f} ms, to the next frame {statistics.median(p[2] for p in parts):.0f} ms")
+    page.wait_for_function("() => document.body.dataset.status === 'live'")
+    box = page.locator('[data-pane="0"] .pane-chart').bounding_box()
+    page.mouse.move(box["x"] + 10, box["y"] + box["height"] / 2)
+    frames = []
+    for i in range(240):
+        x = box["x"] + 10 + (box["width"] - 80) * (i % 120) / 120
+        start = time.perf_counter()
+        page.mouse.move(x, box["y"] + box["height"] * (0.3 + 0.2 * ((i // 7) % 2)))
+        page.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))")
+        frames.append((time.perf_counter() - start) * 1000)
+    linked = page.evaluate("window.tickchart.panes.slice(1).every(p => p.linkedTime !== null)")
+    frames.sort()
+    print(f"linked crosshair over 4 panes ({'all three followed' if linked else 'NOT followed'}): "
+          f"median {statistics.median(frames):.1f} ms per move + frame, p95 {frames[int(len(frames) * 0.95) - 1]:.1f} ms "
+          f"(~{1000 / statistics.mean(frames):.0f} moves/s; target 60 fps)")
+    in_page = page.evaluate("""async () => {
+        const panes = window.tickchart.panes, chart = panes[0].chart, el = chart.chartElement();
+        const r = el.getBoundingClientRect(), times = [];
+        let last = performance.now();
+        for (let i = 0; i < 240; i++) {
+            el.dispatchEvent(new MouseEvent('mousemove', {bubbles: true, clientX: r.left + 10 + (r.width - 80) * (i % 120) / 120,
+                                                            clientY: r.top + r.height * 0.4}));
+            await new Promise(res => requestAnimationFrame(() => res()));
+            const now = performance.now(); times.push(now - last); last = now;
+        }
+        times.sort((a, b) => a - b);
+        return {median: times[120], p95: times[227]};
+    }""")
+    print(f"  in-page frame interval while the crosshair moves: median {in_page['median']:.1f} ms, "
+          f"p95 {in_page['p95']:.1f} ms")
+
+
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
@@ -58,10 +144,14 @@ def main() -> None:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 800})
+            if "--layout" in sys.argv[1:]:
+                layout_case(page, base, env)
+                browser.close()
+                return
             figures = []
             for _ in range(RUNS):
                 page.goto(base + "/?tf=5s")
-                page.wait_for_function("window.tickchart && window.tickchart.firstPaintMs !== null")
+                page.wait_for_function("() => window.tickchart && window.tickchart.firstPaintMs !== null")
                 f = page.evaluate("""() => {
                     const nav = performance.getEntriesByType('navigation')[0];
                     const fcp = performance.getEntriesByName('first-contentful-paint')[0];
@@ -120,6 +210,7 @@ def main() -> None:
                   f"p95 {p95(frames):.1f} ms, ~{1000 / statistics.mean(frames):.0f} fps")
             print(f"  panning with all 50,000 in view: median frame {statistics.median(zoomed):.1f} ms, "
                   f"p95 {p95(zoomed):.1f} ms, ~{1000 / statistics.mean(zoomed):.0f} fps")
+            layout_case(browser.new_page(viewport={"width": 1600, "height": 900}), base, env)
             browser.close()
     finally:
         proc.send_signal(signal.SIGTERM)

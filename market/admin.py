@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from market.models import Alert, AlertEvent, ApiToken, CalendarOverride, NotifyChannel, RestBudget, Symbol
+from market.models import Alert, AlertEvent, ApiToken, CalendarOverride, Layout, NotifyChannel, RestBudget, Symbol
 from market.selectors import notify_channel_as_dict
 from market.tokens import SCOPES, api_token_revoke, api_token_save_new, scope_words
 
@@ -241,3 +241,13 @@ class NotifyChannelAdmin(OwnRowsMixin, admin.ModelAdmin):
     @admin.display(description="target")
     def target_shown(self, obj):
         return notify_channel_as_dict(obj)["target"]
+
+
+@admin.register(Layout)
+class LayoutAdmin(admin.ModelAdmin):
+    """Users' saved chart layouts (issue 12); the spec is edited on the page, shown here."""
+
+    list_display = ("name", "owner", "updated", "opened")
+    list_filter = ("owner",)
+    search_fields = ("name", "owner__username")
+    readonly_fields = ("created", "updated", "opened")

@@ -385,3 +385,24 @@ class SymbolClaim(models.Model):
 
     def __str__(self) -> str:
         return f"{self.app} {self.owner}: {self.count}"
+
+
+class Layout(models.Model):
+    """A user's named grid of charts (issue 12): ``spec`` is ``{grid, charts, theme}`` as
+    ``market.core.layouts`` validates it. ``opened`` is when its page was last opened, so
+    ``/layout/`` reopens the latest one."""
+
+    id = models.BigAutoField(primary_key=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="layouts")
+    name = models.CharField(max_length=80)
+    spec = models.JSONField(default=dict)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+    opened = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="layout_owner_name")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, Q, Sum
 
 from market.conf import market
 from market.core.calendar import Calendar
@@ -20,7 +20,7 @@ from market.core.sessions import Session
 from market.core.timeframes import ALL, BASE, Timeframe
 from market.core.types import Candle as CandleValue
 from market.models import (
-    Alert, AlertEvent, CalendarOverride, Candle, Drawing, FeedState, Marker, NotifyChannel, NotifyDelivery,
+    Alert, AlertEvent, CalendarOverride, Candle, Drawing, FeedState, Layout, Marker, NotifyChannel, NotifyDelivery,
     PulseEvent, RestBudget, Symbol, SymbolCheckpoint, SymbolClaim, WriterCheckpoint,
 )
 
@@ -558,6 +558,34 @@ def drawing_get(*, user: Any, pk: int) -> Drawing | None:
 def alert_count(*, user: Any) -> int:
     """How many alerts ``user`` holds (the quota counts every status)."""
     return Alert.objects.filter(user=user).count()
+
+
+# ------------------------------------------------------------------ layouts (issue 12)
+
+def layout_as_dict(layout: Layout) -> dict[str, Any]:
+    """What the API returns; times are epoch seconds (``opened`` null: never opened)."""
+    return {"id": layout.id, "name": layout.name, "spec": layout.spec, "created": layout.created.timestamp(),
+            "updated": layout.updated.timestamp(),
+            "opened": layout.opened.timestamp() if layout.opened else None}
+
+
+def layout_list(*, owner: Any) -> list[Layout]:
+    return list(Layout.objects.filter(owner=owner))
+
+
+def layout_get(*, owner: Any, pk: int) -> Layout | None:
+    """The user's layout ``pk``, or None (also when it is someone else's)."""
+    return Layout.objects.filter(owner=owner, pk=pk).first()
+
+
+def layout_last(*, owner: Any) -> Layout | None:
+    """The one ``/layout/`` reopens: the last opened, else the last saved."""
+    return Layout.objects.filter(owner=owner).order_by(F("opened").desc(nulls_last=True), "-updated").first()
+
+
+def symbols_known(*, tickers: Iterable[str]) -> set[str]:
+    """Which of ``tickers`` the database knows."""
+    return set(Symbol.objects.filter(ticker__in=list(tickers)).values_list("ticker", flat=True))
 
 
 # ---- notification channels (issue 13) ----

@@ -10,6 +10,7 @@ from typing import Any, Iterable, Mapping
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, OperationalError, connection, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from market import selectors
 from market.conf import alerts_conf, market
@@ -21,8 +22,10 @@ from market.core.types import CandleUpdate, WriterFenced
 from market.core.alerts import DRAWING, AlertError, Event, next_attempt, parse_condition
 from market.core.budget import DayExhausted, Limits, day_number, day_start, window_wait
 from market.core.drawings import MAX_PER_SYMBOL, DrawingError, line_error, parse_kind, parse_points, parse_style
+from market.core.layouts import MAX_PER_USER as MAX_LAYOUTS
+from market.core.layouts import LayoutError, parse_name, parse_spec
 from market.models import (
-    Alert, AlertEvent, Candle, Drawing, FeedState, Marker, NotifyChannel, NotifyDelivery, PulseEvent, RestBudget,
+    Alert, AlertEvent, Candle, Drawing, FeedState, Layout, Marker, NotifyChannel, NotifyDelivery, PulseEvent, RestBudget,
     Symbol, SymbolCheckpoint, SymbolClaim, WriterCheckpoint,
 )
 
@@ -506,6 +509,58 @@ def drawing_delete(*, drawing: Drawing) -> list[Alert]:
         drawing.delete()
     drawing.id = pk  # delete() clears it; the frame names what went
     return disabled
+
+
+# ------------------------------------------------------------------ layouts (issue 12)
+
+class LayoutQuotaError(LayoutError):
+    """The user holds ``MAX_LAYOUTS`` layouts already (the API answers 409)."""
+
+
+class LayoutNameTaken(LayoutError):
+    """The user has a layout of that name already (the API answers 409)."""
+
+
+def _name_free(*, owner: Any, name: str, layout: Layout | None = None) -> None:
+    taken = Layout.objects.filter(owner=owner, name=name)
+    if layout is not None:
+        taken = taken.exclude(pk=layout.pk)
+    if taken.exists():
+        raise LayoutNameTaken(f"name: you already have a layout named {name!r}")
+
+
+def layout_create(*, owner: Any, name: Any, spec: Any) -> Layout:
+    """Validate (``LayoutError`` names the field) and store. At most ``MAX_LAYOUTS`` per
+    user; the user's row is locked while counting, as for drawings."""
+    name = parse_name(name)
+    spec = parse_spec(spec)
+    with transaction.atomic():
+        get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
+        if Layout.objects.filter(owner=owner).count() >= MAX_LAYOUTS:
+            raise LayoutQuotaError(f"name: at most {MAX_LAYOUTS} layouts per user; delete some first")
+        _name_free(owner=owner, name=name)
+        return Layout.objects.create(owner=owner, name=name, spec=spec)
+
+
+def layout_update(*, layout: Layout, name: Any = None, spec: Any = None) -> Layout:
+    """A new name and/or a whole new spec."""
+    new_name = layout.name if name is None else parse_name(name)
+    new_spec = layout.spec if spec is None else parse_spec(spec)
+    with transaction.atomic():
+        _name_free(owner=layout.owner_id, name=new_name, layout=layout)
+        layout.name, layout.spec = new_name, new_spec
+        layout.save(update_fields=["name", "spec", "updated"])
+    return layout
+
+
+def layout_opened(*, layout: Layout) -> None:
+    """Its page was opened: ``/layout/`` reopens it until another one is."""
+    layout.opened = timezone.now()
+    Layout.objects.filter(pk=layout.pk).update(opened=layout.opened)
+
+
+def layout_delete(*, layout: Layout) -> None:
+    layout.delete()
 
 
 # ---- notification channels (issue 13) ----

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('market', '0014_markers'),
+        ('market', '0015_layouts'),
     ]
 
     operations = [

@@ -32,10 +32,14 @@ from market.core.drawings import MAX_TEXT as DRAWING_MAX_TEXT
 from market.core.drawings import MAX_WIDTH
 from market.core.markers import MAX_TEXT as MARKER_MAX_TEXT
 from market.core.markers import POSITIONS, SHAPES
+from market.core.layouts import GRIDS as LAYOUT_GRIDS
+from market.core.layouts import LINK_GROUPS, MAX_NAME as LAYOUT_MAX_NAME
+from market.core.layouts import THEMES as LAYOUT_THEMES
+from market.core.layouts import TYPES as LAYOUT_TYPES
 from market.core.timeframes import CODES
 from market.feed.notify import KINDS as CHANNEL_KINDS
 from market.tokens import SCOPES
-from market.web import alerts, drawings, exports, markers, notify_channels, views
+from market.web import alerts, drawings, exports, layouts, markers, notify_channels, views
 from market.web import calendar as market_calendar
 from market.web.access import ALERT_SCOPE, READ_METHODS
 from market.web.responses import json_response
@@ -331,6 +335,48 @@ class DrawingChange(Body):
     style: Style | None = Field(None, description="keys merge into the drawing's style")
 
 
+class LayoutChart(Schema):
+    symbol: Ticker
+    tf: TimeframeCode = "1m"
+    type: Literal[LAYOUT_TYPES] = "candles"  # type: ignore[valid-type]
+    studies: list[str] = Field(default_factory=list, description='study keys, e.g. ["ema:20", "rsi:14"]')
+    drawings_visible: bool = True
+    link_group: Literal[LINK_GROUPS] | None = Field(None, description="panes of one group share crosshair, "  # type: ignore[valid-type]
+                                                   "range, symbol and interval")
+
+
+class LayoutSpec(Schema):
+    grid: Literal[LAYOUT_GRIDS]  # type: ignore[valid-type]
+    charts: list[LayoutChart] = Field(description="one per grid cell")
+    theme: Literal[LAYOUT_THEMES] = "dark"  # type: ignore[valid-type]
+
+
+class Layout(Schema):
+    id: int
+    name: str
+    spec: LayoutSpec
+    created: float
+    updated: float
+    opened: float | None = Field(description="when /layout/<id>/ last opened it (null: never)")
+
+
+class Layouts(Schema):
+    layouts: list[Layout]
+
+
+class LayoutIn(Body):
+    model_config = example({"name": "morning", "spec": {"grid": 2, "charts": [
+        {"symbol": "DEMO:ALPHA", "tf": "1m"}, {"symbol": "DEMO:ALPHA", "tf": "5m"}]}})
+    name: str = Field(min_length=1, max_length=LAYOUT_MAX_NAME)
+    spec: LayoutSpec
+
+
+class LayoutChange(Body):
+    model_config = example({"name": "evening"})
+    name: str | None = Field(None, min_length=1, max_length=LAYOUT_MAX_NAME)
+    spec: LayoutSpec | None = None
+
+
 class ChannelIn(Body):
     model_config = example({"name": "me", "kind": "email", "target": "me@example.com"})
     name: str = ""
@@ -396,7 +442,7 @@ def extra(*parts: dict[str, Any]) -> dict[str, Any]:
 
 api = TickChartAPI(
     title="TickChart API", version="1", urls_namespace="api",
-    description="Candles, studies, symbols, alerts, markers, drawings and notification channels of a "
+    description="Candles, studies, symbols, alerts, markers, drawings, layouts and notification channels of a "
                 "TickChart server. Reads need a signed-in user or a token, unless the server has public "
                 "access on (TICKCHART_PUBLIC_ACCESS); writes need a user, or a token with the scope the "
                 "operation names. Errors are `{\"error\": \"...\"}`. The live stream is a WebSocket "
@@ -601,6 +647,40 @@ def drawing_change(request: HttpRequest, pk: int) -> HttpResponse:
             tags=["drawings"], openapi_extra=DRAWINGS, summary="Delete a drawing")
 def drawing_delete(request: HttpRequest, pk: int) -> HttpResponse:
     return drawings.api_drawing(request, pk=pk)
+
+
+LAYOUTS = security(drawings.SCOPE)
+
+
+@api.get("/layouts", url_name="api-layouts", response=answers(Layouts), tags=["layouts"],
+         openapi_extra=LAYOUTS, summary="The user's saved layouts")
+def layout_list(request: HttpRequest) -> HttpResponse:
+    return layouts.api_layouts(request)
+
+
+@api.post("/layouts", url_name="api-layouts", response=answers(Layout, 400, 403, 409, 413, status=201),
+          tags=["layouts"], openapi_extra=extra(LAYOUTS, body(LayoutIn)), summary="Save a layout")
+def layout_create(request: HttpRequest) -> HttpResponse:
+    """Names are unique per user; a taken name or one past the quota is a 409."""
+    return layouts.api_layouts(request)
+
+
+@api.get("/layouts/{int:pk}", url_name="api-layout", response=answers(Layout, 404), tags=["layouts"],
+         openapi_extra=LAYOUTS, summary="One layout")
+def layout_get(request: HttpRequest, pk: int) -> HttpResponse:
+    return layouts.api_layout(request, pk=pk)
+
+
+@api.patch("/layouts/{int:pk}", url_name="api-layout", response=answers(Layout, 400, 403, 404, 409, 413),
+           tags=["layouts"], openapi_extra=extra(LAYOUTS, body(LayoutChange)), summary="Rename or change")
+def layout_change(request: HttpRequest, pk: int) -> HttpResponse:
+    return layouts.api_layout(request, pk=pk)
+
+
+@api.delete("/layouts/{int:pk}", url_name="api-layout", response=answers(None, 403, 404, status=204),
+            tags=["layouts"], openapi_extra=LAYOUTS, summary="Delete a layout")
+def layout_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    return layouts.api_layout(request, pk=pk)
 
 
 # ---- one error shape ----------------------------------------------------------------------

@@ -122,10 +122,27 @@ def api_session(request: HttpRequest) -> HttpResponse:
     return json_response(access.session_info(request))
 
 
+def symbol_config(symbol: Any) -> dict[str, Any]:
+    """What a chart (the chart page, a layout's pane) knows of its symbol: ticker, name,
+    exchange, its time zone and regular session."""
+    conf = market()
+    session = selectors.session_for(symbol.exchange)  # special sessions (calendar overrides) included
+    return {
+        "symbol": symbol.ticker,
+        "name": symbol.name,
+        "exchange": symbol.exchange,
+        "tz": conf.sessions.tz_name(symbol.exchange),
+        # Regular session (exchange-local HH:MM) for the countdown and "market closed";
+        # null: the exchange trades round the clock.
+        "session": None if session.round_the_clock or session.close is None else {
+            "tz": session.tz, "open": session.open.strftime("%H:%M"), "close": session.close.strftime("%H:%M"),
+        },
+    }
+
+
 @access.page_view
 def chart(request: HttpRequest, ticker: str | None = None) -> HttpResponse:
     """The chart page, with its history rendered in (no second round trip)."""
-    conf = market()
     symbols = selectors.symbol_list(active=True)
     if ticker is None:
         if not symbols:
@@ -143,17 +160,8 @@ def chart(request: HttpRequest, ticker: str | None = None) -> HttpResponse:
         tf = Timeframe.parse(DEFAULT_TF)
         tf_note = f"{asked[:16]} is not a timeframe; showing {tf.code}"
     candles = selectors.candle_list(symbol=symbol, tf=tf)
-    session = selectors.session_for(symbol.exchange)
     config = {
-        "symbol": symbol.ticker,
-        "name": symbol.name,
-        "exchange": symbol.exchange,
-        "tz": conf.sessions.tz_name(symbol.exchange),
-        # Regular session (exchange-local HH:MM) for the countdown and "market closed";
-        # null: the exchange trades round the clock.
-        "session": None if session.round_the_clock or session.close is None else {
-            "tz": session.tz, "open": session.open.strftime("%H:%M"), "close": session.close.strftime("%H:%M"),
-        },
+        **symbol_config(symbol),
         "tf": tf.code,
         # The asked-for tf was not one: the page says so and corrects its URL.
         "tf_note": tf_note,

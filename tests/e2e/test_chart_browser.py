@@ -285,12 +285,38 @@ def watch_modules(page) -> dict[str, tuple[int, str]]:
     return seen
 
 
-def assert_all_modules_loaded(seen: dict[str, tuple[int, str]]) -> None:
-    """Every module on disk was requested (main.js imports all of them, directly or not),
-    answered 200 with a JavaScript MIME type (browsers refuse a module served otherwise)."""
-    expected = sorted(p.relative_to(MODULES).as_posix() for p in MODULES.rglob("*.js"))
-    assert "main.js" in expected
-    assert sorted(seen) == expected, f"requested {sorted(seen)}, on disk {expected}"
+ENTRIES = ("main.js", "layout/index.js")  # the chart page's and the layout page's (issue 12)
+_IMPORT = re.compile(r"""^\s*import\s[^'"]*?from\s+['"](\.{1,2}/[^'"]+)['"]""", re.M)
+
+
+def modules_of(entry: str) -> list[str]:
+    """``entry`` and every module it imports, directly or not (paths under static/market/js/)."""
+    found, todo = set(), [entry]
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        found.add(name)
+        base = (MODULES / name).parent
+        for rel in _IMPORT.findall((MODULES / name).read_text()):
+            todo.append((base / rel).resolve().relative_to(MODULES.resolve()).as_posix())
+    return sorted(found)
+
+
+def test_every_module_belongs_to_a_page():
+    """No module on disk is left out of both pages' import graphs (an orphan would go untested)."""
+    on_disk = sorted(p.relative_to(MODULES).as_posix() for p in MODULES.rglob("*.js"))
+    assert sorted(set(modules_of("main.js")) | set(modules_of("layout/index.js"))) == on_disk
+    assert not any(n.startswith("layout/") for n in modules_of("main.js"))
+
+
+def assert_all_modules_loaded(seen: dict[str, tuple[int, str]], entry: str = "main.js") -> None:
+    """Every module of the page (``entry`` and what it imports, directly or not) was
+    requested, answered 200 with a JavaScript MIME type (browsers refuse a module served
+    otherwise), and no other."""
+    expected = modules_of(entry)
+    assert entry in expected and len(expected) > 1
+    assert sorted(seen) == expected, f"requested {sorted(seen)}, expected {expected}"
     bad = {n: s for n, s in seen.items() if s[0] != 200 or "javascript" not in s[1]}
     assert bad == {}, f"modules that did not load: {bad}"
 

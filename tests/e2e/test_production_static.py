@@ -87,3 +87,27 @@ def test_collected_modules_load_under_the_real_csp(production):
             assert problems == [], "\n".join(problems)
         finally:
             browser.close()
+
+
+def test_layout_page_loads_its_modules_under_the_real_csp(production):
+    """The layout page (issue 12): its own entry module and what it imports, four panes live."""
+    from playwright.sync_api import sync_playwright
+
+    base, port, static_root = production
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.set_default_timeout(20_000)
+            problems: list[str] = []
+            page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+            seen = watch_modules(page)
+            response = page.goto(base + "/layout/")
+            assert "script-src 'self'" in response.headers["content-security-policy"]
+            page.wait_for_function("() => document.body.dataset.status === 'live' && window.tickchart.panes.length === 4"
+                                   " && window.tickchart.panes.every(p => p && p.candleCount > 0)")
+            assert_all_modules_loaded(seen, "layout/index.js")
+            assert problems == [], "\n".join(problems)
+        finally:
+            browser.close()

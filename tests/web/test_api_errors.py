@@ -80,7 +80,8 @@ def test_the_document_describes_every_api_path(client):
     assert set(document["paths"]) == {
         "/api/candles", "/api/candles.csv", "/api/candles.parquet", "/api/symbols", "/api/session",
         "/api/market/status", "/api/alerts", "/api/alerts/{pk}", "/api/alerts/{pk}/events", "/api/channels",
-        "/api/channels/{pk}", "/api/markers", "/api/markers/{pk}", "/api/drawings", "/api/drawings/{pk}"}
+        "/api/channels/{pk}", "/api/markers", "/api/markers/{pk}", "/api/drawings", "/api/drawings/{pk}",
+        "/api/layouts", "/api/layouts/{pk}"}
     schemes = document["components"]["securitySchemes"]
     assert schemes["token"] == {**schemes["token"], "type": "http", "scheme": "bearer"}
     assert schemes["session"]["in"] == "cookie"

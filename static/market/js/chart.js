@@ -48,7 +48,9 @@ function volumeOf(bar) {
 /*
  * opts: {symbol, tf, tz, session, candles (the page's, for the price format), api
  * (window.tickchart), changed() (after the shown bars changed), replaced() (when setData
- * replaced them all)}. Returns the view: {chart, symbol, tf, tz, session, bars, ...methods}.
+ * replaced them all), typeButtons (the [data-type] buttons to press; default: the page's),
+ * remember (default true: the chart type is kept in localStorage; a layout's pane keeps
+ * its own in the layout)}. Returns the view: {chart, symbol, tf, tz, session, bars, ...methods}.
  */
 export function createChart(LC, chartEl, opts) {
   var api = opts.api;
@@ -248,8 +250,8 @@ export function createChart(LC, chartEl, opts) {
     if (view.bars.length) pushAll();
     if (range) ts.setVisibleLogicalRange(range);
     api.seriesType = type;
-    storageSet(TYPE_KEY, type);
-    document.querySelectorAll('[data-type]').forEach(function (b) {
+    if (opts.remember !== false) storageSet(TYPE_KEY, type);
+    (opts.typeButtons || document.querySelectorAll('[data-type]')).forEach(function (b) {
       b.setAttribute('aria-pressed', b.getAttribute('data-type') === type ? 'true' : 'false');
     });
   }
@@ -269,10 +271,12 @@ export function createChart(LC, chartEl, opts) {
   // after line and area have taken the direction of what is now in view.
   var rangeListeners = [];
   var rangeFrame = null;
+  var removed = false;
   chart.timeScale().subscribeVisibleLogicalRangeChange(function () {
     if (rangeFrame !== null) return;
     rangeFrame = window.requestAnimationFrame(function () {
       rangeFrame = null;
+      if (removed) return;
       updateDirection();
       var r = chart.timeScale().getVisibleLogicalRange();
       rangeListeners.forEach(function (fn) { fn(r); });
@@ -291,5 +295,12 @@ export function createChart(LC, chartEl, opts) {
   view.setTimeframe = setTimeframe;
   view.applyTheme = applyTheme;
   view.onRangeFrame = function (fn) { rangeListeners.push(fn); };
+  // The chart goes away (a layout's pane is replaced or removed).
+  view.remove = function () {
+    removed = true;
+    if (rangeFrame !== null) window.cancelAnimationFrame(rangeFrame);
+    chart.remove();
+  };
+  view.removed = function () { return removed; };
   return view;
 }

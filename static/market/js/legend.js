@@ -13,8 +13,11 @@ export function signed(v, text) {
   return (v < 0 && /[1-9]/.test(text) ? MINUS : '+') + text;
 }
 
-// view: the chart view (static/market/js/chart.js); api: window.tickchart.
-export function createLegend(legendEl, view, api) {
+// view: the chart view (static/market/js/chart.js); api: window.tickchart; opts
+// (optional): {studyLegend (the element under it; default the page's #study-legend),
+// title (default true: the document title names the symbol and price)}.
+export function createLegend(legendEl, view, api, opts) {
+  opts = opts || {};
   var hovering = false;
   var legendFields = {};
   if (legendEl) {
@@ -73,7 +76,7 @@ export function createLegend(legendEl, view, api) {
     api.firstTime = view.bars.length ? view.bars[0].time : null;
     if (!hovering) showLegend(last, view.prevClose());
     scheduleFit(); // the price scale's width follows the prices
-    if (last) {
+    if (last && opts.title !== false) {
       document.title = view.symbol + ' ' + formatPrice(last.close) + ' · ' + view.tf + ' · TickChart';
     }
   }
@@ -81,11 +84,11 @@ export function createLegend(legendEl, view, api) {
   // The legends over the chart (this one, and the study legend under it) stay off the price
   // scale, so its topmost label is never under them, and the price pane's top margin keeps
   // the highest bars below them. Measured: the scale's width and the legends' height vary.
-  var boxes = [legendEl, document.getElementById('study-legend')].filter(Boolean);
+  var boxes = [legendEl, opts.studyLegend || document.getElementById('study-legend')].filter(Boolean);
   var topMargin = null;
   function fitLegends() {
     var wrap = legendEl && legendEl.offsetParent;
-    if (!wrap) return;
+    if (!wrap || (view.removed && view.removed())) return;
     var scale = view.chart.priceScale('right', 0).width();
     var room = wrap.clientWidth - scale - legendEl.offsetLeft - 8;
     boxes.forEach(function (box) {

@@ -4,8 +4,12 @@
  * anywhere to focus it. Choosing a symbol is the caller's (onChoose).
  */
 
-// apiUrl: config.api_symbols; onChoose(ticker): a result was picked.
-export function createSearch(searchInput, resultsEl, apiUrl, onChoose) {
+// apiUrl: config.api_symbols; onChoose(ticker): a result was picked; opts (optional; a
+// layout has one search per pane): {idPrefix (of the options' ids; default 'search-opt-'),
+// slash (default true: "/" focuses this search)}.
+export function createSearch(searchInput, resultsEl, apiUrl, onChoose, opts) {
+  opts = opts || {};
+  var prefix = opts.idPrefix || 'search-opt-';
   var search = { items: [], active: -1, timer: null, seq: 0 };
 
   function closeResults() {
@@ -19,7 +23,7 @@ export function createSearch(searchInput, resultsEl, apiUrl, onChoose) {
     resultsEl.textContent = '';
     search.items.forEach(function (s, i) {
       var li = document.createElement('li');
-      li.id = 'search-opt-' + i;
+      li.id = prefix + i;
       li.setAttribute('role', 'option');
       li.setAttribute('aria-selected', i === search.active ? 'true' : 'false');
       li.dataset.ticker = s.ticker;
@@ -45,7 +49,7 @@ export function createSearch(searchInput, resultsEl, apiUrl, onChoose) {
     }
     resultsEl.hidden = false;
     searchInput.setAttribute('aria-expanded', 'true');
-    if (search.active >= 0) searchInput.setAttribute('aria-activedescendant', 'search-opt-' + search.active);
+    if (search.active >= 0) searchInput.setAttribute('aria-activedescendant', prefix + search.active);
     else searchInput.removeAttribute('aria-activedescendant');
   }
 
@@ -81,7 +85,7 @@ export function createSearch(searchInput, resultsEl, apiUrl, onChoose) {
         e.preventDefault();
         search.active = (search.active + (e.key === 'ArrowDown' ? 1 : n - 1)) % n;
         renderResults();
-        var el = document.getElementById('search-opt-' + search.active);
+        var el = document.getElementById(prefix + search.active);
         if (el) el.scrollIntoView({ block: 'nearest' });
       } else if (e.key === 'Enter') {
         e.preventDefault();
@@ -96,7 +100,7 @@ export function createSearch(searchInput, resultsEl, apiUrl, onChoose) {
       }
     });
     searchInput.addEventListener('blur', function () { window.setTimeout(closeResults, 150); });
-    document.addEventListener('keydown', function (e) {
+    if (opts.slash !== false) document.addEventListener('keydown', function (e) {
       var tag = (e.target && e.target.tagName) || '';
       if (e.key === '/' && tag !== 'INPUT' && tag !== 'SELECT' && tag !== 'TEXTAREA') {
         e.preventDefault();

@@ -14,11 +14,13 @@ import { createToolbar } from './toolbar.js';
 import { createTools } from './tools.js';
 import { tfSeconds } from './geometry.js';
 
-export function createDrawings(view, chartEl, api) {
-  var bar = document.getElementById('draw-bar');
-  var note = document.getElementById('draw-note');
+// els (optional; a layout's pane): {bar, note (null: none), signedIn}; default: the chart
+// page's #draw-bar and #draw-note, signed in as the bar says.
+export function createDrawings(view, chartEl, api, els) {
+  var bar = els ? els.bar : document.getElementById('draw-bar');
+  var note = els ? els.note : document.getElementById('draw-note');
   var state = { tool: null, selected: null, preview: null, magnet: false };
-  var signedIn = !!bar && bar.getAttribute('data-signed-in') === 'true';
+  var signedIn = els ? !!els.signedIn : !!bar && bar.getAttribute('data-signed-in') === 'true';
   api.drawings = [];
   api.drawingsLoaded = false;
   api.drawingsSaved = 0;
@@ -125,5 +127,16 @@ export function createDrawings(view, chartEl, api) {
     },
     onFrame: store.apply,
     reload: function () { return store.load(); },
+    // Hidden, or the chart goes away: off the series, and nothing stays selected or armed
+    // (the tools' window and document listeners outlive it and act on the selection).
+    detach: function () {
+      state.tool = null;
+      state.selected = null;
+      state.preview = null;
+      if (attachedTo) {
+        try { attachedTo.detachPrimitive(primitive); } catch (e) { /* removed with its series */ }
+        attachedTo = null;
+      }
+    },
   };
 }
