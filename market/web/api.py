@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar, Literal
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
@@ -39,7 +40,7 @@ from market.core.layouts import TYPES as LAYOUT_TYPES
 from market.core.timeframes import CODES
 from market.feed.notify import KINDS as CHANNEL_KINDS
 from market.tokens import SCOPES
-from market.web import alerts, drawings, exports, layouts, markers, notify_channels, views
+from market.web import alerts, drawings, exports, layouts, markers, notify_channels, outage, views
 from market.web import calendar as market_calendar
 from market.web.access import ALERT_SCOPE, READ_METHODS
 from market.web.responses import json_response
@@ -692,6 +693,11 @@ def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     first = exc.errors[0] if exc.errors else {}
     where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
     return json_response({"error": f"{where}: {first.get('msg', 'invalid')}"}, 400)
+
+
+@api.exception_handler(DatabaseError)
+def _database_down(request: HttpRequest, exc: DatabaseError) -> HttpResponse:
+    return outage.unavailable(request, exc)
 
 
 @api.exception_handler(HttpError)

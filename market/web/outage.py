@@ -26,11 +26,17 @@ class DatabaseOutageMiddleware(MiddlewareMixin):
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, DatabaseError):
             return None
-        logger.warning("database unavailable for %s: %s", request.path, exception)
-        if request.path.startswith("/api/"):
-            return json_response({"error": "database unavailable, retry shortly"}, 503,
-                                 Retry_After=str(RETRY_AFTER))
-        body = render_to_string("market/unavailable.html", {"retry": RETRY_AFTER})  # no request: no session reads
-        response = HttpResponse(body, status=503)
-        response["Retry-After"] = str(RETRY_AFTER)
-        return response
+        return unavailable(request, exception)
+
+
+def unavailable(request: HttpRequest, exception: DatabaseError) -> HttpResponse:
+    """The 503 for ``request`` (the API's own exception handler answers with it too, since
+    django-ninja catches exceptions before middleware sees them)."""
+    logger.warning("database unavailable for %s: %s", request.path, exception)
+    if request.path.startswith("/api/"):
+        return json_response({"error": "database unavailable, retry shortly"}, 503,
+                             Retry_After=str(RETRY_AFTER))
+    body = render_to_string("market/unavailable.html", {"retry": RETRY_AFTER})  # no request: no session reads
+    response = HttpResponse(body, status=503)
+    response["Retry-After"] = str(RETRY_AFTER)
+    return response
