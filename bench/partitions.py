@@ -148,14 +148,21 @@ def main() -> None:
     ap.add_argument("--reads", type=int, default=200, help="history reads per run")
     ap.add_argument("--messages", type=int, default=300_000, help="replayed ticks per ingest run")
     ap.add_argument("--keep", action="store_true", help="keep the scratch database")
+    ap.add_argument("--reuse", action="store_true",
+                    help="measure a database kept by an earlier --keep run instead of filling a new one "
+                         "(fill once, however busy the machine, then measure when it is quiet)")
     args = ap.parse_args()
     import psycopg
 
     admin_url = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     url = admin_url.rsplit("/", 1)[0] + f"/{NAME}"
     admin = psycopg.connect(admin_url, autocommit=True)
-    admin.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
-    admin.execute(f'CREATE DATABASE "{NAME}"')
+    reuse = args.reuse and admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (NAME,)).fetchone()
+    if args.reuse and not reuse:
+        print(f"--reuse: no database {NAME} kept yet; filling one")
+    if not reuse:
+        admin.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{NAME}"')
     os.environ.update(DATABASE_URL=url, DJANGO_SETTINGS_MODULE="tickchart.settings")
     import django
 
@@ -167,15 +174,23 @@ def main() -> None:
         call_command("migrate", verbosity=0)
         with psycopg.connect(url, autocommit=True) as db:
             started = time.perf_counter()
-            days = fill(db, rows=args.rows, symbols=args.symbols)
+            if reuse:
+                days = [dt.datetime.fromtimestamp(t, dt.timezone.utc).date() for (t,) in db.execute(
+                    "SELECT DISTINCT (time / 86400) * 86400 FROM market_candle WHERE timeframe = '1m'").fetchall()]
+            else:
+                days = fill(db, rows=args.rows, symbols=args.symbols)
+                db.execute("ANALYZE market_candle")
             load = time.perf_counter() - started
-            db.execute("ANALYZE market_candle")
             total = db.execute("SELECT count(*) FROM market_candle").fetchone()[0]
             size = db.execute("SELECT pg_size_pretty(sum(pg_total_relation_size(relid))) "
                               "FROM pg_partition_tree('market_candle')").fetchone()[0]
             parts = db.execute("SELECT count(*) FROM pg_partition_tree('market_candle') WHERE isleaf").fetchone()[0]
-        print(f"filled {total:,} candles ({len(days)} days, {args.symbols} symbols) in {load:.1f} s "
-              f"({total / load:,.0f} rows/s); {parts} leaf partitions, {size} with indexes")
+        if reuse:
+            print(f"kept database: {total:,} candles ({len(days)} days with 1 m candles); "
+                  f"{parts} leaf partitions, {size} with indexes")
+        else:
+            print(f"filled {total:,} candles ({len(days)} days, {args.symbols} symbols) in {load:.1f} s "
+                  f"({total / load:,.0f} rows/s); {parts} leaf partitions, {size} with indexes")
 
         from market.models import Symbol
 
@@ -190,9 +205,10 @@ def main() -> None:
 
         read_times, drops, rates = [], [], []
         per_day = args.symbols * (PER_DAY_5S + PER_DAY_1M)
-        full_days = args.rows // per_day
-        if args.rows % per_day:  # the oldest filled day is partial: not a day's figure
+        full_days = (total if reuse else args.rows) // per_day
+        if not reuse and args.rows % per_day:  # the oldest filled day is partial: not a day's figure
             drop_oldest_day()
+        first_day = max(REPLAY_DAY, max(days) + dt.timedelta(days=1))  # a fresh day for each ingest run
         droppable = max(0, full_days - 2)  # keep two days: a 5,000-candle read spans them
         with tempfile.TemporaryDirectory() as tmp:
             for run in range(args.runs):
@@ -202,7 +218,7 @@ def main() -> None:
                 with connection.cursor() as cursor:  # a fresh writer: the replay starts from its start
                     cursor.execute("DELETE FROM market_writercheckpoint; DELETE FROM market_symbolcheckpoint")
                 connections.close_all()
-                rates.append(ingest(url=url, day=REPLAY_DAY + dt.timedelta(days=run), messages=args.messages,
+                rates.append(ingest(url=url, day=first_day + dt.timedelta(days=run), messages=args.messages,
                                     symbols=args.symbols, tmp=Path(tmp)))
                 print(f"run {run + 1}: ingest {rates[-1]:,.0f} ticks/s"
                       + (f"; dropped {drops[-1][0]} ({drops[-1][1]:,} candles) in {drops[-1][2] * 1000:.0f} ms"

@@ -43,6 +43,7 @@ SYNC_INTERVAL = 0.05      # seconds between batches (each one write + fsync)
 SEGMENT_SECONDS = 60.0    # a segment is closed after this long (so it can be deleted once covered)
 SEGMENT_BYTES = 16 << 20  # … or once this large
 LOUD_EVERY = 30.0         # seconds between repeats of a "cannot journal" error while it lasts
+ASIDE_KEPT = 3            # journals set aside that are kept for an operator to look at; older ones go
 
 
 def encode(tick: Tick) -> bytes:
@@ -143,11 +144,28 @@ class TickJournal:
 
     def set_aside(self) -> None:
         """Move this journal's records away (they belong to no stored checkpoint) and start empty."""
-        aside = self.dir.with_name(f"{self.dir.name}.aside-{int(time.time())}")
+        aside = self.dir.with_name(f"{self.dir.name}.aside-{time.time_ns()}")
+        with self._lock:
+            self._close()
         self.dir.rename(aside)
         logger.warning("journal %s does not belong to the stored checkpoint: moved to %s", self.dir, aside.name)
+        self._forget_old_asides()
         self.id, self.seq, self.last = "", 0, None
         self.open()
+
+    def _forget_old_asides(self) -> None:
+        """Keep the newest ASIDE_KEPT set-aside journals, so that a database swapped again and
+        again (or many runs killed before their first write) cannot fill the disk with them."""
+        prefix = f"{self.dir.name}.aside-"
+        asides = sorted((p for p in self.dir.parent.iterdir() if p.name.startswith(prefix) and p.is_dir()),
+                        key=lambda p: int(p.name[len(prefix):]) if p.name[len(prefix):].isdigit() else 0)
+        for old in asides[:-ASIDE_KEPT]:
+            size = sum(f.stat().st_size for f in old.iterdir() if f.is_file())
+            for f in old.iterdir():
+                f.unlink()
+            old.rmdir()
+            logger.warning("journal %s: deleted %s (%d bytes), older than the newest %d set aside",
+                           self.dir, old.name, size, ASIDE_KEPT)
 
     # -- the hot path ------------------------------------------------------------------
     def append(self, tick: Tick) -> None:

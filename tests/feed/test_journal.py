@@ -134,3 +134,25 @@ def test_numbering_skips_to_a_checkpoint_the_disk_does_not_reach(tmp_path):
     assert again.position()["seq"] == 12
     assert [s for s, _ in again.read(10)] == [11, 12]
     assert opened(tmp_path / "j").seq == 12
+
+
+def test_journals_set_aside_are_kept_only_the_newest_three(tmp_path, caplog):
+    from market.feed.journal import ASIDE_KEPT
+
+    names = []
+    for run in range(ASIDE_KEPT + 2):
+        j = opened(tmp_path / "j")
+        for t in ticks(3, run * 3):
+            j.append(t)
+        j.sync()
+        names.append(j.id)
+        with caplog.at_level(logging.WARNING, "market.feed"):
+            j.set_aside()  # as at a start against another database
+        assert j.seq == 0 and not list(j.read(0))
+    asides = sorted(p for p in tmp_path.iterdir() if p.name.startswith("j.aside-"))
+    assert len(asides) == ASIDE_KEPT
+    # The newest ones are kept, each with its own records.
+    kept = [opened(p).id for p in asides]
+    assert kept == names[-ASIDE_KEPT:]
+    assert caplog.text.count("older than the newest") == 2
+    assert (tmp_path / "j").is_dir()  # the live journal is never touched
