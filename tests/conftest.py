@@ -11,7 +11,9 @@ from urllib.parse import urlparse
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+# The run's Redis; under xdist each worker has its own database of it (tests/workers.py).
+REDIS_URL = (os.environ.get("REDIS_URL") or os.environ.get("TICKCHART_TEST_REDIS_URL")
+             or "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
 
 
@@ -108,3 +110,41 @@ def record_listeners(monkeypatch: pytest.MonkeyPatch, feed_module: Any) -> list:
 
     monkeypatch.setattr(feed_module, "DemandListener", Recorded)
     return made
+
+
+# The files that take longest (real processes killed and restarted, outages waited out,
+# daphne and Chromium started): collected first, so that under pytest-xdist the workers
+# start them first and the many short files fill in around them (longest first keeps the
+# run from ending on one worker still busy with a slow file started last).
+SLOW_FIRST = (
+    "tests/feed/test_crash_alerts.py",
+    "tests/feed/test_crash_exact.py",
+    "tests/feed/test_journal_crash.py",
+    "tests/e2e/test_layouts_browser.py",
+    "tests/feed/test_journal_outage.py",
+    "tests/feed/test_database_outage.py",
+    "tests/feed/test_webhook_outage.py",
+    "tests/e2e/test_chart_browser.py",
+    "tests/test_production.py",
+    "tests/live/test_redis_restart.py",
+    "tests/feed/test_writer_lock_outage.py",
+    "tests/web/test_openapi.py",
+    "tests/security/test_frame_limit_daphne.py",
+    "tests/security/test_access_daphne.py",
+    "tests/web/test_slow_client.py",
+    "tests/client/test_client.py",
+    "tests/vendors/fyers/test_budget.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(SLOW_FIRST)}
+    root = config.rootpath
+
+    def key(item: pytest.Item) -> int:
+        try:
+            return rank.get(item.path.relative_to(root).as_posix(), len(rank))
+        except ValueError:
+            return len(rank)
+
+    items.sort(key=key)  # stable: the rest keep their order

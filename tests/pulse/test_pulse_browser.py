@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import need_service
+from tests.conftest import REDIS_URL, need_service
 from tests.e2e.test_chart_browser import CHROMIUM, CHROMIUM_ARGS, _stop, need_chromium
 from tests.servers import free_port
 
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
     need_chromium()
-    redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    redis_url = REDIS_URL
     need_service("Redis", redis_url, 6379)
     tmp = tmp_path_factory.mktemp("pulse-e2e")
     port = free_port()

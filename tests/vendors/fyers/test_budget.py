@@ -22,12 +22,12 @@ from market.core.timeframes import Timeframe
 from market.vendors.fyers.history import BudgetExhausted, HistoryClient
 from market.feed.runner import run_feed
 from market.vendors.fyers.ratelimit import MARGIN, RateLimiter, shared_limiter
+from tests.conftest import REDIS_URL
 from tests.vendors.fyers.conftest import CLIENT_ID
 from tests.vendors.fyers.live import TOKENS, Market, db, eventually, make_symbols
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/5"
 TF1M = Timeframe.parse("1m")
 
 
