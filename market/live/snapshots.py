@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Hashable, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.db import connections
 
+from market import services
 from market.conf import live_cache_conf, market
 from market.core.recent import CandleRow, Recent
 from market.core.timeframes import Timeframe
@@ -53,7 +53,7 @@ def _closing(fn: Callable[..., T]) -> Callable[..., T]:
         try:
             return fn(*args, **kwargs)
         finally:
-            connections.close_all()  # this pool thread's connections (they are per thread)
+            services.connection_close_idle()  # this pool thread's connection (they are per thread)
 
     return call
 
