@@ -39,6 +39,7 @@ from asgiref.sync import sync_to_async
 
 from market import services
 from market.conf import live_cache_conf, market
+from market.core.frames import snapshot_frame
 from market.core.recent import CandleRow, Recent
 from market.core.timeframes import Timeframe
 from market.live.broadcast import EVENT_TYPE, STATUS_EVENT, group_name
@@ -124,6 +125,10 @@ class _Held:
     ring: Recent
     demand_source: str | None  # as the read that seeded it said (on-demand feeds)
     seeded_at: float
+    # The snapshot frame without ``since`` at ``text_version`` of the ring: a storm of
+    # subscribes to one stream serialises its 1000 candles once, not once per socket.
+    text: str = ""
+    text_version: int = -1
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,7 @@ class Served:
 
     rows: list[CandleRow]
     demand_source: str | None
+    text: str | None = None  # the snapshot frame of ``rows`` (without studies), when built once for many
 
 
 class Snapshots:
@@ -182,8 +188,16 @@ class Snapshots:
             self.left(group_name(*key))  # too old: read again
             return None
         conf = market()
-        rows = entry.ring.last(conf.history_limit) if since is None else entry.ring.since(since, conf.max_limit)
-        return None if rows is None else Served(rows, entry.demand_source)
+        ring = entry.ring
+        if since is not None:
+            rows = ring.since(since, conf.max_limit)
+            return None if rows is None else Served(rows, entry.demand_source)
+        rows = ring.last(conf.history_limit)
+        if rows is None:
+            return None
+        if entry.text_version != ring.version:
+            entry.text, entry.text_version = snapshot_frame(key[0], key[1], rows), ring.version
+        return Served(rows, entry.demand_source, entry.text)
 
     async def snapshot(
         self, ticker: str, tf: Timeframe, since: int | None,

@@ -536,7 +536,8 @@ class MarketConsumer(AsyncWebsocketConsumer):
             sub.mark_read(rows[-1], self._relay.epoch)
         self._add(key, sub)
         await self._relay.join(marker_group(ticker), self)  # markers of the symbol, once per socket
-        await self.send(text_data=snapshot_frame(ticker, tf.code, rows, study_rows))
+        text = loaded.text if isinstance(loaded, Served) and loaded.text and study_rows is None else None
+        await self.send(text_data=text or snapshot_frame(ticker, tf.code, rows, study_rows))
         if demand_source is not None:
             await self._demand_add(ticker, demand_source)
 

@@ -93,6 +93,21 @@ async def test_memory_snapshot_equals_the_database_one_after_updates_revisions_a
     assert memory["candles"][2]["close"] == 1.5 and memory["candles"][6]["ticks"] == 99
 
 
+async def test_a_memory_snapshot_built_once_follows_later_updates(alpha, reads):
+    """The snapshot frame is serialised once per state of the ring, not once per socket."""
+    async with ws() as first:
+        await subscribe(first)
+        async with ws() as second:
+            before = await subscribe(second)
+        await write(alpha, candle(6))
+        await settle(first)
+        async with ws() as third:
+            after = await subscribe(third)
+        assert len(reads) == 1
+        assert after["candles"][-1] == candle(6).as_dict() and before["candles"][-1] == candle(5).as_dict()
+        assert after == await from_database()
+
+
 async def test_candle_published_while_the_seed_is_read_is_in_the_next_memory_snapshot(alpha, monkeypatch):
     """Written and published between the first subscribe's join and its read: the ring (seeded
     by that read, then the events seen meanwhile) has it, as the database does."""
