@@ -181,6 +181,7 @@ def main() -> None:
     ap.add_argument("--services", action="store_true",
                     help="PostgreSQL (DATABASE_URL) and Redis (REDIS_URL) instead of SQLite and the in-process layer")
     ap.add_argument("--root", type=Path, default=ROOT, help="the checkout whose code and Procfile are run")
+    ap.add_argument("--logs", type=Path, help="keep daphne's output here (else a temporary directory)")
     args = ap.parse_args()
     root = args.root.resolve()
     symbols = [f"STORM:S{i}" for i in range(args.symbols)]
@@ -206,7 +207,9 @@ def main() -> None:
             rows = []
             for run in range(1, args.runs + 1):
                 port = free_port()
-                proc = start_daphne(env, root, port, tmp / f"daphne-{clients}-{run}.log")
+                logs = args.logs or tmp
+                logs.mkdir(parents=True, exist_ok=True)
+                proc = start_daphne(env, root, port, logs / f"daphne-{clients}-{run}.log")
                 try:
                     r = asyncio.run(storm(port, symbols, cookies[:clients], proc.pid))
                 finally:
