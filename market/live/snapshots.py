@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Hashable, TypeVar
 
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from django.conf import settings
 
 from market import services
 from market.conf import live_cache_conf, market
@@ -59,8 +61,20 @@ def _closing(fn: Callable[..., T]) -> Callable[..., T]:
     return call
 
 
+def _one_thread_only() -> bool:
+    """An in-memory SQLite database (the embedded tests') is one cache shared by every
+    thread's connection, whose readers fail ("table is locked") instead of waiting for a
+    writer: it is read on the one thread its writes use. (A file in WAL mode, as the embedded
+    default, reads beside a writer.)"""
+    db = settings.DATABASES.get("default", {})
+    name = str(db.get("NAME", ""))
+    return "sqlite" in str(db.get("ENGINE", "")) and (name == ":memory:" or "mode=memory" in name)
+
+
 async def pooled(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)`` on a pool thread, its database connections closed afterwards."""
+    if _one_thread_only():
+        return await database_sync_to_async(fn)(*args, **kwargs)
     return await sync_to_async(_closing(fn), thread_sensitive=False)(*args, **kwargs)
 
 
