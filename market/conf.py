@@ -136,7 +136,7 @@ def raw(namespace: str) -> dict[str, Any]:
 @receiver(setting_changed)
 def forget(**kwargs: Any) -> None:
     """Drop every resolved value (a setting changed)."""
-    for resolver in (market, fyers_settings, finnhub_conf, pulse_settings, access_conf, alerts_conf):
+    for resolver in (market, fyers_settings, finnhub_conf, pulse_settings, access_conf, alerts_conf, live_cache_conf):
         resolver.cache_clear()
 
 
@@ -417,3 +417,31 @@ def alerts_conf() -> AlertsConf:
         webhook_allow_private=bool(settings.DEBUG) if allow in (None, "") else bool(allow),
         backoff=tuple(float(x) for x in str(backoff).split(",") if x.strip()) or BACKOFF,
     )
+
+
+# ---- Reconnect storms (issue 17) ------------------------------------------------------
+@dataclass(frozen=True)
+class LiveCacheConf:
+    # How long a stream's in-memory candles (market.live.snapshots) answer subscribes before
+    # they are read again: bounds how long a write that published nothing (an import, a
+    # prune) stays unseen by new subscribers. 0: every snapshot from the database.
+    snapshot_seconds: float
+    # How long a socket's per-connect lookups (symbol, session, feed states, the session
+    # cookie's user) are reused by the next connects of the process. 0: read every time.
+    lookup_seconds: float
+
+
+@lru_cache(maxsize=1)
+def live_cache_conf() -> LiveCacheConf:
+    values = {}
+    for name, default in (("TICKCHART_SNAPSHOT_CACHE_SECONDS", 30.0), ("TICKCHART_LOOKUP_CACHE_SECONDS", 2.0)):
+        given = getattr(settings, name, None)
+        try:
+            value = default if given in (None, "") else float(given)
+        except (TypeError, ValueError):
+            raise ImproperlyConfigured(f"{name} must be seconds (a number), not {given!r}") from None
+        if not value >= 0:  # (NaN too)
+            raise ImproperlyConfigured(f"{name} must be 0 (off) or positive seconds, not {given!r}")
+        values[name] = value
+    return LiveCacheConf(snapshot_seconds=values["TICKCHART_SNAPSHOT_CACHE_SECONDS"],
+                         lookup_seconds=values["TICKCHART_LOOKUP_CACHE_SECONDS"])

@@ -233,6 +233,9 @@ TICKCHART_METRICS_PUBLIC = env_bool("TICKCHART_METRICS_PUBLIC", DEBUG)
 # Alerts (market.conf.alerts_conf): alerts per user, and whether webhooks may reach loopback
 # and private addresses (default: only in DEBUG; in production that would be SSRF).
 TICKCHART_ALERT_QUOTA = env_int("TICKCHART_ALERT_QUOTA")
+# Reconnect storms (issue 17; market.conf.live_cache_conf): None takes the default.
+TICKCHART_SNAPSHOT_CACHE_SECONDS = env_float("TICKCHART_SNAPSHOT_CACHE_SECONDS")
+TICKCHART_LOOKUP_CACHE_SECONDS = env_float("TICKCHART_LOOKUP_CACHE_SECONDS")
 TICKCHART_WEBHOOK_BACKOFF = env("TICKCHART_WEBHOOK_BACKOFF", "")  # "15,30,60": seconds before each retry
 TICKCHART_WEBHOOK_ALLOW_PRIVATE = (None if not env("TICKCHART_WEBHOOK_ALLOW_PRIVATE", "")  # None: follow DEBUG
                                    else env_bool("TICKCHART_WEBHOOK_ALLOW_PRIVATE", False))

@@ -41,10 +41,25 @@ LOST = "relay.lost"  # to every member: messages may have been lost from here on
 RESTORED = "relay.restored"  # to every member: the layer delivers again (catch up)
 PROBE_SECONDS = 1.0
 PROBE_TIMEOUT = 5.0  # no probe back for this long: lost (a relay this far behind is also suspect)
+# Batching (issue 17): how long after a member's first held-back frame its ``flush()`` runs.
+# runfeed publishes one flush's candles in a burst; the layer hands them over across a few
+# loop turns, so "the next turn" would cut a burst into many frames.
+BATCH_SECONDS = 0.005
 
 
 class Member(Protocol):
     async def relay(self, event: dict[str, Any]) -> None: ...
+
+
+class Watcher(Protocol):
+    """Sees every event the relay receives, before its members (``market.live.snapshots``
+    keeps the newest candles of the groups joined, and must hear when it may have missed some)."""
+
+    def seen(self, group: str, event: dict[str, Any]) -> None: ...
+
+    def left(self, group: str) -> None: ...  # the relay no longer receives the group's events
+
+    def lost(self) -> None: ...  # the layer may have lost events of every group
 
 
 class Relay:
@@ -62,6 +77,43 @@ class Relay:
         self.sound = True
         self._echo_at = 0.0  # (loop time) when a probe last came back
         self._telling = asyncio.Lock()  # LOST is handed to everyone before RESTORED is
+        self.watchers: list[Watcher] = []
+        # Members with frames held back for one batch (dict: in order), and the one timer.
+        self._dirty: dict[Any, None] = {}
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._flush_task: asyncio.Task | None = None
+
+    def flush_later(self, member: Any) -> None:
+        """Call ``member.flush()`` once, BATCH_SECONDS from now, with every other member that
+        asks meanwhile: one timer per burst for the process, not one per socket."""
+        self._dirty[member] = None
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_later(BATCH_SECONDS, self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._flush_handle = None
+        dirty, self._dirty = self._dirty, {}
+        self._flush_task = asyncio.create_task(self._flush(list(dirty)), name="market.live.relay.flush")
+
+    @staticmethod
+    async def _flush(members: list[Any]) -> None:
+        for member in members:
+            try:
+                await member.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - one broken socket must not starve the others
+                logger.exception("relay: a member failed to flush")
+
+    def watch(self, watcher: Watcher) -> None:
+        self.watchers.append(watcher)
+
+    def _notify(self, call: Callable[[Watcher], None]) -> None:
+        for watcher in self.watchers:
+            try:
+                call(watcher)
+            except Exception:  # noqa: BLE001 - a watcher must never stop the relay
+                logger.exception("relay: a watcher failed")
 
     async def join(self, group: str, member: Member) -> None:
         """Returns once this process receives the group's messages (the caller may then read
@@ -86,6 +138,7 @@ class Relay:
             if members:
                 return
             del self.members[group]
+            self._notify(lambda w: w.left(group))  # before the discard: nothing after it is seen
             try:
                 await self.layer.group_discard(group, self.channel)
             finally:
@@ -117,6 +170,7 @@ class Relay:
                 failure = type(exc).__name__
             if failure and self.sound:
                 self.sound = False
+                self._notify(lambda w: w.lost())
                 logger.warning("relay: the channel layer failed a probe (%s); messages may be lost until it "
                                "is back", failure)
                 async with self._telling:
@@ -162,10 +216,13 @@ class Relay:
                 if event.get("type") == PROBE:
                     await self._echo()
                     continue
-                members = self.members.get(group_of(event))
+                group = group_of(event)
+                members = self.members.get(group)
             except Exception:  # noqa: BLE001 - a malformed event: not for anyone here
                 logger.warning("relay: dropped an event of unknown shape")
                 continue
+            if self.watchers and members is not None:
+                self._notify(lambda w: w.seen(group, event))
             if members:
                 await self._hand(members, event)
 

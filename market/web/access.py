@@ -24,6 +24,7 @@ import functools
 import hmac
 from typing import Any, Callable
 
+from channels import auth as channels_auth
 from channels.auth import AuthMiddleware
 from channels.db import database_sync_to_async
 from channels.sessions import CookieMiddleware, SessionMiddleware
@@ -36,6 +37,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from market.conf import access_conf
+from market.live.snapshots import Lookups, pooled
 from market.tokens import TokenError, api_token_verify, token_allows
 from market.web.responses import json_response
 
@@ -291,10 +293,31 @@ class SocketAuthMiddleware(AuthMiddleware):
     """
 
     async def resolve_scope(self, scope: dict[str, Any]) -> None:
-        if public_access() and settings.SESSION_COOKIE_NAME not in scope.get("cookies", {}):
+        key = scope.get("cookies", {}).get(settings.SESSION_COOKIE_NAME)
+        if public_access() and key is None:
             scope["user"]._wrapped = AnonymousUser()  # a visitor who never signed in
             return
-        await super().resolve_scope(scope)  # a signed-in user's socket also hears their own events
+        scope["user"]._wrapped = await _socket_user(scope, key)  # a signed-in user's socket also hears their own events
+
+
+#: The session cookie's user, per session key, for TICKCHART_LOOKUP_CACHE_SECONDS: a tab's
+#: reconnects and a layout's sockets read it once (a sign-out takes that long to reach sockets).
+_socket_users = Lookups()
+
+
+async def _socket_user(scope: dict[str, Any], key: str | None) -> Any:
+    """channels' ``get_user``, on a pool thread rather than the one thread-sensitive thread
+    every connect of a storm would queue on (issue 17); its connection closed afterwards."""
+    read = channels_auth.get_user
+    func = getattr(read, "func", None)  # the sync function inside channels' database_sync_to_async
+    if func is None:  # replaced by a plain coroutine function (tests do): as it is
+        return await read(scope)
+    if key is None:
+        return await pooled(func, scope)
+    hit, user = _socket_users.peek(key)
+    if hit:
+        return user
+    return await pooled(_socket_users.get, key, lambda: func(scope))
 
 
 def SocketAuthMiddlewareStack(inner: Any) -> Any:  # noqa: N802 - named like channels' AuthMiddlewareStack

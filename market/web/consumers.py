@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable, Hashable, NamedTuple
 
 import orjson
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.sessions import InstanceSessionWrapper
@@ -73,12 +74,13 @@ from market.live.broadcast import (
 )
 from market.live.demand import ADD, REFRESH, REMOVE, announce_seconds, demand_send, on_demand
 from market.live.relay import LOST, RESTORED, Relay, relay_for
+from market.live.snapshots import LOOKUPS, Served, Snapshots, lookup, pooled, snapshots_for
 from market.metrics import WS_CLIENTS, WS_DELIVERIES, WS_ERRORS, WS_SUBSCRIPTIONS
 from market.web.access import user_is_reader, websocket_accept
 from market.web.protocol import (
     CAUGHT_UP, CLOSE_LIMITS, CLOSE_TOO_SLOW, PONG, LimitExceeded, ProtocolError, behind_frame, candle_frame,
-    echo, error_frame, read_message, read_since, read_target, resync_frame, snapshot_frame, status_frame,
-    symbol_limit_frame, sync_frame,
+    candles_frame, echo, error_frame, read_batch, read_message, read_since, read_target, resync_frame,
+    snapshot_frame, status_frame, symbol_limit_frame, sync_frame,
 )
 
 logger = logging.getLogger(__name__)
@@ -183,6 +185,15 @@ class Subscription:
 
 
 # -- database reads (in a worker thread) ------------------------------------------------
+def _symbol(ticker: str) -> Any:
+    """``selectors.symbol_get``, reused for the lookup TTL (market.live.snapshots.Lookups)."""
+    return lookup(("symbol", ticker), lambda: selectors.symbol_get(ticker=ticker))
+
+
+def _session(exchange: str) -> Any:
+    return lookup(("session", exchange), lambda: selectors.session_for(exchange))
+
+
 def _load_snapshot(
     ticker: str, tf: Timeframe, since: int | None,
 ) -> tuple[list[Candle], list[Candle], Any, str | None] | None:
@@ -191,7 +202,7 @@ def _load_snapshot(
 
     Any known symbol of an on-demand source (Finnhub) can be watched; other sources stream
     only their active symbols, so an inactive one of those is "unknown" here."""
-    symbol = selectors.symbol_get(ticker=ticker)
+    symbol = _symbol(ticker)
     if symbol is None:
         return None
     demand_source = symbol.source if on_demand(symbol.source) else None
@@ -206,7 +217,7 @@ def _load_snapshot(
     parts: list[Candle] = []
     if base != tf and candles:
         parts = selectors.candle_list(symbol=symbol, tf=base, start=candles[-1].time, limit=conf.max_limit)
-    return candles, parts, selectors.session_for(symbol.exchange), demand_source
+    return candles, parts, _session(symbol.exchange), demand_source
 
 
 def _load_studies(
@@ -216,8 +227,8 @@ def _load_studies(
     candles a live window starts with: the warm-up the studies need, then ``candles``."""
     from market.core.studies import session_start, warmup
 
-    symbol = selectors.symbol_get(ticker=ticker)
-    session = selectors.session_for(symbol.exchange)
+    symbol = _symbol(ticker)
+    session = _session(symbol.exchange)
     no_volume = symbol.kind == symbol.Kind.INDEX
     rows = selectors.candle_studies(symbol=symbol, tf=tf, candles=candles, studies=studies)
     if not candles:
@@ -251,7 +262,7 @@ def _candles_since(symbol: Any, tf: Timeframe, since: int) -> list[Candle]:
 
 def _resync_rows(ticker: str, tf: Timeframe, since: int) -> list[dict[str, Any]]:
     """A stream's candles from ``since`` (inclusive), or the newest if that is too many."""
-    symbol = selectors.symbol_get(ticker=ticker)
+    symbol = _symbol(ticker)
     if symbol is None:
         return []
     return [c.as_dict() for c in _candles_since(symbol, tf, since)]
@@ -302,6 +313,7 @@ def _message_gate() -> MessageGate:
 class MarketConsumer(AsyncWebsocketConsumer):
     # Set in connect(): they need the layer and the ASGI send channels gives us after __init__.
     _relay: Relay
+    _snapshots: Snapshots
     _wire_send: Callable[[dict[str, Any]], Awaitable[None]]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -322,10 +334,26 @@ class MarketConsumer(AsyncWebsocketConsumer):
         self._demand_task: asyncio.Task | None = None
         # A signed-in user's own group (their drawings, alerts): None for visitors.
         self._user_group: str | None = None
+        # Batching (hello {batch: true}): candle frames of one flush, sent as one frame.
+        self.batch = False
+        self._batched: list[str] = []
+        self._flush_asked = False  # the relay calls flush() soon
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """channels' dispatch without its ``aclose_old_connections()`` before every message:
+        that is a hop to the one thread-sensitive thread per connect and per client message,
+        and every database read here already closes stale connections in its own thread
+        (``database_sync_to_async``, ``market.live.snapshots.pooled``)."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     # -- the connection ------------------------------------------------------------
     async def connect(self) -> None:
         self._relay = relay_for(self.channel_layer, event_group)
+        self._snapshots = snapshots_for(self._relay)
+        LOOKUPS.set(self._snapshots.lookups)  # this socket's task and the reads it starts
         self._wire_send = _past_session_wrapper(self.base_send)
         async with self._handling():  # the stored feed states go before any live one
             await self._connect()
@@ -340,11 +368,20 @@ class MarketConsumer(AsyncWebsocketConsumer):
         if user_is_reader(user):
             self._user_group = user_group(user.pk)
             await self._relay.join(self._user_group, self)
-        for row in await database_sync_to_async(selectors.feed_state_list)():
+        for row in await self._feed_states():
             self._feeds[row["source"]] = row["heartbeat"]
             await self.send(text_data=status_frame(**row))
 
+    async def _feed_states(self) -> list[dict[str, Any]]:
+        """The stored feed states, reused for the lookup TTL (a status event drops them)."""
+        lookups = self._snapshots.lookups
+        hit, rows = lookups.peek("feed_states")
+        if hit:
+            return rows
+        return await pooled(lookups.get, "feed_states", selectors.feed_state_list)
+
     async def disconnect(self, code: int) -> None:
+        self._batched.clear()
         if self.counted:
             WS_CLIENTS.dec()
             WS_SUBSCRIPTIONS.dec(len(self.subscriptions))
@@ -443,8 +480,10 @@ class MarketConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=PONG)
         elif kind == "ack":
             await self._ack(msg)
+        elif kind == "hello":
+            self.batch = read_batch(msg)
         else:
-            raise ProtocolError("type must be subscribe, unsubscribe, ack or ping")
+            raise ProtocolError("type must be subscribe, unsubscribe, ack, ping or hello")
 
     async def _limit_broken(self, verdict: Verdict, message: str, code: str,
                             request: dict[str, Any] | None = None) -> None:
@@ -468,11 +507,16 @@ class MarketConsumer(AsyncWebsocketConsumer):
         self._check_room_for(key)
         base = market().plan.base_for(tf)
         group = group_name(ticker, base.code)
-        candles, parts, session, demand_source = await self._join_and_load(group, ticker, tf, since)
+        loaded = await self._join_and_load(group, ticker, tf, since)
         sub = Subscription(ticker=ticker, tf=tf, base=base.code, group=group)
-        if base != tf:
-            sub.track(parts, session)
-        rows = [c.as_dict() for c in candles]
+        if isinstance(loaded, Served):  # from memory (market.live.snapshots): a stored timeframe
+            rows, demand_source = loaded.rows, loaded.demand_source
+            candles = [Candle.from_dict(r) for r in rows] if study_list else []
+        else:
+            candles, parts, session, demand_source = loaded
+            if base != tf:
+                sub.track(parts, session)
+            rows = [c.as_dict() for c in candles]
         study_rows = None
         if study_list:
             study_rows, window, session, no_volume = await database_sync_to_async(_load_studies)(
@@ -492,7 +536,8 @@ class MarketConsumer(AsyncWebsocketConsumer):
             sub.mark_read(rows[-1], self._relay.epoch)
         self._add(key, sub)
         await self._relay.join(marker_group(ticker), self)  # markers of the symbol, once per socket
-        await self.send(text_data=snapshot_frame(ticker, tf.code, rows, study_rows))
+        text = loaded.text if isinstance(loaded, Served) and loaded.text and study_rows is None else None
+        await self.send(text_data=text or snapshot_frame(ticker, tf.code, rows, study_rows))
         if demand_source is not None:
             await self._demand_add(ticker, demand_source)
 
@@ -504,11 +549,13 @@ class MarketConsumer(AsyncWebsocketConsumer):
 
     async def _join_and_load(
         self, group: str, ticker: str, tf: Timeframe, since: int | None,
-    ) -> tuple[list[Candle], list[Candle], Any, str | None]:
-        """Join first, then read: anything published meanwhile is held until we are done."""
+    ) -> Served | tuple[list[Candle], list[Candle], Any, str | None]:
+        """Join first, then read (or take the process's newest candles, which the relay kept
+        up to date): anything published meanwhile is held until we are done."""
         await self._relay.join(group, self)
         try:
-            loaded = await database_sync_to_async(_load_snapshot)(ticker, tf, since)
+            loaded = await self._snapshots.snapshot(
+                ticker, tf, since, lambda: pooled(_load_snapshot, ticker, tf, since))
         except Exception:
             await self._leave_unless_subscribed(group)
             raise
@@ -615,9 +662,33 @@ class MarketConsumer(AsyncWebsocketConsumer):
             if not live.stale:
                 sub.mark(live.candle, self._relay.epoch)
             text = live.text  # _push inlined: this runs once per socket per candle
-            await self._wire_send({"type": "websocket.send", "text": text})
+            if self.batch:
+                self._batched.append(text)
+                if not self._flush_asked:
+                    self._flush_asked = True
+                    self._relay.flush_later(self)
+            else:
+                await self._wire_send({"type": "websocket.send", "text": text})
             await self._count(len(text))
             WS_DELIVERIES.inc()
+
+    # -- batching (hello {"batch": true}) ------------------------------------------------
+    async def flush(self) -> None:
+        """The relay's call, a moment after the first candle of a burst was held back
+        (``market.live.relay.BATCH_SECONDS``): the burst of one runfeed flush goes as one frame."""
+        self._flush_asked = False
+        await self._send_batch()
+
+    async def _send_batch(self) -> None:
+        """The candle frames waiting, as one frame (one alone as it is); every other frame
+        goes out after them, so the order on the wire is unchanged."""
+        batched = self._batched
+        if not batched:
+            return
+        texts = batched[:]
+        batched.clear()
+        text = texts[0] if len(texts) == 1 else candles_frame(texts)
+        await self._wire_send({"type": "websocket.send", "text": text})
 
     def _note_status(self, text: str) -> None:
         """Remember each feed's heartbeat (what an outage notice is sent for)."""
@@ -637,6 +708,8 @@ class MarketConsumer(AsyncWebsocketConsumer):
     async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None:
         """Every frame (snapshots, answers, status) occupies the same unbounded daphne buffer:
         count it against the window."""
+        if self._batched:
+            await self._send_batch()
         await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
         if not close:
             await self._count(len(text_data) if text_data is not None else len(bytes_data or b""))
@@ -648,6 +721,8 @@ class MarketConsumer(AsyncWebsocketConsumer):
 
     async def _send_uncounted(self, text: str) -> None:
         """Flow-control frames (sync, behind, caught_up) are not counted themselves."""
+        if self._batched:
+            await self._send_batch()
         await self._wire_send({"type": "websocket.send", "text": text})
 
     async def _count(self, nbytes: int) -> None:

@@ -14,6 +14,8 @@ Client messages (JSON text frames, at most MARKET ``WS_MAX_FRAME_BYTES``)::
     {"type": "unsubscribe", "symbol": "NSE:SBIN-EQ", "tf": "1m"}
     {"type": "ack", "seq": n}
     {"type": "ping"}
+    {"type": "hello", "batch": true}   the client unpacks candles frames: the candle frames
+        of one flush come as {"type": "candles", "updates": [<candle frame>, ...]}
 
 Every error frame names its cause in ``code`` (``ERROR_CODES``), so a client can act on
 it without parsing the message.
@@ -36,7 +38,7 @@ from market.web.validation import MAX_TICKER_LENGTH, is_ticker
 __all__ = [
     "CAUGHT_UP", "CLOSE_LIMITS", "CLOSE_TOO_SLOW", "ERROR_CODES", "PONG", "SCHEMA_PATH", "LimitExceeded",
     "ProtocolError",
-    "behind_frame", "candle_frame", "echo", "error_frame", "frame_too_large", "hello_frame", "read_message",
+    "behind_frame", "candle_frame", "candles_frame", "echo", "error_frame", "frame_too_large", "hello_frame", "read_batch", "read_message",
     "read_since", "read_target", "resync_frame", "snapshot_frame", "status_frame", "symbol_limit_frame",
     "sync_frame",
 ]
@@ -139,3 +141,17 @@ def echo(request: dict[str, Any] | None) -> dict[str, str]:
         if isinstance(value, str) and len(value) <= MAX_TICKER_LENGTH:
             out[name] = value
     return out
+
+
+def read_batch(msg: dict[str, Any]) -> bool:
+    """A hello's ``batch``: may the server coalesce candle frames into ``candles`` frames?"""
+    batch = msg.get("batch", False)
+    if type(batch) is not bool:
+        raise ProtocolError("batch must be true or false")
+    return batch
+
+
+def candles_frame(texts: list[str]) -> str:
+    """Candle frames of one flush as one frame, ``{"type": "candles", "updates": [...]}``:
+    joined as they were serialised (each once per fan-out, in market.live.broadcast)."""
+    return '{"type":"candles","updates":[' + ",".join(texts) + "]}"

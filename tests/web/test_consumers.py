@@ -401,7 +401,7 @@ HOSTILE: dict[str, tuple[dict[str, Any], str]] = {
     "invalid JSON": ({"text_data": '{"type": "subscribe",'}, "invalid JSON"),
     "JSON array": ({"text_data": '[{"type": "ping"}]'}, "object"),
     "JSON string": ({"text_data": '"ping"'}, "object"),
-    "unknown type": ({"text_data": '{"type": "hello"}'}, "type must be"),
+    "unknown type": ({"text_data": '{"type": "bogus"}'}, "type must be"),
     "type missing": ({"text_data": '{"symbol": "DEMO:ALPHA", "tf": "1m"}'}, "type must be"),
     "missing symbol": ({"text_data": '{"type": "subscribe", "tf": "1m"}'}, "symbol"),
     "empty symbol": ({"text_data": '{"type": "subscribe", "symbol": "", "tf": "1m"}'}, "symbol"),
@@ -594,3 +594,54 @@ async def test_revised_older_candle_is_delivered_so_the_chart_replaces_it(alpha)
         assert await comm.receive_nothing(timeout=QUIET)
         await publish(upd(candle(6)))
         assert (await recv(comm))["candle"] == as_dict(candle(6))
+
+
+# -- batching (hello {"batch": true}, issue 17) ------------------------------------------------
+async def test_hello_batch_sends_the_candles_of_one_flush_as_one_frame(alpha):
+    five = Candle(T0, 1.0, 2.0, 0.5, 1.5, 7.0, 3)
+    async with ws() as comm:
+        await comm.send_json_to({"type": "hello", "batch": True})
+        await subscribe(comm)
+        await subscribe(comm, tf="5m")
+        await publish(upd(candle(6)), upd(five, tf="5m"), upd(candle(7)))  # one flush of runfeed's
+        frame = await recv(comm)
+        extra = []
+        while not await comm.receive_nothing(timeout=QUIET):
+            extra.append(await recv(comm))
+    assert extra == []
+    assert frame == {"type": "candles", "updates": [
+        {"type": "candle", "symbol": TICKER, "tf": "1m", "candle": as_dict(candle(6))},
+        {"type": "candle", "symbol": TICKER, "tf": "5m", "candle": as_dict(five)},
+        {"type": "candle", "symbol": TICKER, "tf": "1m", "candle": as_dict(candle(7))},
+    ]}
+
+
+async def test_without_hello_batch_every_candle_is_its_own_frame(alpha):
+    async with ws() as comm:
+        await comm.send_json_to({"type": "hello", "batch": False})
+        await subscribe(comm)
+        await publish(upd(candle(6)), upd(candle(7)))
+        frames_ = [await recv(comm), await recv(comm)]
+    assert [f["type"] for f in frames_] == ["candle", "candle"]
+    assert [f["candle"] for f in frames_] == [as_dict(candle(6)), as_dict(candle(7))]
+
+
+async def test_a_batched_flush_of_one_candle_is_a_plain_candle_frame_and_order_is_kept(alpha):
+    async with ws() as comm:
+        await comm.send_json_to({"type": "hello", "batch": True})
+        await subscribe(comm)
+        await publish(upd(candle(6)))
+        assert await recv(comm) == {"type": "candle", "symbol": TICKER, "tf": "1m", "candle": as_dict(candle(6))}
+        await publish(upd(candle(7)))
+        await comm.send_json_to({"type": "ping"})  # whatever waits goes before the answer
+        assert (await recv(comm))["type"] == "candle"
+        assert await recv(comm) == {"type": "pong"}
+
+
+@pytest.mark.parametrize("batch", ["yes", 1, None])
+async def test_hello_with_a_batch_that_is_not_a_boolean_is_an_error(alpha, batch):
+    async with ws() as comm:
+        await comm.send_json_to({"type": "hello", "batch": batch})
+        reply = await recv(comm)
+        assert reply == {"type": "error", "message": "batch must be true or false", "code": "bad_request"}
+        await assert_alive(comm)

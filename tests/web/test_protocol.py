@@ -35,7 +35,7 @@ from market.live.broadcast import candles_publish, status_publish
 from market.live.demand import demand_group
 from market.models import FeedState, PulseEvent, Symbol
 from market.pulse.service import PULSE_EVENT, PULSE_GROUP
-from market.web.protocol import SCHEMA_PATH
+from market.web.protocol import SCHEMA_PATH, candles_frame
 from tests.wsclient import HEADERS
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -154,6 +154,7 @@ def test_every_builder_matches_its_schema_and_a_drifted_frame_does_not():
         frames.symbol_limit_frame(TICKER, "1m", "limit"), frames.sync_frame(3), frames.behind_frame(4),
         frames.CAUGHT_UP, frames.PONG,
         frames.status_frame(source="simulated", state="live", detail="", heartbeat=1.5),
+        candles_frame([frames.candle_frame(TICKER, "1m", bar), frames.candle_frame(TICKER, "5m", bar)]),
     ]
     for text in built:
         check("market.server", orjson.loads(text))
@@ -165,6 +166,8 @@ def test_every_builder_matches_its_schema_and_a_drifted_frame_does_not():
         {"type": "sync", "seq": "3"},  # a type changed
         {"type": "status", "source": "x", "state": "sleeping", "detail": "", "heartbeat": 1.0},
         {"type": "hello"},
+        {"type": "candles", "updates": [{"type": "candle", "symbol": TICKER, "tf": "1m", "candle": bar}]},  # one
+        {"type": "candles", "updates": [{"type": "pong"}, {"type": "pong"}]},  # not candles
     ]
     for frame in drifted:
         with pytest.raises(ValidationError):
@@ -208,6 +211,17 @@ async def test_subscribe_update_status_and_pong_frames_match_their_schemas(alpha
     assert {"status", "snapshot", "candle", "pong"} <= set(comm.seen)
 
 
+async def test_batched_candles_frames_match_their_schema(alpha):
+    async with client() as comm:
+        await comm.send_valid({"type": "hello", "batch": True})
+        await comm.send_valid({"type": "subscribe", "symbol": TICKER, "tf": "1m"})
+        await comm.next_of("snapshot")
+        await candles_publish(get_channel_layer(), [upd(candle(4)), upd(candle(5))])
+        batch = await comm.next_of("candles")
+        assert [u["candle"]["time"] for u in batch["updates"]] == [T0 + 240, T0 + 300]
+    assert "candles" in comm.seen
+
+
 BAD_MESSAGES = [
     "not json",
     "[1, 2]",
@@ -218,6 +232,7 @@ BAD_MESSAGES = [
     json.dumps({"type": "unsubscribe", "symbol": TICKER, "tf": "15m"}),  # valid shape, not subscribed
     json.dumps({"type": "ack", "seq": -1}),
     json.dumps({"type": "dance"}),
+    json.dumps({"type": "hello", "batch": "please"}),
     json.dumps({"type": "ping", "pad": "x" * 5000}),  # larger than WS_MAX_FRAME_BYTES
 ]
 
@@ -328,5 +343,5 @@ async def test_pulse_frames_match_their_schemas(db):
 
 
 def test_every_server_frame_type_has_a_schema_and_a_builder():
-    assert SERVER_TYPES == sorted(["snapshot", "candle", "error", "status", "sync", "behind", "caught_up", "pong",
+    assert SERVER_TYPES == sorted(["snapshot", "candle", "candles", "error", "status", "sync", "behind", "caught_up", "pong",
                                    "hello", "pulse", "marker", "drawing", "alert", "alert_event"])

@@ -26,6 +26,11 @@ from market.feed.locks import WriterLockBusy
 from market.feed.runner import run_feed
 
 logger = logging.getLogger("market.feed")
+# Connections the kernel queues before daphne accepts them (Twisted's default is 50): a
+# reconnect storm (issue 17) otherwise sees refused and timed-out handshakes. As the Procfile
+# and deploy/systemd (daphne has no flag for it; its endpoint string takes it).
+LISTEN_BACKLOG = 4096
+
 # Largest message a browser may send before daphne closes it (1009) without buffering more:
 # client messages are small JSON (the consumer answers above MARKET WS_MAX_FRAME_BYTES).
 # It caps received messages only (tickchart.inbound_cap): snapshots may be larger.
@@ -122,7 +127,8 @@ class Command(BaseCommand):
 
         server = daphne.server.Server(
             application=get_default_application(),
-            endpoints=build_endpoint_description_strings(host=host, port=port),
+            endpoints=[f"{e}:backlog={LISTEN_BACKLOG}" if e.startswith("tcp:") else e
+                       for e in build_endpoint_description_strings(host=host, port=port)],
             signal_handlers=True,
             # as deploy/systemd/tickchart-daphne@.service: daphne's own default is 1 MiB
             websocket_max_message_size=WS_MAX_MESSAGE_BYTES,

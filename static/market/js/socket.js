@@ -107,6 +107,14 @@ export function createConnection(config, status, hooks) {
       return;
     }
     if (!msg || typeof msg !== 'object') return;
+    if (msg.type === 'candles') { // the candle frames of one server flush (hello batch)
+      if (Array.isArray(msg.updates)) msg.updates.forEach(function (u) { if (u && typeof u === 'object') handle(u); });
+      return;
+    }
+    handle(msg);
+  }
+
+  function handle(msg) {
     if (msg.type === 'status') {
       status.onFeed(msg);
       return;
@@ -169,6 +177,7 @@ export function createConnection(config, status, hooks) {
       connection.opens = opens;
       status.socket = 'open';
       status.gotSnapshot = false;
+      send({ type: 'hello', batch: true }); // we unpack candles frames (market/web/protocol.py)
       streams.forEach(function (s) { s.opened(); });
       if (hooks.opened) hooks.opened();
       status.refresh();
