@@ -15,6 +15,7 @@ from market.conf import market
 from market.core.calendar import Calendar
 from market.core.calendar import Override as CalendarOverrideValue
 from market.core.derive import aggregate
+from market.core.heikin_ashi import heikin_ashi_page
 from market.core.partitions import Partition, parse_bound
 from market.core.sessions import Session
 from market.core.timeframes import ALL, BASE, Timeframe
@@ -262,6 +263,16 @@ def candle_studies(
     warm = candle_list_before(symbol=symbol, tf=tf, before=first, count=count, since=since)
     return study_compute(studies, [*warm, *candles], tf=tf, session=session, skip=len(warm),
                          no_volume=symbol.kind == Symbol.Kind.INDEX)
+
+
+def candle_heikin_ashi(*, symbol: Symbol, tf: Timeframe, candles: list[CandleValue]) -> list[CandleValue]:
+    """The Heikin-Ashi candles of the page ``candles`` (ascending, as ``candle_list`` returns
+    them): every stored bar before the page is read as the warm-up, so a bar's value is the
+    same whatever page it is on (anchored on the first stored bar; market.core.heikin_ashi)."""
+    if not candles:
+        return []
+    warm = candle_list_before(symbol=symbol, tf=tf, before=candles[0].time)
+    return heikin_ashi_page(warm, candles)
 
 
 def candle_newest(*, symbol: Symbol, tf: Timeframe) -> CandleValue | None:
