@@ -18,9 +18,9 @@ def test_defaults_are_filled_in_and_study_keys_normalised():
                                       "type": "area", "drawings_visible": False}]))
     assert got == {"grid": 2, "theme": "dark", "charts": [
         {"symbol": "NSE:SBIN-EQ", "tf": "5m", "type": "candles", "studies": [], "drawings_visible": True,
-         "link_group": None},
+         "link_group": None, "scale": "normal", "compare": []},
         {"symbol": "NSE:SBIN-EQ", "tf": "5m", "type": "area", "studies": ["ema:20", "rsi:14"],
-         "drawings_visible": False, "link_group": "A"}]}
+         "drawings_visible": False, "link_group": "A", "scale": "normal", "compare": []}]}
     assert parse_spec(got) == got  # a parsed spec parses to itself
     assert symbols_of(got) == ["NSE:SBIN-EQ"]
 
@@ -43,7 +43,15 @@ def test_every_grid(grid):
     (spec(2, [CHART, {"tf": "1m"}]), "spec.charts[1].symbol"),
     (spec(1, [{"symbol": "has space"}]), "spec.charts[0].symbol"),
     (spec(1, [{**CHART, "tf": "7m"}]), "spec.charts[0].tf"),
-    (spec(1, [{**CHART, "type": "bars"}]), "spec.charts[0].type"),
+    (spec(1, [{**CHART, "type": "renko"}]), "spec.charts[0].type"),
+    (spec(1, [{**CHART, "scale": "linear"}]), "spec.charts[0].scale"),
+    (spec(1, [{**CHART, "scale": None}]), "spec.charts[0].scale"),
+    (spec(1, [{**CHART, "compare": "NSE:TCS-EQ"}]), "spec.charts[0].compare"),
+    (spec(1, [{**CHART, "compare": ["has space"]}]), "spec.charts[0].compare"),
+    (spec(1, [{**CHART, "compare": [5]}]), "spec.charts[0].compare"),
+    (spec(1, [{**CHART, "compare": ["NSE:TCS-EQ", "NSE:TCS-EQ"]}]), "spec.charts[0].compare"),
+    (spec(1, [{**CHART, "compare": ["NSE:SBIN-EQ"]}]), "spec.charts[0].compare"),
+    (spec(1, [{**CHART, "compare": ["NSE:A%d" % i for i in range(5)]}]), "spec.charts[0].compare"),
     (spec(1, [{**CHART, "studies": "ema"}]), "spec.charts[0].studies"),
     (spec(1, [{**CHART, "studies": ["bogus"]}]), "spec.charts[0].studies"),
     (spec(1, [{**CHART, "studies": ["ema:%d" % i for i in range(1, 10)]}]), "spec.charts[0].studies"),
@@ -55,6 +63,18 @@ def test_a_bad_field_is_named(bad, field):
     with pytest.raises(LayoutError) as err:
         parse_spec(bad)
     assert str(err.value).startswith(field + ":"), str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["candles", "hollow", "bars", "heikin_ashi", "line", "area", "baseline"])
+def test_every_chart_type(kind):
+    assert parse_spec(spec(1, [{**CHART, "type": kind}]))["charts"][0]["type"] == kind
+
+
+def test_scale_and_compare_are_kept():
+    chart = {**CHART, "scale": "log", "compare": ["NSE:TCS-EQ", "NSE:INFY-EQ"]}
+    got = parse_spec(spec(1, [chart]))["charts"][0]
+    assert (got["scale"], got["compare"]) == ("log", ["NSE:TCS-EQ", "NSE:INFY-EQ"])
+    assert parse_spec(spec(1, [{**CHART, "scale": "percent", "compare": ["NSE:A%d" % i for i in range(4)]}]))
 
 
 def test_names():
