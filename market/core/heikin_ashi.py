@@ -12,7 +12,7 @@ warm-up). Pruning old history moves the anchor (as it does for OBV and Supertren
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 
 from market.core.types import Candle
 
@@ -36,9 +36,20 @@ def heikin_ashi(bars: Iterable[Candle], prev: Candle | None = None) -> Iterator[
         yield prev
 
 
-def heikin_ashi_page(warm: Sequence[Candle], page: Sequence[Candle]) -> list[Candle]:
-    """HA candles of ``page`` (ascending), with ``warm`` every bar from the anchor up to it."""
-    prev: Candle | None = None
-    for prev in heikin_ashi(warm):
-        pass
+def fold(rows: Iterable[tuple[float, float, float, float]]) -> tuple[float, float] | None:
+    """(HA open, HA close) after ascending ``(open, high, low, close)`` rows from the anchor
+    (None: no rows). Only these two carry on to the next bar, so a warm-up of many stored
+    bars is read as plain tuples, with ``step``'s arithmetic in the same order."""
+    ha_open: float | None = None
+    ha_close = 0.0
+    for o, h, l, c in rows:
+        ha_open = (o + c) / 2 if ha_open is None else (ha_open + ha_close) / 2
+        ha_close = (o + h + l + c) / 4
+    return None if ha_open is None else (ha_open, ha_close)
+
+
+def heikin_ashi_page(warm: tuple[float, float] | None, page: Iterable[Candle]) -> list[Candle]:
+    """HA candles of ``page`` (ascending) after ``warm``: ``fold`` of every bar from the
+    anchor up to the page (None: the page starts at the anchor)."""
+    prev = None if warm is None else Candle(0, warm[0], warm[0], warm[0], warm[1], 0.0, 0)
     return list(heikin_ashi(page, prev))

@@ -8,7 +8,7 @@ from fractions import Fraction
 from hypothesis import given
 from hypothesis import strategies as st
 
-from market.core.heikin_ashi import heikin_ashi, heikin_ashi_page, step
+from market.core.heikin_ashi import fold, heikin_ashi, heikin_ashi_page, step
 from market.core.types import Candle
 
 
@@ -53,8 +53,11 @@ def test_two_windows_give_identical_values_for_the_bars_they_share(candles, data
     c = data.draw(st.integers(0, n - 1))
     b = data.draw(st.integers(a + 1, n))
     d = data.draw(st.integers(c + 1, n))
-    one = {h.time: h for h in heikin_ashi_page(candles[:a], candles[a:b])}
-    two = {h.time: h for h in heikin_ashi_page(candles[:c], candles[c:d])}
+    def warm(bars):
+        return fold((x.open, x.high, x.low, x.close) for x in bars)
+
+    one = {h.time: h for h in heikin_ashi_page(warm(candles[:a]), candles[a:b])}
+    two = {h.time: h for h in heikin_ashi_page(warm(candles[:c]), candles[c:d])}
     whole = {h.time: h for h in heikin_ashi(candles)}
     for t in one.keys() & two.keys():
         assert one[t] == two[t] == whole[t]
@@ -70,5 +73,11 @@ def test_the_anchor_is_seeded_from_its_own_open_and_close():
 
 
 def test_an_empty_page_is_empty():
-    assert heikin_ashi_page([], []) == []
+    assert heikin_ashi_page(None, []) == [] and fold([]) is None
     assert list(heikin_ashi([])) == []
+
+
+@given(bars())
+def test_fold_carries_what_the_next_bar_needs(candles):
+    last = list(heikin_ashi(candles))[-1]
+    assert fold((b.open, b.high, b.low, b.close) for b in candles) == (last.open, last.close)
