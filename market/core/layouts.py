@@ -9,7 +9,8 @@ A layout is a name and a spec::
 
 with exactly ``grid`` charts. ``compare`` are the other symbols overlaid on the chart (on
 a percent scale from the first visible bar), at most ``MAX_COMPARE``, distinct and not the
-chart's own symbol. Study keys are normalised as the API does (``ema`` ->
+chart's own symbol. ``scale`` and ``compare`` are left out at their defaults (``normal``,
+none), so a layout saved before they existed reads back as it was written. Study keys are normalised as the API does (``ema`` ->
 ``ema:20``). Whether a symbol exists is the edge's question (the database); here it only
 has to look like a ticker. Each ``LayoutError`` starts with the field it is about
 (``spec.charts[2].tf: …``).
@@ -87,8 +88,13 @@ def _chart(chart: object, where: str) -> dict[str, Any]:
         raise LayoutError(f"{where}.compare: each symbol once, and not the chart's own ({symbol})")
     if len(compare) > MAX_COMPARE:
         raise LayoutError(f"{where}.compare: at most {MAX_COMPARE} symbols")
-    return {"symbol": symbol, "tf": tf, "type": kind, "studies": keys, "drawings_visible": visible,
-            "link_group": group, "scale": scale, "compare": compare}
+    out: dict[str, Any] = {"symbol": symbol, "tf": tf, "type": kind, "studies": keys,
+                           "drawings_visible": visible, "link_group": group}
+    if scale != "normal":
+        out["scale"] = scale
+    if compare:
+        out["compare"] = compare
+    return out
 
 
 def parse_spec(spec: object) -> dict[str, Any]:

@@ -18,9 +18,9 @@ def test_defaults_are_filled_in_and_study_keys_normalised():
                                       "type": "area", "drawings_visible": False}]))
     assert got == {"grid": 2, "theme": "dark", "charts": [
         {"symbol": "NSE:SBIN-EQ", "tf": "5m", "type": "candles", "studies": [], "drawings_visible": True,
-         "link_group": None, "scale": "normal", "compare": []},
+         "link_group": None},
         {"symbol": "NSE:SBIN-EQ", "tf": "5m", "type": "area", "studies": ["ema:20", "rsi:14"],
-         "drawings_visible": False, "link_group": "A", "scale": "normal", "compare": []}]}
+         "drawings_visible": False, "link_group": "A"}]}
     assert parse_spec(got) == got  # a parsed spec parses to itself
     assert symbols_of(got) == ["NSE:SBIN-EQ"]
 
@@ -75,6 +75,9 @@ def test_scale_and_compare_are_kept():
     got = parse_spec(spec(1, [chart]))["charts"][0]
     assert (got["scale"], got["compare"]) == ("log", ["NSE:TCS-EQ", "NSE:INFY-EQ"])
     assert parse_spec(spec(1, [{**CHART, "scale": "percent", "compare": ["NSE:A%d" % i for i in range(4)]}]))
+    # At their defaults they are left out: a layout saved before them reads back unchanged.
+    plain = parse_spec(spec(1, [{**CHART, "scale": "normal", "compare": []}]))["charts"][0]
+    assert "scale" not in plain and "compare" not in plain
 
 
 def test_names():

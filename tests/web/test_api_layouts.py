@@ -24,7 +24,7 @@ FULL = {"grid": 2, "theme": "light", "charts": [
     {"symbol": SYMBOL, "tf": "5m", "type": "heikin_ashi", "studies": ["ema:20"], "drawings_visible": True,
      "link_group": "A", "scale": "percent", "compare": [OTHER]},
     {"symbol": OTHER, "tf": "1h", "type": "line", "studies": [], "drawings_visible": False, "link_group": "A",
-     "scale": "log", "compare": []}]}
+     "scale": "log"}]}
 
 
 @pytest.fixture
