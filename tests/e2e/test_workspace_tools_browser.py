@@ -24,6 +24,7 @@ from tests.e2e.test_chart_browser import (  # noqa: F401  (fixtures)
     NSE_SYMBOL,
     _clean,
     _need_chromium,
+    _screenshot,
     _new_page,
     _wait_live,
     browser,
@@ -225,7 +226,7 @@ def test_typing_a_timeframe_and_enter_switches_to_it_and_full_screen(server, pag
     _wait_live(page)
     page.locator("#chart").click()
     page.keyboard.type("5")
-    assert page.get_by_role("status", name="Timeframe typed").inner_text() == "5"
+    assert page.get_by_role("status", name="Typed shortcut").inner_text() == "5"
     page.keyboard.press("Enter")
     page.wait_for_function("window.tickchart.tf === '5m' && window.tickchart.candleCount > 0")
     assert page.locator("#tf-select").input_value() == "5m" and page.url.endswith("tf=5m")
@@ -233,8 +234,9 @@ def test_typing_a_timeframe_and_enter_switches_to_it_and_full_screen(server, pag
     page.keyboard.press("Enter")
     page.wait_for_function("window.tickchart.tf === '1h'")
     page.keyboard.type("7")
+    _screenshot(page, "chart-tools.png")
     page.keyboard.press("Enter")
-    assert "not a timeframe" in page.get_by_role("status", name="Timeframe typed").inner_text()
+    assert "not a timeframe" in page.get_by_role("status", name="Typed shortcut").inner_text()
     assert page.evaluate("window.tickchart.tf") == "1h"
 
     full = page.get_by_role("button", name="Full screen")

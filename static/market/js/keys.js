@@ -42,7 +42,7 @@ export function createKeys(opts) {
   shown.className = 'tf-typed';
   shown.setAttribute('role', 'status');
   shown.setAttribute('aria-live', 'polite');
-  shown.setAttribute('aria-label', 'Timeframe typed');
+  shown.setAttribute('aria-label', 'Typed shortcut');
   shown.hidden = true;
   document.body.appendChild(shown);
 

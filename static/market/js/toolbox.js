@@ -50,13 +50,14 @@ export function createToolbox(container, ctx) {
   var note = ctx.note || function () {};
 
   var scaleSelect = el('select', { class: 'tool-scale', 'aria-label': 'Price scale' + sfx, title: 'Price scale (Alt+L log, Alt+P percent)' });
-  [['normal', 'Normal'], ['log', 'Log'], ['percent', 'Percent']].forEach(function (o) {
+  [['normal', 'Lin'], ['log', 'Log'], ['percent', '%']].forEach(function (o) {
     scaleSelect.appendChild(el('option', { value: o[0] }, o[1]));
   });
   var compareInput = el('input', { class: 'tool-compare', type: 'text', autocomplete: 'off', spellcheck: 'false',
-    placeholder: 'compare: DEMO:BETA', 'aria-label': 'Compare symbols' + sfx + ' (comma-separated tickers)' });
+    placeholder: '+ compare', title: 'Compare: other symbols on a percent scale (e.g. DEMO:BETA, DEMO:GAMMA)',
+    'aria-label': 'Compare symbols' + sfx + ' (comma-separated tickers)' });
   var gotoBtn = el('button', { type: 'button', class: 'tool-btn tool-goto', 'aria-label': 'Go to date' + sfx,
-    'aria-expanded': 'false', title: 'Go to a date (Alt+G)' }, '⤓');
+    'aria-expanded': 'false', title: 'Go to a date (Alt+G)' }, '⇢');
   var form = el('form', { class: 'goto-form', hidden: '', novalidate: '' });
   var dateInput = el('input', { type: 'date', class: 'goto-date', 'aria-label': 'Date to go to' + sfx + ' (exchange time)', required: '' });
   var timeInput = el('input', { type: 'time', class: 'goto-time', 'aria-label': 'Time to go to' + sfx + ' (exchange time)' });
@@ -67,7 +68,7 @@ export function createToolbox(container, ctx) {
   var breaksBtn = el('button', { type: 'button', class: 'tool-btn tool-breaks', 'aria-pressed': 'true',
     'aria-label': 'Session breaks' + sfx, title: 'Session breaks (Alt+B)' }, '┆');
   var fullBtn = el('button', { type: 'button', class: 'tool-btn tool-fullscreen', 'aria-pressed': 'false',
-    'aria-label': 'Full screen' + sfx, title: 'Full screen (Alt+Z)' }, '⛶');
+    'aria-label': 'Full screen' + sfx, title: 'Full screen (Alt+Z)' }, '⤢');
   var csvBtn = el('button', { type: 'button', class: 'tool-btn tool-csv', 'aria-label': 'Export visible candles as CSV' + sfx,
     title: 'Export the visible candles as CSV (Alt+E)' }, 'CSV');
   var pngBtn = el('button', { type: 'button', class: 'tool-btn tool-png', 'aria-label': 'Export chart as PNG' + sfx,
