@@ -15,6 +15,8 @@ from market.conf import market
 from market.core.calendar import Calendar
 from market.core.calendar import Override as CalendarOverrideValue
 from market.core.derive import aggregate
+from market.core.heikin_ashi import fold as heikin_ashi_fold
+from market.core.heikin_ashi import heikin_ashi_page
 from market.core.partitions import Partition, parse_bound
 from market.core.sessions import Session
 from market.core.timeframes import ALL, BASE, Timeframe
@@ -262,6 +264,25 @@ def candle_studies(
     warm = candle_list_before(symbol=symbol, tf=tf, before=first, count=count, since=since)
     return study_compute(studies, [*warm, *candles], tf=tf, session=session, skip=len(warm),
                          no_volume=symbol.kind == Symbol.Kind.INDEX)
+
+
+def candle_heikin_ashi(*, symbol: Symbol, tf: Timeframe, candles: list[CandleValue]) -> list[CandleValue]:
+    """The Heikin-Ashi candles of the page ``candles`` (ascending, as ``candle_list`` returns
+    them): every stored bar before the page is read as the warm-up, so a bar's value is the
+    same whatever page it is on (anchored on the first stored bar; market.core.heikin_ashi)."""
+    if not candles:
+        return []
+    before = candles[0].time
+    if market().plan.base_for(tf) != tf:  # derived: the warm-up is aggregated
+        warm = heikin_ashi_fold((c.open, c.high, c.low, c.close)
+                                for c in candle_list_before(symbol=symbol, tf=tf, before=before))
+    else:  # stored: plain rows, no candle objects (100,000 of them are most of the cost)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT open, high, low, close FROM {Candle._meta.db_table} "
+                           "WHERE symbol_id = %s AND timeframe = %s AND time < %s ORDER BY time",
+                           [symbol.pk, tf.code, before])
+            warm = heikin_ashi_fold(cursor.fetchall())
+    return heikin_ashi_page(warm, candles)
 
 
 def candle_newest(*, symbol: Symbol, tf: Timeframe) -> CandleValue | None:

@@ -3,10 +3,14 @@
 A layout is a name and a spec::
 
     {"grid": 1 | 2 | 4 | 6, "theme": "dark" | "light",
-     "charts": [{"symbol", "tf", "type": "candles" | "line" | "area", "studies": [keys],
-                 "drawings_visible": bool, "link_group": "A" | "B" | "C" | null}, ...]}
+     "charts": [{"symbol", "tf", "type": one of TYPES, "studies": [keys],
+                 "drawings_visible": bool, "link_group": "A" | "B" | "C" | null,
+                 "scale": "normal" | "log" | "percent", "compare": [tickers]}, ...]}
 
-with exactly ``grid`` charts. Study keys are normalised as the API does (``ema`` ->
+with exactly ``grid`` charts. ``compare`` are the other symbols overlaid on the chart (on
+a percent scale from the first visible bar), at most ``MAX_COMPARE``, distinct and not the
+chart's own symbol. ``scale`` and ``compare`` are left out at their defaults (``normal``,
+none), so a layout saved before they existed reads back as it was written. Study keys are normalised as the API does (``ema`` ->
 ``ema:20``). Whether a symbol exists is the edge's question (the database); here it only
 has to look like a ticker. Each ``LayoutError`` starts with the field it is about
 (``spec.charts[2].tf: …``).
@@ -21,13 +25,15 @@ from market.core.studies import StudyError, parse_studies
 from market.core.timeframes import CODES
 
 GRIDS = (1, 2, 4, 6)
-TYPES = ("candles", "line", "area")
+TYPES = ("candles", "hollow", "bars", "heikin_ashi", "line", "area", "baseline")
+SCALES = ("normal", "log", "percent")
+MAX_COMPARE = 4
 THEMES = ("dark", "light")
 LINK_GROUPS = ("A", "B", "C")
 MAX_NAME = 80
 MAX_PER_USER = 100
 SPEC_FIELDS = {"grid", "charts", "theme"}
-CHART_FIELDS = {"symbol", "tf", "type", "studies", "drawings_visible", "link_group"}
+CHART_FIELDS = {"symbol", "tf", "type", "studies", "drawings_visible", "link_group", "scale", "compare"}
 _TICKER = re.compile(r"[\x21-\x7e]{1,64}")  # as market.web.validation.is_ticker
 
 
@@ -46,7 +52,7 @@ def parse_name(name: object) -> str:
 
 def _chart(chart: object, where: str) -> dict[str, Any]:
     if not isinstance(chart, dict):
-        raise LayoutError(f"{where}: must be an object {{symbol, tf, type, studies, drawings_visible, link_group}}")
+        raise LayoutError(f"{where}: must be an object {{{', '.join(sorted(CHART_FIELDS))}}}")
     unknown = sorted(set(chart) - CHART_FIELDS)
     if unknown:
         raise LayoutError(f"{where}.{unknown[0]}: unknown field (fields: {', '.join(sorted(CHART_FIELDS))})")
@@ -72,8 +78,23 @@ def _chart(chart: object, where: str) -> dict[str, Any]:
     group = chart.get("link_group")
     if group is not None and group not in LINK_GROUPS:
         raise LayoutError(f"{where}.link_group: must be null or one of {', '.join(LINK_GROUPS)}")
-    return {"symbol": symbol, "tf": tf, "type": kind, "studies": keys, "drawings_visible": visible,
-            "link_group": group}
+    scale = chart.get("scale", "normal")
+    if scale not in SCALES:
+        raise LayoutError(f"{where}.scale: must be one of {', '.join(SCALES)}")
+    compare = chart.get("compare", [])
+    if not isinstance(compare, list) or not all(isinstance(t, str) and _TICKER.fullmatch(t) for t in compare):
+        raise LayoutError(f'{where}.compare: must be a list of tickers such as ["NSE:TCS-EQ"]')
+    if len(set(compare)) != len(compare) or symbol in compare:
+        raise LayoutError(f"{where}.compare: each symbol once, and not the chart's own ({symbol})")
+    if len(compare) > MAX_COMPARE:
+        raise LayoutError(f"{where}.compare: at most {MAX_COMPARE} symbols")
+    out: dict[str, Any] = {"symbol": symbol, "tf": tf, "type": kind, "studies": keys,
+                           "drawings_visible": visible, "link_group": group}
+    if scale != "normal":
+        out["scale"] = scale
+    if compare:
+        out["compare"] = compare
+    return out
 
 
 def parse_spec(spec: object) -> dict[str, Any]:

@@ -82,6 +82,7 @@ class Candle(Schema):
 class Candles(Schema):
     symbol: str
     tf: TimeframeCode
+    type: Literal["candles", "heikin_ashi"] = Field("candles", description="what `candles` holds (?type=)")
     candles: list[Candle]
     studies: dict[str, list[dict[str, float | None]]] | None = Field(
         None, description="only with ?studies=: one row per candle ({time, value} or the study's outputs)")
@@ -251,6 +252,12 @@ class CandleParams(Params):
     to: sent(Epoch, "last bucket, epoch seconds (inclusive)") = None
     limit: sent(Annotated[int, Field(ge=1)], "the newest N candles; at most MARKET['MAX_LIMIT'] (10,000)") = None
     studies: sent(str, "comma-separated study keys, e.g. ema:20,bb,rsi:14,macd (at most 8)") = None
+
+
+class CandleListParams(CandleParams):
+    type: sent(Literal["candles", "heikin_ashi"],
+               "candles (default) or heikin_ashi: Heikin-Ashi candles anchored on the first stored bar of the "
+               "symbol and timeframe, so a bar's values do not depend on the page asked for") = None
 
 
 class SymbolParams(Params):
@@ -468,9 +475,10 @@ def streamed(media: str) -> dict[str, Any]:
 
 @api.get("/candles", url_name="api-candles", response=answers(Candles, 400, 404, 429), tags=["candles"],
          openapi_extra=extra(security(), CANDLE_HEADERS), summary="Candles and studies")
-def candles(request: HttpRequest, params: Query[CandleParams]) -> HttpResponse:
-    """Ascending candles of a symbol (the newest page without `from`/`to`/`limit`); with
-    `studies`, each study's values for them, computed with the warm-up its definition needs."""
+def candles(request: HttpRequest, params: Query[CandleListParams]) -> HttpResponse:
+    """Ascending candles of a symbol (the newest page without `from`/`to`/`limit`), as
+    Heikin-Ashi candles with `type=heikin_ashi`; with `studies`, each study's values for
+    them (of the real candles), computed with the warm-up its definition needs."""
     return views.api_candles(request)
 
 

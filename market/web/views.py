@@ -84,23 +84,42 @@ def candles_query(params: QueryDict, *, max_limit: int) -> CandlesQuery:
     return CandlesQuery(ticker, tf, start, end, limit, _studies(params.get("studies")))
 
 
+CANDLE_TYPES = ("candles", "heikin_ashi")
+
+
+def candle_type(params: QueryDict) -> str:
+    """``type`` of ``/api/candles``: ``candles`` (default) or ``heikin_ashi`` (issue 12)."""
+    raw = params.getlist("type")
+    if len(raw) > 1:
+        raise BadRequest("type given more than once")
+    kind = raw[0] if raw and raw[0] != "" else "candles"
+    if kind not in CANDLE_TYPES:
+        raise BadRequest(f"type must be one of {', '.join(CANDLE_TYPES)}")
+    return kind
+
+
 @access.api_view()
 def api_candles(request: HttpRequest) -> HttpResponse:
-    """``GET /api/candles?symbol=&tf=[&from=][&to=][&limit=][&studies=]``: ascending candles,
-    and with ``studies`` each study's values for them (issue 11)."""
+    """``GET /api/candles?symbol=&tf=[&from=][&to=][&limit=][&studies=][&type=]``: ascending
+    candles (with ``type=heikin_ashi`` as Heikin-Ashi candles, anchored on the first stored
+    bar: market.core.heikin_ashi), and with ``studies`` each study's values for them (issue
+    11; the studies are always of the real candles)."""
     conf = market()
     try:
         ticker, tf, start, end, limit, studies = candles_query(request.GET, max_limit=conf.max_limit)
+        kind = candle_type(request.GET)
     except BadRequest as exc:
         return json_response({"error": str(exc)}, status=400)
     symbol = selectors.symbol_get(ticker=ticker)
     if symbol is None:
         return json_response({"error": f"unknown symbol {ticker}"}, status=404)
     candles = selectors.candle_list(symbol=symbol, tf=tf, start=start, end=end, limit=limit)
+    shown = selectors.candle_heikin_ashi(symbol=symbol, tf=tf, candles=candles) if kind == "heikin_ashi" else candles
     body: dict[str, Any] = {
         "symbol": symbol.ticker,
         "tf": tf.code,
-        "candles": [c.as_dict() for c in candles],
+        "type": kind,
+        "candles": [c.as_dict() for c in shown],
     }
     if studies is not None:
         body["studies"] = selectors.candle_studies(symbol=symbol, tf=tf, candles=candles, studies=studies)

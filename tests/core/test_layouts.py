@@ -43,7 +43,15 @@ def test_every_grid(grid):
     (spec(2, [CHART, {"tf": "1m"}]), "spec.charts[1].symbol"),
     (spec(1, [{"symbol": "has space"}]), "spec.charts[0].symbol"),
     (spec(1, [{**CHART, "tf": "7m"}]), "spec.charts[0].tf"),
-    (spec(1, [{**CHART, "type": "bars"}]), "spec.charts[0].type"),
+    (spec(1, [{**CHART, "type": "renko"}]), "spec.charts[0].type"),
+    (spec(1, [{**CHART, "scale": "linear"}]), "spec.charts[0].scale"),
+    (spec(1, [{**CHART, "scale": None}]), "spec.charts[0].scale"),
+    (spec(1, [{**CHART, "compare": "NSE:TCS-EQ"}]), "spec.charts[0].compare"),
+    (spec(1, [{**CHART, "compare": ["has space"]}]), "spec.charts[0].compare"),
+    (spec(1, [{**CHART, "compare": [5]}]), "spec.charts[0].compare"),
+    (spec(1, [{**CHART, "compare": ["NSE:TCS-EQ", "NSE:TCS-EQ"]}]), "spec.charts[0].compare"),
+    (spec(1, [{**CHART, "compare": ["NSE:SBIN-EQ"]}]), "spec.charts[0].compare"),
+    (spec(1, [{**CHART, "compare": ["NSE:A%d" % i for i in range(5)]}]), "spec.charts[0].compare"),
     (spec(1, [{**CHART, "studies": "ema"}]), "spec.charts[0].studies"),
     (spec(1, [{**CHART, "studies": ["bogus"]}]), "spec.charts[0].studies"),
     (spec(1, [{**CHART, "studies": ["ema:%d" % i for i in range(1, 10)]}]), "spec.charts[0].studies"),
@@ -55,6 +63,21 @@ def test_a_bad_field_is_named(bad, field):
     with pytest.raises(LayoutError) as err:
         parse_spec(bad)
     assert str(err.value).startswith(field + ":"), str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["candles", "hollow", "bars", "heikin_ashi", "line", "area", "baseline"])
+def test_every_chart_type(kind):
+    assert parse_spec(spec(1, [{**CHART, "type": kind}]))["charts"][0]["type"] == kind
+
+
+def test_scale_and_compare_are_kept():
+    chart = {**CHART, "scale": "log", "compare": ["NSE:TCS-EQ", "NSE:INFY-EQ"]}
+    got = parse_spec(spec(1, [chart]))["charts"][0]
+    assert (got["scale"], got["compare"]) == ("log", ["NSE:TCS-EQ", "NSE:INFY-EQ"])
+    assert parse_spec(spec(1, [{**CHART, "scale": "percent", "compare": ["NSE:A%d" % i for i in range(4)]}]))
+    # At their defaults they are left out: a layout saved before them reads back unchanged.
+    plain = parse_spec(spec(1, [{**CHART, "scale": "normal", "compare": []}]))["charts"][0]
+    assert "scale" not in plain and "compare" not in plain
 
 
 def test_names():

@@ -90,6 +90,6 @@ def test_the_document_describes_every_api_path(client):
     assert post["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/DrawingIn"}
     assert set(post["responses"]) == {"201", "400", "401", "403", "413"}
     candles = document["paths"]["/api/candles"]["get"]
-    assert [p["name"] for p in candles["parameters"]] == ["symbol", "tf", "from", "to", "limit", "studies"]
+    assert [p["name"] for p in candles["parameters"]] == ["symbol", "tf", "from", "to", "limit", "studies", "type"]
     assert candles["parameters"][0]["required"] is True
     assert candles["parameters"][4]["schema"]["type"] == "integer"

@@ -17,12 +17,14 @@ pytestmark = pytest.mark.django_db
 SYMBOL = "NSE:SBIN-EQ"
 OTHER = "NSE:TCS-EQ"
 SPEC = {"grid": 2, "theme": "light", "charts": [
-    {"symbol": SYMBOL, "tf": "5m", "studies": ["ema"], "link_group": "A"},
-    {"symbol": OTHER, "tf": "1h", "type": "line", "drawings_visible": False, "link_group": "A"}]}
+    {"symbol": SYMBOL, "tf": "5m", "type": "heikin_ashi", "studies": ["ema"], "link_group": "A", "scale": "percent",
+     "compare": [OTHER]},
+    {"symbol": OTHER, "tf": "1h", "type": "line", "drawings_visible": False, "link_group": "A", "scale": "log"}]}
 FULL = {"grid": 2, "theme": "light", "charts": [
-    {"symbol": SYMBOL, "tf": "5m", "type": "candles", "studies": ["ema:20"], "drawings_visible": True,
-     "link_group": "A"},
-    {"symbol": OTHER, "tf": "1h", "type": "line", "studies": [], "drawings_visible": False, "link_group": "A"}]}
+    {"symbol": SYMBOL, "tf": "5m", "type": "heikin_ashi", "studies": ["ema:20"], "drawings_visible": True,
+     "link_group": "A", "scale": "percent", "compare": [OTHER]},
+    {"symbol": OTHER, "tf": "1h", "type": "line", "studies": [], "drawings_visible": False, "link_group": "A",
+     "scale": "log"}]}
 
 
 @pytest.fixture

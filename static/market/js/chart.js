@@ -1,19 +1,26 @@
 /*
  * The chart: one lightweight-charts v5 chart (the vendored standalone build's global,
- * passed in as LC) with the price series (candles, line or area) in pane 0 and volume in
- * pane 1, and the bars it shows.
+ * passed in as LC) with the price series in pane 0 (candles, hollow candles, OHLC bars,
+ * Heikin-Ashi, line, area or baseline: TYPES) and volume in pane 1, and the bars it shows.
  *
- * Owns the shown bars (view.bars, ascending; only this module writes them), the chart type,
- * the timeframe's axis options, the theme colours and the view's position: replacing,
- * merging and prepending bars keep the visible bars where they are. A candle with the time
- * of a shown bar replaces it, also an older one (the server's gap repair).
+ * Owns the shown bars (view.bars, ascending; only this module writes them; always the real
+ * candles, also under Heikin-Ashi, whose values come from the server: heikin_ashi.js), the
+ * chart type, the price scale mode (normal, log, percent), the timeframe's axis options,
+ * the theme colours and the view's position: replacing, merging and prepending bars keep
+ * the visible bars where they are. A candle with the time of a shown bar replaces it, also
+ * an older one (the server's gap repair). view.onBars(fn) tells the overlays (compare.js,
+ * breaks.js) what changed: 'set', 'live', 'older' or 'series' (a new price series).
  */
 import { indexOfTime, normalize, priceFormatFor, toBar } from './candles.js';
+import { createHeikinAshi } from './heikin_ashi.js';
 import { storageSet, TYPE_KEY } from './storage.js';
 import { formatFull, hasSeconds, isDaily, tickLabel } from './time.js';
 
 var DEFAULT_BAR_SPACING = 6;
 var MAX_BAR_SPACING = 24;
+export var TYPES = ['candles', 'hollow', 'bars', 'heikin_ashi', 'line', 'area', 'baseline'];
+export var SCALES = ['normal', 'log', 'percent'];
+var OHLC_TYPES = ['candles', 'hollow', 'bars', 'heikin_ashi'];
 var UP = '#26a69a';
 var DOWN = '#ef5350';
 var THEMES = {
@@ -62,6 +69,13 @@ export function createChart(LC, chartEl, opts) {
     bars: [], // ascending {time, open, high, low, close, volume}
   };
   var seriesType = 'candles';
+  var scale = 'normal';
+  var ha = createHeikinAshi();
+  var haBars = []; // aligned with view.bars under Heikin-Ashi (null: no value yet)
+  var barListeners = [];
+  function notify(kind) {
+    barListeners.forEach(function (fn) { fn(kind); });
+  }
 
   function formatTime(t) {
     return formatFull(t, view.tf, view.tz);
@@ -115,7 +129,24 @@ export function createChart(LC, chartEl, opts) {
       common.lineWidth = 2;
       return chart.addSeries(LC.AreaSeries, common, 0);
     }
-    common.upColor = UP;
+    if (type === 'baseline') {
+      common.lineWidth = 2;
+      common.topLineColor = UP;
+      common.topFillColor1 = 'rgba(38, 166, 154, 0.28)';
+      common.topFillColor2 = 'rgba(38, 166, 154, 0.05)';
+      common.bottomLineColor = DOWN;
+      common.bottomFillColor1 = 'rgba(239, 83, 80, 0.05)';
+      common.bottomFillColor2 = 'rgba(239, 83, 80, 0.28)';
+      return chart.addSeries(LC.BaselineSeries, common, 0);
+    }
+    if (type === 'bars') {
+      common.upColor = UP;
+      common.downColor = DOWN;
+      common.openVisible = true;
+      common.thinBars = false;
+      return chart.addSeries(LC.BarSeries, common, 0);
+    }
+    common.upColor = type === 'hollow' ? 'rgba(0, 0, 0, 0)' : UP;
     common.downColor = DOWN;
     common.borderUpColor = UP;
     common.borderDownColor = DOWN;
@@ -132,8 +163,14 @@ export function createChart(LC, chartEl, opts) {
     }
   }
 
-  function seriesPoint(bar) {
-    if (seriesType === 'candles') return bar;
+  function isOhlc(type) {
+    return OHLC_TYPES.indexOf(type) >= 0;
+  }
+
+  // The series' point of bar `i` of view.bars (under Heikin-Ashi haBars must be current).
+  function seriesPoint(bar, i) {
+    if (seriesType === 'heikin_ashi') return haBars[i] || { time: bar.time };
+    if (isOhlc(seriesType)) return bar;
     return { time: bar.time, value: bar.close };
   }
 
@@ -147,18 +184,37 @@ export function createChart(LC, chartEl, opts) {
   }
 
   function pushAll() {
+    if (seriesType === 'heikin_ashi') haBars = ha.of(view.bars);
     series.setData(view.bars.map(seriesPoint));
     volumeSeries.setData(view.bars.map(volumeOf));
     updateDirection();
   }
 
+  // Heikin-Ashi values of some bars, from the server (its rows {time, open, high, low, close}).
+  function setHeikinAshi(rows) {
+    if (removed) return;
+    var last = lastBar();
+    // The newest bar is stepped here from the one before it: it may have moved since.
+    ha.merge((rows || []).filter(function (r) { return !last || Number(r.time) !== last.time; }));
+    if (seriesType === 'heikin_ashi') keepRange(0, pushAll);
+    api.haLoads = (api.haLoads || 0) + 1;
+  }
+
+  // Under Heikin-Ashi: ask for the server's values of the shown bars (history.js does).
+  function wantHeikinAshi() {
+    if (seriesType === 'heikin_ashi' && view.bars.length && view.fetchHeikinAshi) view.fetchHeikinAshi();
+  }
+
   // Replaces everything shown (new timeframe, first load, a snapshot after a long gap).
   function setData(candles) {
     view.bars = normalize(candles);
+    ha.clear();
     opts.replaced();
     pushAll();
     fitView(view.bars.length);
     opts.changed();
+    notify('set');
+    wantHeikinAshi();
   }
 
   // Few bars: spread them over the width; enough bars: default spacing, newest in view.
@@ -182,13 +238,23 @@ export function createChart(LC, chartEl, opts) {
     if (!last || bar.time >= last.time) {
       if (last && bar.time === last.time) view.bars[view.bars.length - 1] = bar;
       else view.bars.push(bar);
-      series.update(seriesPoint(bar));
+      var n = view.bars.length;
+      ha.changedFrom(bar.time, true);
+      if (seriesType === 'heikin_ashi') {
+        haBars.length = n - 1;
+        haBars.push(ha.next(n > 1 ? haBars[n - 2] : null, bar));
+      }
+      series.update(seriesPoint(bar, n - 1));
       volumeSeries.update(volumeOf(bar));
     } else {
       var i = indexOfTime(view.bars, bar.time);
-      if (i >= 0) {
+      ha.changedFrom(bar.time, false);
+      if (i >= 0 && seriesType === 'heikin_ashi') {
+        view.bars[i] = bar; // every later HA bar moves with it
+        keepRange(0, pushAll);
+      } else if (i >= 0) {
         view.bars[i] = bar;
-        series.update(seriesPoint(bar), true);
+        series.update(seriesPoint(bar, i), true);
         volumeSeries.update(volumeOf(bar), true);
       } else {
         if (view.bars.length && bar.time < view.bars[0].time) return; // before what we show
@@ -198,6 +264,7 @@ export function createChart(LC, chartEl, opts) {
       api.revisions += 1;
     }
     opts.changed();
+    notify('live');
   }
 
   // Older bars (ascending, all before the first shown) added on the left without moving
@@ -207,6 +274,7 @@ export function createChart(LC, chartEl, opts) {
       view.bars = older.concat(view.bars);
       pushAll();
     });
+    notify('older');
   }
 
   // Runs `change` (which adds `added` bars on the left) without moving the visible bars.
@@ -217,13 +285,29 @@ export function createChart(LC, chartEl, opts) {
     if (range && added) ts.setVisibleLogicalRange({ from: range.from + added, to: range.to + added });
   }
 
-  // Line and area follow the direction of what is in view: green up, red down.
-  function updateDirection() {
-    if (seriesType === 'candles' || !view.bars.length) return;
-    var range = chart.timeScale().getVisibleLogicalRange();
+  // The indexes of the first and last bar in view ({from, to}; null without bars).
+  function visibleIndexes() {
     var n = view.bars.length;
+    if (!n) return null;
+    var range = chart.timeScale().getVisibleLogicalRange();
     var from = range ? Math.min(n - 1, Math.max(0, Math.ceil(range.from))) : 0;
     var to = range ? Math.min(n - 1, Math.max(0, Math.floor(range.to))) : n - 1;
+    return { from: from, to: Math.max(from, to) };
+  }
+
+  // Line and area follow the direction of what is in view: green up, red down; the
+  // baseline is the close of the first bar in view.
+  function updateDirection() {
+    if (isOhlc(seriesType) || !view.bars.length) return;
+    var shown = visibleIndexes();
+    var from = shown.from;
+    var to = shown.to;
+    if (seriesType === 'baseline') {
+      var base = view.bars[from].close;
+      series.applyOptions({ baseValue: { type: 'price', price: base } });
+      api.baseline = base;
+      return;
+    }
     var up = view.bars[to].close >= view.bars[from].close;
     var color = up ? UP : DOWN;
     if (seriesType === 'line') {
@@ -236,7 +320,7 @@ export function createChart(LC, chartEl, opts) {
   }
 
   function setSeriesType(type) {
-    if (type !== 'line' && type !== 'area') type = 'candles';
+    if (TYPES.indexOf(type) < 0) type = 'candles';
     if (series && type === seriesType) return;
     var ts = chart.timeScale();
     var range = series ? ts.getVisibleLogicalRange() : null;
@@ -250,10 +334,25 @@ export function createChart(LC, chartEl, opts) {
     if (view.bars.length) pushAll();
     if (range) ts.setVisibleLogicalRange(range);
     api.seriesType = type;
+    chartEl.setAttribute('data-series-type', type);
+    notify('series');
+    wantHeikinAshi();
     if (opts.remember !== false) storageSet(TYPE_KEY, type);
     (opts.typeButtons || document.querySelectorAll('[data-type]')).forEach(function (b) {
       b.setAttribute('aria-pressed', b.getAttribute('data-type') === type ? 'true' : 'false');
     });
+  }
+
+  // The price scale: normal, log or percent (lightweight-charts' percent mode is the change
+  // from the first visible bar, for the price series and every compare series alike).
+  function setScale(mode) {
+    if (SCALES.indexOf(mode) < 0) mode = 'normal';
+    var M = LC.PriceScaleMode;
+    var lc = mode === 'log' ? M.Logarithmic : mode === 'percent' ? M.Percentage : M.Normal;
+    chart.priceScale('right', 0).applyOptions({ mode: lc });
+    scale = mode;
+    api.scale = mode;
+    chartEl.setAttribute('data-scale', mode);
   }
 
   function setTimeframe(tf) {
@@ -292,6 +391,14 @@ export function createChart(LC, chartEl, opts) {
   view.applyCandle = applyCandle;
   view.prepend = prepend;
   view.setSeriesType = setSeriesType;
+  view.seriesType = function () { return seriesType; };
+  view.setScale = setScale;
+  view.scale = function () { return scale; };
+  view.setHeikinAshi = setHeikinAshi;
+  view.heikinAshi = function () { return seriesType === 'heikin_ashi' ? haBars.slice() : []; };
+  view.visibleIndexes = visibleIndexes;
+  view.onBars = function (fn) { barListeners.push(fn); };
+  view.fetchHeikinAshi = null; // history.js sets it
   view.setTimeframe = setTimeframe;
   view.applyTheme = applyTheme;
   view.onRangeFrame = function (fn) { rangeListeners.push(fn); };

@@ -4,7 +4,9 @@
  * load older pages until the range is covered.
  *
  * Owns the generation (bumped on every timeframe switch; answers for an older one are
- * dropped) and whether an older page is loading or there is nothing older.
+ * dropped) and whether an older page is loading or there is nothing older. Under
+ * Heikin-Ashi it also asks for the server's HA values of the shown bars and of every older
+ * page (view.fetchHeikinAshi), and it scrolls to a date (goTo), loading what it needs.
  */
 import { indexOfTime, normalize } from './candles.js';
 
@@ -54,6 +56,24 @@ export function createHistory(config, view, api, publish, studies) {
     return getPage(params).then(function (page) { return page.bars; });
   }
 
+  // The server's Heikin-Ashi values for the bars from `from` (the first shown by default).
+  var haGen = 0;
+  function loadHeikinAshi(from, limit) {
+    if (!view.bars.length) return Promise.resolve();
+    var asked = generation;
+    var gen = ++haGen;
+    var first = from === undefined ? view.bars[0].time : from;
+    var params = { from: first, limit: Math.min(RANGE_PAGE, limit || view.bars.length + 50), type: 'heikin_ashi' };
+    return fetch(candlesUrl(params), { headers: { Accept: 'application/json' }, credentials: 'same-origin' })
+      .then(function (r) { return r.ok ? r.json() : Promise.reject(new Error('HTTP ' + r.status)); })
+      .then(function (body) {
+        if (asked !== generation || (from === undefined && gen !== haGen)) return;
+        view.setHeikinAshi(body.candles || []);
+      })
+      .catch(function (err) { console.warn('tickchart: could not load Heikin-Ashi values:', err.message); });
+  }
+  view.fetchHeikinAshi = function () { return loadHeikinAshi(); };
+
   // One page older than the first bar, added on the left without moving the view.
   function loadOlder(limit) {
     if (loadingOlder || noMoreOlder || !view.bars.length) return Promise.resolve(0);
@@ -70,6 +90,7 @@ export function createHistory(config, view, api, publish, studies) {
         if (page.bars.length < (limit || PAGE)) noMoreOlder = true;
         if (older.length) {
           view.prepend(older);
+          if (view.seriesType() === 'heikin_ashi') loadHeikinAshi(older[0].time, older.length + 1);
           if (studies && page.studies) studies.merge(page.studies);
           api.olderLoads += 1;
           publish();
@@ -119,8 +140,42 @@ export function createHistory(config, view, api, publish, studies) {
     });
   }
 
+  // Scroll to the bar that holds time `t` (epoch seconds), keeping the zoom; older pages
+  // are loaded first when it is before the first shown bar. Resolves to the bar's time, or
+  // null when there is no bar at or before it.
+  function goTo(t) {
+    if (!view.bars.length || !isFinite(t)) return Promise.resolve(null);
+    var asked = generation;
+    rangeBusy = true;
+    function more() {
+      if (asked !== generation || view.bars[0].time <= t || noMoreOlder || view.bars.length >= MAX_BARS) {
+        return Promise.resolve();
+      }
+      return loadOlder(RANGE_PAGE).then(function (n) { return n ? more() : null; });
+    }
+    return more().then(function () {
+      rangeBusy = false;
+      if (asked !== generation) return null;
+      var bars = view.bars;
+      var i = indexOfTime(bars, t);
+      if (i < 0) i = Math.max(0, -i - 2); // the bar before it holds it
+      if (bars[i].time > t) return null; // before all history
+      var ts = view.chart.timeScale();
+      var r = ts.getVisibleLogicalRange();
+      var half = r ? Math.max(5, (r.to - r.from) / 2) : 50;
+      ts.setVisibleLogicalRange({ from: i - half, to: i + half });
+      api.wentTo = bars[i].time;
+      return bars[i].time;
+    }, function (err) {
+      rangeBusy = false;
+      throw err;
+    });
+  }
+
   return {
     getCandles: getCandles,
+    goTo: goTo,
+    loadHeikinAshi: loadHeikinAshi,
     getPage: getPage,
     loadOlder: loadOlder,
     showRange: showRange,

@@ -5,17 +5,22 @@
  *
  * Reads the view's JSON data block (#chart-config), builds the modules and wires them with
  * explicit objects and callbacks, owns the toolbar (timeframe, chart type, range, theme)
- * and starts: theme, chart type, the embedded candles, the countdown, the socket.
+ * and starts: theme, chart type, the embedded candles, the countdown, the socket. The
+ * chart tools (compare, scale, session breaks, go to date, full screen, exports:
+ * toolbox.js) and the keyboard shortcuts (keys.js) are the layout panes' too.
  *
  * For tests and debugging: document.body.dataset.status is 'connecting' | 'live' |
  * 'stale' | 'reconnecting' | 'market_closed' | 'token_expired' | 'stopped', and
  * window.tickchart holds {symbol, tf, lastCandle, candleCount, firstTime, status, ...}.
  */
 import { createAlerts } from './alerts.js';
+import { createBreaks } from './breaks.js';
+import { createCompare } from './compare.js';
 import { createChart, theme } from './chart.js';
 import { createDrawings } from './drawings/index.js';
 import { createHistory } from './history.js';
 import { createIndicators } from './indicators.js';
+import { createKeys } from './keys.js';
 import { createLegend } from './legend.js';
 import { createMarkers } from './markers.js';
 import { createRanges } from './ranges.js';
@@ -25,6 +30,7 @@ import { createStatus } from './status.js';
 import { createStudies } from './studies.js';
 import { replaceUrl, storageGet, storageSet, THEME_KEY, TYPE_KEY } from './storage.js';
 import { showCountdown } from './time.js';
+import { createToolbox } from './toolbox.js';
 import { createWatchlist } from './watchlist.js';
 
 var LC = window.LightweightCharts;
@@ -160,6 +166,30 @@ function start(LC, config, chartEl) {
   if (tfSelect) {
     tfSelect.addEventListener('change', function () { switchTimeframe(tfSelect.value); });
   }
+
+  // ---- The chart tools and the keyboard -----------------------------------------------
+  var breaks = createBreaks(view, api);
+  var compare = createCompare(LC, view, config, api);
+  var toolNote = document.getElementById('tools-note');
+  var toolbox = createToolbox(document.getElementById('chart-tools'), {
+    view: view, api: api, history: candleHistory, compare: compare, breaks: breaks,
+    fullscreenEl: chartEl.closest('.chart-wrap') || chartEl,
+    note: function (text) {
+      if (!toolNote) return;
+      toolNote.hidden = !text;
+      toolNote.textContent = text || '';
+    },
+  });
+  createKeys({
+    api: api,
+    timeframes: config.timeframes || [],
+    target: function () {
+      return { toolbox: toolbox, setTimeframe: function (tf) {
+        if (tfSelect) tfSelect.value = tf;
+        switchTimeframe(tf);
+      } };
+    },
+  });
   document.querySelectorAll('[data-type]').forEach(function (b) {
     b.addEventListener('click', function () { view.setSeriesType(b.getAttribute('data-type')); });
   });
@@ -193,6 +223,11 @@ function start(LC, config, chartEl) {
     studies.setKeys(keys, values);
   };
   api.series = view.series;
+  api.heikinAshi = view.heikinAshi;
+  api.visibleTimes = function () {
+    var shown = view.visibleIndexes();
+    return shown ? view.bars.slice(shown.from, shown.to + 1).map(function (b) { return b.time; }) : [];
+  };
   api.times = function () { return view.bars.map(function (b) { return b.time; }); };
 
   var countdownEl = document.getElementById('countdown');

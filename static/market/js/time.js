@@ -132,3 +132,32 @@ export function showCountdown(el, now, tf, session) {
   el.textContent = end === null ? 'market closed' : 'closes in ' + formatDuration(end - now);
   el.setAttribute('data-closed', end === null ? 'true' : 'false');
 }
+
+// "YYYY-MM-DD" of epoch seconds `t` in `zone`: the exchange-local trading date.
+export function localDate(t, zone) {
+  var p = partsOf(t, zone, true);
+  return p.year + '-' + p.month + '-' + p.day;
+}
+
+// "YYYY-MM-DD HH:MM:SS" of `t` in `zone` (the CSV export's exchange-local time).
+export function localStamp(t, zone) {
+  var p = partsOf(t, zone, true);
+  return p.year + '-' + p.month + '-' + p.day + ' ' + p.hour + ':' + p.minute + ':' + p.second;
+}
+
+// Epoch seconds of the wall time "YYYY-MM-DD" ["HH:MM"] in `zone`, or null for bad input:
+// the zone's offset at the guess, corrected once (so a DST change in between is right).
+export function fromLocal(date, time, zone) {
+  var d = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date || '');
+  var c = /^(\d{2}):(\d{2})$/.exec(time || '00:00');
+  if (!d || !c) return null;
+  var wall = Date.UTC(Number(d[1]), Number(d[2]) - 1, Number(d[3]), Number(c[1]), Number(c[2])) / 1000;
+  if (!isFinite(wall)) return null;
+  function offset(t) {
+    var p = partsOf(t, zone, true);
+    var hour = Number(p.hour) % 24;
+    return Date.UTC(Number(p.year), Number(p.month) - 1, Number(p.day), hour, Number(p.minute), Number(p.second)) / 1000 - t;
+  }
+  var t = wall - offset(wall);
+  return wall - offset(t);
+}

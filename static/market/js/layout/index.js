@@ -5,13 +5,16 @@
  * its own symbol search, timeframe, chart type, studies, link group and drawings switch;
  * linking (layout/link.js); and the layouts themselves: Save / Save as / Rename / Delete
  * on /api/layouts for a signed-in user, the layouts menu, and for a visitor (or before a
- * first save) the unsaved layout kept in localStorage.
+ * first save) the unsaved layout kept in localStorage. Each pane has the chart tools
+ * (toolbox.js; its scale and compare symbols are kept in the layout); the keyboard
+ * shortcuts (keys.js) act on the active pane (the last one pointed at or focused).
  *
  * For tests and benchmarks: window.tickchart = {layout ({id, name} or null), spec, dirty,
  * panes ([pane api], see pane.js), status, startedMs (this module ran), builtMs (every pane
  * built), firstPaintMs (the frame after), saved (finished API writes)}.
  */
 import { theme } from '../chart.js';
+import { createKeys } from '../keys.js';
 import { createConnection } from '../socket.js';
 import { createSearch } from '../search.js';
 import { createStatus } from '../status.js';
@@ -55,7 +58,7 @@ function defaultChart(config, i) {
   var symbols = config.symbols || [];
   var s = symbols.length ? symbols[i % symbols.length].ticker : 'DEMO:ALPHA';
   return { symbol: s, tf: DEFAULT_TFS[i % DEFAULT_TFS.length], type: 'candles', studies: [],
-    drawings_visible: true, link_group: null };
+    drawings_visible: true, link_group: null, scale: 'normal', compare: [] };
 }
 
 function validSpec(spec, config) {
@@ -82,6 +85,7 @@ function start(config) {
   var dirtyEl = document.getElementById('layout-dirty');
   var status = createStatus(document.getElementById('status'), null, api);
   var slots = [];
+  var active = null; // the pane the keyboard acts on
   var links = createLinks(function () { return slots; });
   var connection = createConnection(config, status, {
     other: function (msg) { slots.forEach(function (s) { if (s.chart) s.chart.message(msg); }); },
@@ -117,7 +121,10 @@ function start(config) {
     var slot = { index: i, el: el, chart: null, seq: 0 };
     var q = function (sel) { return el.querySelector(sel); };
     slot.els = { chart: q('.pane-chart'), legend: q('.pane-legend'), studyLegend: q('.pane-study-legend'),
-      note: q('.pane-note') };
+      note: q('.pane-note'), tools: q('.pane-tools'), root: el };
+    ['pointerdown', 'pointerenter', 'focusin'].forEach(function (type) {
+      el.addEventListener(type, function () { active = slot; }, { passive: true });
+    });
     slot.symbolInput = q('.pane-symbol');
     var results = q('.search-results');
     results.id = 'pane-results-' + i;
@@ -187,10 +194,16 @@ function start(config) {
   function build(slot, info) {
     if (slot.chart) slot.chart.destroy();
     var paneApi = api.panes[slot.index] = { index: slot.index };
+    slot.els.tools.textContent = ''; // the new chart's tools replace the old one's
     slot.chart = createPane(slot.els, spec.charts[slot.index], info, {
       LC: LC, config: config, connection: connection, signedIn: config.signed_in, api: paneApi,
+      suffix: ' of chart ' + (slot.index + 1),
       crosshair: function (pane, param) { links.crosshair(slot, param); },
       range: function () { links.range(slot); },
+      edited: function (field, value) {
+        spec.charts[slot.index][field] = value;
+        changed();
+      },
     });
     showControls(slot);
   }
@@ -213,8 +226,10 @@ function start(config) {
 
   function setSymbol(slot, ticker) {
     groupOf(slot).forEach(function (s) {
-      if (spec.charts[s.index].symbol === ticker) return;
-      spec.charts[s.index].symbol = ticker;
+      var c = spec.charts[s.index];
+      if (c.symbol === ticker) return;
+      c.symbol = ticker;
+      c.compare = (c.compare || []).filter(function (t) { return t !== ticker; }); // never itself
       load(s);
     });
     changed();
@@ -404,6 +419,15 @@ function start(config) {
     else load(slots[i]);
   }
   showName();
+  createKeys({
+    api: api,
+    timeframes: config.timeframes,
+    target: function () {
+      var slot = active && slots[active.index] === active ? active : slots[0];
+      if (!slot || !slot.chart) return null;
+      return { toolbox: slot.chart.toolbox, setTimeframe: function (tf) { setTimeframe(slot, tf); } };
+    },
+  });
   api.builtMs = performance.now();
   window.requestAnimationFrame(function () { api.firstPaintMs = performance.now(); });
   window.setInterval(function () { status.refresh(); }, 1000);

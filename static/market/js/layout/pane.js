@@ -7,8 +7,13 @@
  *
  * info: {symbol, name, tz, session, candles} (server-rendered, or fetchInfo's).
  * The pane's window.tickchart.panes[i]: {symbol, tf, lastCandle, candleCount, hoverTime,
- * linkedTime, seriesType, studies, studyValues, drawings, drawingsLoaded, chart, series()}.
+ * linkedTime, seriesType, scale, compare, sessionBreaks, studies, studyValues, drawings,
+ * drawingsLoaded, chart, series(), heikinAshi(), visibleTimes()}. The chart tools
+ * (toolbox.js: scale, compare, go to date, session breaks, full screen, exports) are the
+ * chart page's.
  */
+import { createBreaks } from '../breaks.js';
+import { createCompare } from '../compare.js';
 import { createChart } from '../chart.js';
 import { indexOfTime, normalize } from '../candles.js';
 import { createDrawings } from '../drawings/index.js';
@@ -17,6 +22,7 @@ import { createLegend } from '../legend.js';
 import { createMarkers } from '../markers.js';
 import { createStream } from '../socket.js';
 import { createStudies, labelOf, parseKeys } from '../studies.js';
+import { createToolbox } from '../toolbox.js';
 
 var MAX_LIMIT = 10000; // the API's largest page
 
@@ -38,9 +44,11 @@ export function fetchInfo(config, symbol, tf, keys) {
 }
 
 /*
- * els: {chart, legend, studyLegend, note} inside the pane; chart: the layout's chart spec
- * {symbol, tf, type, studies, drawings_visible}; ctx: {LC, config, connection, signedIn,
- * api (the pane's window.tickchart entry), crosshair(pane, param), range(pane)}.
+ * els: {chart, legend, studyLegend, note, tools, root} inside the pane; chart: the layout's
+ * chart spec {symbol, tf, type, studies, drawings_visible, scale, compare}; ctx: {LC,
+ * config, connection, signedIn, api (the pane's window.tickchart entry), suffix (of the
+ * tools' accessible names), crosshair(pane, param), range(pane), edited(field, value)
+ * (the user changed the scale or the compare symbols)}.
  */
 export function createPane(els, chart, info, ctx) {
   var LC = ctx.LC;
@@ -80,6 +88,16 @@ export function createPane(els, chart, info, ctx) {
   legend = createLegend(els.legend, view, api, { studyLegend: els.studyLegend, title: false });
   studies = createStudies(LC, view, function () { renderStudyLegend(); });
   var candleHistory = createHistory(ctx.config, view, api, legend.publish, studies);
+  var breaks = createBreaks(view, api);
+  var compare = createCompare(LC, view, ctx.config, api, function (symbols, problems) {
+    note(problems.length ? 'Compare: ' + problems.map(function (p) { return p.error; }).join('; ') : '');
+  });
+  var toolbox = els.tools ? createToolbox(els.tools, {
+    view: view, api: api, history: candleHistory, compare: compare, breaks: breaks,
+    fullscreenEl: els.root || els.chart, suffix: ctx.suffix || '', note: note,
+    scale: function (mode) { if (ctx.edited) ctx.edited('scale', mode); },
+    compared: function (symbols) { if (ctx.edited) ctx.edited('compare', symbols); },
+  }) : null;
 
   // ---- the study legend (each study's value at the crosshair, else the newest bar's)
   var hoverTime = null;
@@ -177,6 +195,7 @@ export function createPane(els, chart, info, ctx) {
 
   // ---- start: the embedded (or fetched) history, drawn before anything else
   view.setSeriesType(chart.type || 'candles');
+  view.setScale(chart.scale || 'normal');
   var bars = normalize(info.candles || []);
   var keys = parseKeys((chart.studies || []).join(',')).keys;
   studies.setKeys(keys, info.studies);
@@ -186,11 +205,16 @@ export function createPane(els, chart, info, ctx) {
   else if (keys.length && !info.studies) loadStudies();
   markers = createMarkers(LC, view, ctx.config, api);
   if (!info.missing) markers.load();
+  if (toolbox) {
+    toolbox.setScale(view.scale());
+    if (!info.missing && (chart.compare || []).length) toolbox.setCompare(chart.compare);
+  }
   showDrawings(chart.drawings_visible !== false);
   if (info.missing) stream.unsubscribe(); // nothing to stream
   else if (ctx.connection.isOpen()) stream.subscribe(); // else when the socket opens
 
   pane.setType = setType;
+  pane.toolbox = toolbox;
   pane.setStudies = setStudies;
   pane.showDrawings = showDrawings;
   pane.studyKeys = studies.keys;
@@ -212,5 +236,10 @@ export function createPane(els, chart, info, ctx) {
   api.chart = view.chart;
   api.series = view.series;
   api.times = function () { return view.bars.map(function (b) { return b.time; }); };
+  api.heikinAshi = view.heikinAshi;
+  api.visibleTimes = function () {
+    var shown = view.visibleIndexes();
+    return shown ? view.bars.slice(shown.from, shown.to + 1).map(function (b) { return b.time; }) : [];
+  };
   return pane;
 }
