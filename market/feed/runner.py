@@ -35,6 +35,9 @@ logger = logging.getLogger("market.feed")
 
 
 LOCK_CHECK_SECONDS = 2.0  # how often the writer checks that it still holds its lock
+#: A rebuild chunk before the last: no price alert events or states of its own (those are
+#: the last chunk's), only the bar alerts'.
+NO_TICK_EVENTS: dict[str, Any] = {"events": (), "states": {}, "done": frozenset()}
 REBUILD_CHUNK = 20_000    # journal ticks per transaction when candles are rebuilt after a spill
 REPLAY_YIELD = 5_000      # journal ticks replayed on start between yields to the event loop
 
@@ -188,10 +191,12 @@ def build_pipeline(source: str, *, live: bool, ids: dict[str, int], parser: Pars
             await alert_reload(book)
         return written
 
-    def rebuild_sync(upto: dict) -> int:
+    def rebuild_sync(upto: dict, ticks: dict[str, Any] | None) -> int:
         """Store what the journal holds after the stored checkpoint, up to ``upto``, as a
         restart would: a scratch engine from the stored states, fed the journal's ticks,
-        checkpointed every ``REBUILD_CHUNK`` ticks (so memory stays bounded)."""
+        checkpointed every ``REBUILD_CHUNK`` ticks (so memory stays bounded). Bar alerts are
+        evaluated on each chunk's candles as on any store's; the price alerts' events and
+        states (``ticks``, taken with ``upto``) go with the last chunk, whose position is ``upto``."""
         assert journal is not None and lease is not None
         stored = selectors.writer_position(name=lease.name)
         if not journal.reproduces(stored):
@@ -214,17 +219,20 @@ def build_pipeline(source: str, *, live: bool, ids: dict[str, int], parser: Pars
             if replayed % REBUILD_CHUNK == 0:
                 states: dict[str, dict] = {}
                 updates = scratch.collect(states)
-                written += store_sync(updates, Checkpoint(states, {"journal": journal.id, "seq": seq}), None)
+                written += store_sync(updates, Checkpoint(states, {"journal": journal.id, "seq": seq}),
+                                      None if ticks is None else NO_TICK_EVENTS)
                 logger.info("rebuilding from the journal: %d ticks, %d candles stored so far", replayed, written)
         states = {}
         updates = scratch.collect(states)
-        written += store_sync(updates, Checkpoint(states, upto), None)
+        written += store_sync(updates, Checkpoint(states, upto), ticks)
         logger.info("rebuilt from the journal: ticks %d..%d (%d replayed), %d candles",
                     stored["seq"] + 1, max(last_seq, upto["seq"]), replayed, written)
         return written
 
-    async def rebuild(upto: dict) -> int:
-        written = await database_sync_to_async(rebuild_sync)(upto)
+    async def rebuild(upto: dict, ticks: dict[str, Any] | None) -> int:
+        written = await database_sync_to_async(rebuild_sync)(upto, ticks)
+        if ticks is not None and (ticks["events"] or book.announcing):
+            book.wake.set()  # committed: deliver now
         if book.announcing:
             await book.announce(layer)
         return written
