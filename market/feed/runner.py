@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -462,7 +463,9 @@ FINAL_DELIVERY_SECONDS = 120.0  # a stopping runfeed delivers what is due for at
 async def _deliver_webhooks(stop: asyncio.Event, wake: asyncio.Event) -> None:
     """Send alert events' webhooks and channel messages as they become due: at once when a
     store that recorded events has committed (``wake``, set by the store), and every
-    ``WEBHOOK_POLL_SECONDS`` as a safety net (retries come due by time)."""
+    ``WEBHOOK_POLL_SECONDS`` as a safety net (retries come due by time). A wake during a
+    round is handed to it (``deliver_due``'s ``wake``): those events leave now, beside the
+    round's, not after its slowest receiver."""
     while not stop.is_set():
         waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())]
         try:
@@ -473,14 +476,26 @@ async def _deliver_webhooks(stop: asyncio.Event, wake: asyncio.Event) -> None:
         if stop.is_set():
             return
         wake.clear()
-        await _deliver_once()
+        joining = threading.Event()
+        round_ = asyncio.ensure_future(_deliver_once(joining))
+        while not round_.done():
+            woken = asyncio.ensure_future(wake.wait())
+            try:
+                await asyncio.wait([round_, woken], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                woken.cancel()
+            if wake.is_set():
+                wake.clear()
+                joining.set()
+        if joining.is_set():  # the round ended before it took them: the next one does
+            wake.set()
 
 
-async def _deliver_once() -> int:
+async def _deliver_once(wake: threading.Event | None = None) -> int:
     """One delivery round; how many were delivered."""
     try:
         # its own thread: a slow receiver must not hold up the candle writes (thread_sensitive)
-        return await database_sync_to_async(deliver_due, thread_sensitive=False)()
+        return await database_sync_to_async(deliver_due, thread_sensitive=False)(wake=wake)
     except Exception as exc:  # noqa: BLE001 - delivery retries later; the feed goes on
         logger.warning("delivering alert webhooks failed: %s", exc)
         return 0
