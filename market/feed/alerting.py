@@ -78,6 +78,7 @@ class AlertBook:
         self._bars: dict[tuple[str, str], deque[Candle]] = {}
         self._last_final: dict[tuple[str, str], int] = {}
         self.pending: list[tuple[Event, str]] = []
+        self._unstored_bars: list[tuple[Event, str]] = []  # a failed store's bar events
         self.done: set[int] = set()
         self.missing: dict[int, str] = {}  # alerts whose drawing is gone: why they stop
         self.wake = asyncio.Event()  # set when a store that recorded events has committed
@@ -255,9 +256,10 @@ class AlertBook:
         """Evaluate the bar alerts on the candles being stored; returns their events."""
         out: list[tuple[Event, str]] = []
         for u in sorted(updates, key=lambda u: (u.symbol, u.timeframe, u.candle.time)):
+            # (an alert done since the last reload is still indexed, but has no evaluator)
             pks = [pk for pk in self._by_symbol.get(u.symbol, ())
-                   if not self.evaluators[pk].condition.on_ticks
-                   and self.evaluators[pk].condition.tf.code == u.timeframe]
+                   if (ev := self.evaluators.get(pk)) is not None and not ev.condition.on_ticks
+                   and ev.condition.tf.code == u.timeframe]
             if not pks:
                 continue
             key = (u.symbol, u.timeframe)
@@ -282,6 +284,8 @@ class AlertBook:
         if bars is None:
             size = MAX_HISTORY
             for pk in self._by_symbol.get(key[0], ()):
+                if pk not in self.evaluators:
+                    continue
                 c = self.evaluators[pk].condition
                 if c.tf.code == key[1]:
                     need = history_needed(c)
@@ -369,9 +373,12 @@ class AlertBook:
     def checkpoint(self, updates: list[CandleUpdate], ticks: dict[str, Any]) -> dict[str, Any]:
         """(In the store's thread.) Evaluate the bar alerts on ``updates`` and say what to
         store with them: the events, every evaluator's state and the alerts that are done."""
-        bar_events = self.candles(updates)
+        # A bar is evaluated once (``candles`` skips it on a retry), so the events of a store
+        # that failed are carried into the next one, which stores the same candles (the
+        # retry's, or a journal rebuild's): a database outage loses no bar event.
+        bar_events = self._unstored_bars = self._unstored_bars + self.candles(updates)
         bars = {pk: ev for pk, ev in self.evaluators.items() if not ev.condition.on_ticks}
-        return {"events": ticks["events"] + bar_events,
+        return {"events": list(ticks["events"]) + bar_events,
                 "states": ticks["states"] | {pk: dict(ev.state) for pk, ev in bars.items()},
                 "done": ticks["done"] | {pk for pk in self.done if pk in bars}}
 
@@ -379,6 +386,7 @@ class AlertBook:
         """``alerts`` (a ``checkpoint``, whose first ``ticks`` events came from ``pending``)
         was stored: queue what ``announce`` tells the owners."""
         now = time.time()
+        self._unstored_bars = []
         for event, message in alerts["events"]:
             owner = self.rows.get(int(event.alert), {}).get("user")
             if owner is not None:

@@ -49,7 +49,9 @@ class Checkpoint:
 Store = Callable[[list[CandleUpdate], Checkpoint], Awaitable[int]]
 Publish = Callable[[list[CandleUpdate]], Awaitable[int]]
 Report = Callable[[str, str, float], Awaitable[None]]  # (state, detail, heartbeat)
-Rebuild = Callable[[Any], Awaitable[int]]  # store everything the journal holds up to a position
+#: Store everything the journal holds up to a position, with what ``Pipeline.snapshot``
+#: returned at that moment (``Checkpoint.extra``: the price alerts' part).
+Rebuild = Callable[[Any, Any], Awaitable[int]]
 
 HEARTBEAT_SECONDS = 5.0
 RETRY_MIN, RETRY_MAX = 0.5, 30.0  # seconds between attempts to store while the database fails
@@ -249,10 +251,16 @@ class Pipeline:
         self._pending_states.clear()
         return written
 
-    async def _rebuild_pending(self, position: Any) -> int:
+    def _rebuild_pending(self, position: Any) -> Awaitable[int]:
+        """Take the alerts' snapshot with ``position`` now (as ``_store_pending`` does: the
+        rebuild stores it with the candles up to there), then rebuild."""
+        extra = self.snapshot() if self.snapshot is not None else None
+        return self._rebuild_write(position, extra)
+
+    async def _rebuild_write(self, position: Any, extra: Any) -> int:
         started = time.monotonic()
         try:
-            written = await self._rebuild(position)  # type: ignore[misc]
+            written = await self._rebuild(position, extra)  # type: ignore[misc]
         except WriterFenced as exc:
             self.fenced = True
             logger.error("writer fenced, storing stops: %s", exc)

@@ -29,7 +29,9 @@ from market.feed.base import Feed, Parser
 
 logger = logging.getLogger("market.feed")
 
-YIELD_EVERY = 2000
+YIELD_EVERY = 2000     # lines: the loop hands over to the flusher at least this often ...
+YIELD_SECONDS = 0.01   # ... and whenever it has run this long (checked every CHECK_EVERY lines),
+CHECK_EVERY = 50       # so a flush's write and publish go on while the replay runs, not after it
 
 
 class ReplayFeed(Feed):
@@ -70,14 +72,17 @@ class ReplayFeed(Feed):
         first_time: float | None = None
         wall_start = time.monotonic()
         started = time.monotonic()
+        clock = time.monotonic
+        next_yield = clock() + YIELD_SECONDS
         try:
             for line in stream:
                 self.lines += 1
-                if self.lines % YIELD_EVERY == 0:
+                if self.lines % CHECK_EVERY == 0 and (self.lines % YIELD_EVERY == 0 or clock() >= next_yield):
                     ctx.position = (ident, self.lines - 1)  # what a flush now includes
                     if bar is not None:
                         bar.update(raw.tell() - bar.n)
                     await asyncio.sleep(0)
+                    next_yield = clock() + YIELD_SECONDS
                     if stop.is_set():
                         break
                 if self.lines <= skip or not line.strip():

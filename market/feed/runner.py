@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,9 @@ logger = logging.getLogger("market.feed")
 
 
 LOCK_CHECK_SECONDS = 2.0  # how often the writer checks that it still holds its lock
+#: A rebuild chunk before the last: no price alert events or states of its own (those are
+#: the last chunk's), only the bar alerts'.
+NO_TICK_EVENTS: dict[str, Any] = {"events": (), "states": {}, "done": frozenset()}
 REBUILD_CHUNK = 20_000    # journal ticks per transaction when candles are rebuilt after a spill
 REPLAY_YIELD = 5_000      # journal ticks replayed on start between yields to the event loop
 
@@ -188,10 +192,12 @@ def build_pipeline(source: str, *, live: bool, ids: dict[str, int], parser: Pars
             await alert_reload(book)
         return written
 
-    def rebuild_sync(upto: dict) -> int:
+    def rebuild_sync(upto: dict, ticks: dict[str, Any] | None) -> int:
         """Store what the journal holds after the stored checkpoint, up to ``upto``, as a
         restart would: a scratch engine from the stored states, fed the journal's ticks,
-        checkpointed every ``REBUILD_CHUNK`` ticks (so memory stays bounded)."""
+        checkpointed every ``REBUILD_CHUNK`` ticks (so memory stays bounded). Bar alerts are
+        evaluated on each chunk's candles as on any store's; the price alerts' events and
+        states (``ticks``, taken with ``upto``) go with the last chunk, whose position is ``upto``."""
         assert journal is not None and lease is not None
         stored = selectors.writer_position(name=lease.name)
         if not journal.reproduces(stored):
@@ -214,17 +220,20 @@ def build_pipeline(source: str, *, live: bool, ids: dict[str, int], parser: Pars
             if replayed % REBUILD_CHUNK == 0:
                 states: dict[str, dict] = {}
                 updates = scratch.collect(states)
-                written += store_sync(updates, Checkpoint(states, {"journal": journal.id, "seq": seq}), None)
+                written += store_sync(updates, Checkpoint(states, {"journal": journal.id, "seq": seq}),
+                                      None if ticks is None else NO_TICK_EVENTS)
                 logger.info("rebuilding from the journal: %d ticks, %d candles stored so far", replayed, written)
         states = {}
         updates = scratch.collect(states)
-        written += store_sync(updates, Checkpoint(states, upto), None)
+        written += store_sync(updates, Checkpoint(states, upto), ticks)
         logger.info("rebuilt from the journal: ticks %d..%d (%d replayed), %d candles",
                     stored["seq"] + 1, max(last_seq, upto["seq"]), replayed, written)
         return written
 
-    async def rebuild(upto: dict) -> int:
-        written = await database_sync_to_async(rebuild_sync)(upto)
+    async def rebuild(upto: dict, ticks: dict[str, Any] | None) -> int:
+        written = await database_sync_to_async(rebuild_sync)(upto, ticks)
+        if ticks is not None and (ticks["events"] or book.announcing):
+            book.wake.set()  # committed: deliver now
         if book.announcing:
             await book.announce(layer)
         return written
@@ -454,7 +463,9 @@ FINAL_DELIVERY_SECONDS = 120.0  # a stopping runfeed delivers what is due for at
 async def _deliver_webhooks(stop: asyncio.Event, wake: asyncio.Event) -> None:
     """Send alert events' webhooks and channel messages as they become due: at once when a
     store that recorded events has committed (``wake``, set by the store), and every
-    ``WEBHOOK_POLL_SECONDS`` as a safety net (retries come due by time)."""
+    ``WEBHOOK_POLL_SECONDS`` as a safety net (retries come due by time). A wake during a
+    round is handed to it (``deliver_due``'s ``wake``): those events leave now, beside the
+    round's, not after its slowest receiver."""
     while not stop.is_set():
         waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())]
         try:
@@ -465,14 +476,26 @@ async def _deliver_webhooks(stop: asyncio.Event, wake: asyncio.Event) -> None:
         if stop.is_set():
             return
         wake.clear()
-        await _deliver_once()
+        joining = threading.Event()
+        round_ = asyncio.ensure_future(_deliver_once(joining))
+        while not round_.done():
+            woken = asyncio.ensure_future(wake.wait())
+            try:
+                await asyncio.wait([round_, woken], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                woken.cancel()
+            if wake.is_set():
+                wake.clear()
+                joining.set()
+        if joining.is_set():  # the round ended before it took them: the next one does
+            wake.set()
 
 
-async def _deliver_once() -> int:
+async def _deliver_once(wake: threading.Event | None = None) -> int:
     """One delivery round; how many were delivered."""
     try:
         # its own thread: a slow receiver must not hold up the candle writes (thread_sensitive)
-        return await database_sync_to_async(deliver_due, thread_sensitive=False)()
+        return await database_sync_to_async(deliver_due, thread_sensitive=False)(wake=wake)
     except Exception as exc:  # noqa: BLE001 - delivery retries later; the feed goes on
         logger.warning("delivering alert webhooks failed: %s", exc)
         return 0

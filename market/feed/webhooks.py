@@ -15,9 +15,11 @@ A webhook URL is the user's, so it is treated as hostile (server-side request fo
 - redirects are never followed (a 3xx is a failure), at most ``MAX_RESPONSE`` bytes of an
   answer are read, and every attempt has a hard deadline (``ATTEMPT_SECONDS``, a timer
   closes the socket), so a slow or endless receiver cannot hold the thread;
-- sends run on a small pool (``WORKERS``), one host's events one after the other; a host
-  that failed is skipped for the rest of the round, and no send starts once the round has
-  run ``ROUND_SECONDS``: a bad receiver delays nobody else for long.
+- sends run on a small pool (``WORKERS``); a host's first send of a round goes alone, and
+  only once it has answered do up to ``PER_HOST`` of its sends go side by side; a host that
+  failed is skipped for the rest of the round, and no send starts once the round has run
+  ``ROUND_SECONDS``: a bad receiver delays nobody else for long. Events committed while a
+  round runs join it (``deliver_due``'s ``wake``) instead of waiting for it to end.
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 from urllib.parse import urlsplit
+
+from django.db import transaction
 
 from market import selectors, services
 from market.conf import alerts_conf
@@ -43,7 +48,8 @@ logger = logging.getLogger("market.feed")
 CONNECT_TIMEOUT = 5.0   # seconds per socket operation
 ATTEMPT_SECONDS = 10.0  # the whole attempt: connect, send, headers and body
 MAX_RESPONSE = 65_536
-WORKERS = 4
+WORKERS = 8    # sends in flight in all ...
+PER_HOST = 4   # ... and to one receiver that has answered in this round
 ROUND_SECONDS = 15.0
 
 
@@ -127,89 +133,146 @@ def _host(url: str) -> str:
 
 
 def send_round(jobs: list[tuple[str, Callable[[], None]]],
-               record: Callable[[int, BaseException | None], None] | None = None) -> list[tuple[int, BaseException | None]]:
-    """Run ``(host, send)`` jobs on the pool, a host's in order, none after that host failed
-    or the round ran out of time; returns ``(job index, error or None)`` for the jobs that ran.
-    ``record`` is called with each outcome as soon as it is known, in the caller's thread,
-    and a host's next send waits until it has been: a crash resends at most the one send
-    per host that was in flight, not the whole round."""
-    by_host: dict[str, list[int]] = {}
-    for i, (host, _) in enumerate(jobs):
-        by_host.setdefault(host, []).append(i)
+               record: Callable[[list[tuple[int, BaseException | None]]], None] | None = None,
+               more: Callable[[], list[tuple[str, Callable[[], None]]]] | None = None,
+               ) -> list[tuple[int, BaseException | None]]:
+    """Run ``(host, send)`` jobs on the pool, a host's in the order given, none after that
+    host failed or the round ran out of time; returns ``(job index, error or None)`` for the
+    jobs that ran.
+
+    A host's first send goes alone; once one has succeeded in this round, up to
+    ``PER_HOST`` of its sends are in flight (a healthy receiver is not fed one POST at a
+    time, a failing one costs one attempt per round); ``WORKERS`` in all, each host given a
+    slot before any host a second. ``record`` is called with the outcomes known so far (a
+    list, recorded together), in the caller's thread, and no send starts on the slot of one
+    whose outcome is not recorded yet: a crash resends at most ``PER_HOST`` sends per host.
+    ``more`` (called whenever a slot frees, e.g. events committed since the round began)
+    returns further jobs, indexed after those already given.
+    """
+    jobs = list(jobs)
+    waiting: dict[str, deque[int]] = {}
+    in_flight: dict[str, int] = {}
+    proven: set[str] = set()
+    failed: set[str] = set()
+    running = 0
     outcomes: list[tuple[int, BaseException | None]] = []
-    known: queue.SimpleQueue[tuple[int, BaseException | None, threading.Event]] = queue.SimpleQueue()
+    finished: queue.SimpleQueue[tuple[int, BaseException | None]] = queue.SimpleQueue()
+    failures: list[BaseException] = []
     ends = time.monotonic() + ROUND_SECONDS
 
-    def chain(indexes: list[int]) -> None:
-        for i in indexes:
-            if time.monotonic() >= ends:
-                return
-            error: BaseException | None = None
-            try:
-                jobs[i][1]()
-            except Exception as exc:  # noqa: BLE001 - recorded as the attempt's error
-                error = exc
-            recorded = threading.Event()
-            known.put((i, error, recorded))
-            recorded.wait()  # the next send waits until this outcome is recorded
-            if error is not None:
-                return  # this host is failing: its other events wait for the next round
+    def add(new: list[tuple[str, Callable[[], None]]]) -> None:
+        for host, send in new:
+            jobs.append((host, send))
+            waiting.setdefault(host, deque()).append(len(jobs) - 1)
 
-    def take(block: bool) -> None:
+    def run(i: int) -> None:
+        error: BaseException | None = None
         try:
-            i, error, recorded = known.get(timeout=0.05) if block else known.get_nowait()
-        except queue.Empty:
-            return
-        outcomes.append((i, error))
-        try:
-            if record is not None:
-                record(i, error)
-        except Exception as exc:  # noqa: BLE001 - e.g. the database is down: raised after the round
-            failures.append(exc)
-        finally:
-            recorded.set()
+            jobs[i][1]()
+        except Exception as exc:  # noqa: BLE001 - recorded as the attempt's error
+            error = exc
+        finished.put((i, error))
 
-    failures: list[BaseException] = []
+    for i, (host, _) in enumerate(jobs):
+        waiting.setdefault(host, deque()).append(i)
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="webhook") as pool:
-        running = [pool.submit(chain, indexes) for indexes in by_host.values()]
-        while not all(f.done() for f in running):
-            take(block=True)
-        for f in running:
-            f.result()
+        while True:
+            if more is not None and time.monotonic() < ends:
+                add(more())
+            launched = True
+            while launched and running < WORKERS and time.monotonic() < ends:
+                launched = False  # one more per host per pass: every host gets a slot first
+                for host, queued in waiting.items():
+                    limit = PER_HOST if host in proven else 1
+                    if queued and host not in failed and in_flight.get(host, 0) < limit and running < WORKERS:
+                        i = queued.popleft()
+                        in_flight[host] = in_flight.get(host, 0) + 1
+                        running += 1
+                        launched = True
+                        pool.submit(run, i)
+            if not running:
+                break
+            try:  # a short wait, so events that ``more`` has by now join without waiting for a send
+                known = [finished.get(timeout=0.02 if more is not None else None)]
+            except queue.Empty:
+                continue
+            while True:  # and whatever else finished meanwhile: recorded in one go
+                try:
+                    known.append(finished.get_nowait())
+                except queue.Empty:
+                    break
+            for i, error in known:
+                host = jobs[i][0]
+                running -= 1
+                in_flight[host] -= 1
+                (failed if error is not None else proven).add(host)
+                outcomes.append((i, error))
+            try:
+                if record is not None:
+                    record(known)
+            except Exception as exc:  # noqa: BLE001 - e.g. the database is down: raised after the round
+                failures.append(exc)
     if failures:
         raise failures[0]
     return outcomes
 
 
-def deliver_due(*, now: float | None = None) -> int:
+def deliver_due(*, now: float | None = None, wake: threading.Event | None = None) -> int:
     """Send the due webhooks and channel messages (``market.feed.notify``); returns how many
     were delivered. Outcomes are recorded here, in the caller's thread (the pool's threads
-    only talk to the receivers)."""
+    only talk to the receivers), those known together in one transaction. ``wake`` is set
+    when new events have been committed: while the round runs they join it at once (their
+    hosts' order and limits as for the rest), rather than waiting for the next round."""
     from market.feed import notify  # apprise is imported only by a process that delivers
 
-    now = time.time() if now is None else now
-    hooks = selectors.alert_event_due(now=now)
-    channels = selectors.notify_delivery_due(now=now)
-    jobs = [(_host(row["webhook"]), (lambda row=row: _webhook_send(row))) for row in hooks]
-    jobs += [(f"channel {row['channel']}", (lambda row=row: notify.send(row))) for row in channels]
+    rows: list[tuple[str, dict[str, Any]]] = []  # ("hook" | "channel", row), by job index
+    taken: set[tuple[str, Any]] = set()
     delivered = 0
 
-    def record(i: int, error: BaseException | None) -> None:
-        nonlocal delivered
-        if i < len(hooks):
-            row = hooks[i]
+    def due() -> list[tuple[str, Callable[[], None]]]:
+        at = time.time() if now is None else now
+        new: list[tuple[str, Callable[[], None]]] = []
+        for row in selectors.alert_event_due(now=at):
+            if ("hook", row["id"]) not in taken:
+                taken.add(("hook", row["id"]))
+                rows.append(("hook", row))
+                new.append((_host(row["webhook"]), (lambda row=row: _webhook_send(row))))
+        for row in selectors.notify_delivery_due(now=at):
+            if ("channel", row["delivery"]) not in taken:
+                taken.add(("channel", row["delivery"]))
+                rows.append(("channel", row))
+                new.append((f"channel {row['channel']}", (lambda row=row: notify.send(row))))
+        return new
+
+    def more() -> list[tuple[str, Callable[[], None]]]:
+        if wake is None or not wake.is_set():
+            return []
+        wake.clear()
+        return due()
+
+    def record_one(i: int, error: BaseException | None) -> None:
+        at = time.time() if now is None else now
+        kind, row = rows[i]
+        if kind == "hook":
             if error is not None:
                 logger.warning("webhook for alert event %s failed: %s", row["id"], error)
-            services.alert_event_attempted(event_id=row["id"], ok=error is None, error=str(error or ""), now=now)
+            services.alert_event_attempted(event_id=row["id"], ok=error is None, error=str(error or ""), now=at)
         else:
-            row = channels[i - len(hooks)]
             if error is not None:  # the channel by id: its target may hold a token
                 logger.warning("alert event %s to channel %s failed: %s", row["id"], row["channel"],
                                type(error).__name__ if "://" in str(error) else error)
             services.notify_delivery_attempted(delivery_id=row["delivery"], ok=error is None,
                                                error=str(error or "")[:200] if "://" not in str(error or "")
-                                               else type(error).__name__, now=now)
-        delivered += error is None
+                                               else type(error).__name__, now=at)
 
-    send_round(jobs, record)
+    def record(known: list[tuple[int, BaseException | None]]) -> None:
+        nonlocal delivered
+        with transaction.atomic():  # one commit for the outcomes known together
+            for i, error in known:
+                record_one(i, error)
+        delivered += sum(error is None for _, error in known)
+
+    if wake is not None:
+        wake.clear()
+    send_round(due(), record, more)
     return delivered

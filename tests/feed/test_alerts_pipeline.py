@@ -442,3 +442,60 @@ def test_a_webhook_leaves_right_after_its_event_is_stored_not_at_the_next_poll(t
     assert body["id"] == f"{a.id}@{OPEN + 2}"
     assert arrived < ended - 1.0, (arrived - started, ended - started)  # during the run, not at its end
     assert arrived - body["fired_at"] < 1.0
+
+
+# ------------------------------------------------------------------ a database outage
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("spill", [False, True], ids=["kept-and-retried", "spilled-and-rebuilt"])
+def test_a_database_outage_loses_no_alert_event(tmp_path, monkeypatch, spill):
+    """Stores fail for a third of the session (the candles kept and retried; or, past a tiny
+    ``buffer_limit``, dropped and rebuilt from the tick journal): the events are those of an
+    uninterrupted run, the price alerts' (evaluated on each tick) and the bar-close alerts'
+    (evaluated on the candles a store writes: the failed stores' and the rebuild's)."""
+    import asyncio
+
+    from django.db import OperationalError
+
+    from market.core.types import Tick
+    from market.feed import runner
+    from market.feed.journal import TickJournal
+
+    price, close, _ = make_alerts()
+    symbol, _ = services.symbol_register(ticker="NSE:SBIN-EQ", exchange="NSE")
+    lease = runner.Lease("outage")
+    lease.epoch = services.writer_claim(name="outage")
+    journal = TickJournal(tmp_path / "journal", max_bytes=1 << 24)
+    journal.open()
+    pipeline = runner.build_pipeline("outage", live=False, ids={symbol.ticker: symbol.pk}, lease=lease,
+                                     journal=journal)
+    pipeline.buffer_limit = 5 if spill else 1_000_000
+    real, down = services.candle_store_checkpointed, [False]
+
+    def store(**kw):
+        if down[0]:
+            raise OperationalError("the database is down")
+        return real(**kw)
+
+    monkeypatch.setattr(services, "candle_store_checkpointed", store)
+    ticks = prices(600)  # 30 min: 30 bars, several crossings of each kind during the outage
+
+    async def run() -> None:
+        await runner.alert_reload(pipeline.on_tick)
+        pipeline.engine.register(symbol.ticker, "NSE")
+        for n, (t, p) in enumerate(ticks):
+            pipeline.add(Tick(symbol.ticker, t, p, float(1000 + 10 * n)))
+            if n % 20 == 19:
+                down[0] = 200 <= n < 400
+                await pipeline.flush(force=True)
+        down[0] = False
+        await pipeline.flush(force=True)
+        await pipeline.flush(force=True)
+
+    asyncio.run(run())
+    assert pipeline.store_failures >= 10 and pipeline.spills == (1 if spill else 0)
+    assert not pipeline.spilled and pipeline.pending == 0
+    want_close = expected_close_crosses(ticks, close.id)
+    assert sum(OPEN + 600 <= int(e.split("@")[1]) < OPEN + 1200 for e in want_close) >= 2  # in the outage
+    assert events(close) == want_close
+    assert events(price) == expected_price_crosses(ticks, price.id)

@@ -205,7 +205,7 @@ async def test_past_the_buffer_limit_a_failing_write_spills_to_the_journal_and_r
         stored.append((len(updates), checkpoint.position))
         return len(updates)
 
-    async def rebuild(upto):
+    async def rebuild(upto, extra):
         if down:
             raise ConnectionError("database is down")
         rebuilt.append(upto)

@@ -22,6 +22,7 @@ from django.db import connections
 from django.test import override_settings
 
 from market import services
+from market.live import broadcast
 from market.live.broadcast import EVENT_TYPE, candles_publish, group_name
 from market.core.types import Candle, CandleUpdate
 
@@ -98,6 +99,32 @@ async def test_group_send_of_candle_events_reaches_subscribers_in_two_processes(
     await candles_publish(runfeed, [CandleUpdate(TICKER, "1m", candle(3), final=False)])
     assert (await asyncio.wait_for(daphne_a.receive(chan_a), 5))["candle"]["time"] == T0 + 180
     assert (await asyncio.wait_for(daphne_b.receive(chan_b), 5))["candle"]["time"] == T0 + 180
+
+
+async def test_a_large_flush_is_pipelined_and_arrives_whole_and_in_order_per_group(make_layer):
+    """A catch-up flush of thousands of candles goes out in Redis pipelines (several
+    ``PUBLISH_BATCH`` chunks here), and a subscriber of each group gets every one of its
+    events, exactly as ``group_send`` would have sent them, in the order given."""
+    daphne, runfeed = make_layer(), make_layer()
+    groups = {(TICKER, "1m"), (TICKER, "5m"), ("DEMO:BETA", "1m")}
+    chans = {}
+    for ticker, tf in groups:
+        chans[(ticker, tf)] = chan = await daphne.new_channel()
+        await daphne.group_add(group_name(ticker, tf), chan)
+    per_group = broadcast.PUBLISH_BATCH  # three groups: three chunks at least
+    updates = [CandleUpdate(ticker, tf, candle(i), final=True)
+               for i in range(per_group) for ticker, tf in sorted(groups)]
+    updates.append(CandleUpdate("DEMO:NOBODY", "1m", candle(0), final=True))  # a group no one is in
+    assert broadcast.pipelined(runfeed)
+    assert await candles_publish(runfeed, updates) == len(updates)
+    for key, chan in chans.items():
+        got = [await asyncio.wait_for(daphne.receive(chan), 5) for _ in range(per_group)]
+        assert [e["candle"]["time"] for e in got] == [candle(i).time for i in range(per_group)], key
+        assert all((e["type"], e["symbol"], e["tf"], e["final"], e["revised"]) == (EVENT_TYPE, *key, True, False)
+                   for e in got)
+        assert got[7]["candle"] == candle(7).as_dict() and '"type":"candle"' in got[7]["text"]
+    with pytest.raises(asyncio.TimeoutError):  # nothing more, nothing doubled
+        await asyncio.wait_for(daphne.receive(chans[(TICKER, "1m")]), 0.5)
 
 
 async def test_idle_subscriber_survives_a_wait_longer_than_socket_timeout(make_layer, caplog):
