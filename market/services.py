@@ -593,6 +593,17 @@ def notify_delivery_attempted(*, delivery_id: int, ok: bool, error: str = "", no
     _attempt_record(NotifyDelivery, delivery_id, "status", ok=ok, error=error, now=now)
 
 
+def delivery_attempts_record(attempts: list[tuple[str, Any, bool, str]], *, now: float | None = None) -> None:
+    """Outcomes known together (market.feed.webhooks' rounds), in one commit: ``(kind, id,
+    ok, error)`` with kind ``hook`` (an alert event's webhook) or ``channel`` (a delivery)."""
+    with transaction.atomic():
+        for kind, ident, ok, error in attempts:
+            if kind == "hook":
+                alert_event_attempted(event_id=ident, ok=ok, error=error, now=now)
+            else:
+                notify_delivery_attempted(delivery_id=ident, ok=ok, error=error, now=now)
+
+
 # --- Candle partitions (PostgreSQL; docs/durability.md "Partitions") -----------------------
 
 #: One advisory lock serialises partition DDL of every process: two writers that need the

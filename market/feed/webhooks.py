@@ -36,7 +36,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from django.db import transaction
 
 from market import selectors, services
 from market.conf import alerts_conf
@@ -250,26 +249,22 @@ def deliver_due(*, now: float | None = None, wake: threading.Event | None = None
         wake.clear()
         return due()
 
-    def record_one(i: int, error: BaseException | None) -> None:
-        at = time.time() if now is None else now
+    def outcome(i: int, error: BaseException | None) -> tuple[str, Any, bool, str]:
         kind, row = rows[i]
         if kind == "hook":
             if error is not None:
                 logger.warning("webhook for alert event %s failed: %s", row["id"], error)
-            services.alert_event_attempted(event_id=row["id"], ok=error is None, error=str(error or ""), now=at)
-        else:
-            if error is not None:  # the channel by id: its target may hold a token
-                logger.warning("alert event %s to channel %s failed: %s", row["id"], row["channel"],
-                               type(error).__name__ if "://" in str(error) else error)
-            services.notify_delivery_attempted(delivery_id=row["delivery"], ok=error is None,
-                                               error=str(error or "")[:200] if "://" not in str(error or "")
-                                               else type(error).__name__, now=at)
+            return kind, row["id"], error is None, str(error or "")
+        if error is not None:  # the channel by id: its target may hold a token
+            logger.warning("alert event %s to channel %s failed: %s", row["id"], row["channel"],
+                           type(error).__name__ if "://" in str(error) else error)
+        return (kind, row["delivery"], error is None,
+                str(error or "")[:200] if "://" not in str(error or "") else type(error).__name__)
 
     def record(known: list[tuple[int, BaseException | None]]) -> None:
         nonlocal delivered
-        with transaction.atomic():  # one commit for the outcomes known together
-            for i, error in known:
-                record_one(i, error)
+        services.delivery_attempts_record([outcome(i, error) for i, error in known],
+                                          now=time.time() if now is None else now)
         delivered += sum(error is None for _, error in known)
 
     if wake is not None:

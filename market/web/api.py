@@ -34,7 +34,8 @@ from market.core.drawings import MAX_WIDTH
 from market.core.markers import MAX_TEXT as MARKER_MAX_TEXT
 from market.core.markers import POSITIONS, SHAPES
 from market.core.layouts import GRIDS as LAYOUT_GRIDS
-from market.core.layouts import LINK_GROUPS, MAX_NAME as LAYOUT_MAX_NAME
+from market.core.layouts import LINK_GROUPS, MAX_COMPARE, MAX_NAME as LAYOUT_MAX_NAME
+from market.core.layouts import SCALES as LAYOUT_SCALES
 from market.core.layouts import THEMES as LAYOUT_THEMES
 from market.core.layouts import TYPES as LAYOUT_TYPES
 from market.core.timeframes import CODES
@@ -82,7 +83,7 @@ class Candle(Schema):
 class Candles(Schema):
     symbol: str
     tf: TimeframeCode
-    type: Literal["candles", "heikin_ashi"] = Field("candles", description="what `candles` holds (?type=)")
+    type: Literal["candles", "heikin_ashi"] = Field("candles", description="what `candles` holds; only with ?type=heikin_ashi")
     candles: list[Candle]
     studies: dict[str, list[dict[str, float | None]]] | None = Field(
         None, description="only with ?studies=: one row per candle ({time, value} or the study's outputs)")
@@ -351,6 +352,10 @@ class LayoutChart(Schema):
     drawings_visible: bool = True
     link_group: Literal[LINK_GROUPS] | None = Field(None, description="panes of one group share crosshair, "  # type: ignore[valid-type]
                                                    "range, symbol and interval")
+    scale: Literal[LAYOUT_SCALES] = Field("normal", description="the price scale; left out when normal")  # type: ignore[valid-type]
+    compare: list[Ticker] = Field(default_factory=list, max_length=MAX_COMPARE,
+                                  description="other symbols overlaid on a percent scale from the first visible "
+                                              "bar; each once, not the chart's own; left out when none")
 
 
 class LayoutSpec(Schema):

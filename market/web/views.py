@@ -118,9 +118,10 @@ def api_candles(request: HttpRequest) -> HttpResponse:
     body: dict[str, Any] = {
         "symbol": symbol.ticker,
         "tf": tf.code,
-        "type": kind,
         "candles": [c.as_dict() for c in shown],
     }
+    if kind != "candles":  # only when asked, as studies: the plain body keeps its shape
+        body["type"] = kind
     if studies is not None:
         body["studies"] = selectors.candle_studies(symbol=symbol, tf=tf, candles=candles, studies=studies)
     # The exchange's time zone, for scripts that index by local time (the body keeps its shape).

@@ -153,7 +153,8 @@ export function createToolbox(container, ctx) {
     fullBtn.setAttribute('aria-pressed', on ? 'true' : 'false');
     api.fullscreen = on;
   }
-  document.addEventListener('fullscreenchange', showFull);
+  var listening = new AbortController(); // the document's listeners go with this chart (destroy)
+  document.addEventListener('fullscreenchange', showFull, { signal: listening.signal });
   function toggleFull() {
     if (isFull()) {
       target.classList.remove('is-fullscreen');
@@ -170,7 +171,7 @@ export function createToolbox(container, ctx) {
   fullBtn.addEventListener('click', toggleFull);
   document.addEventListener('keydown', function (e) { // the browser leaves its own full screen on Escape
     if (e.key === 'Escape' && target.classList.contains('is-fullscreen')) toggleFull();
-  });
+  }, { signal: listening.signal });
 
   // ---- exports
   function visibleBars() {
@@ -209,5 +210,6 @@ export function createToolbox(container, ctx) {
     toggleFull: toggleFull,
     exportCsv: exportCsv,
     exportPng: exportPng,
+    destroy: function () { listening.abort(); },
   };
 }

@@ -230,6 +230,7 @@ export function createPane(els, chart, info, ctx) {
   };
   pane.destroy = function () {
     stream.close();
+    if (toolbox) toolbox.destroy();
     if (drawings) drawings.detach();
     view.remove();
   };
