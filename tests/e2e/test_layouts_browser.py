@@ -212,9 +212,13 @@ def test_save_then_reopen_by_url_restores_everything_and_the_last_one_reopens(se
         studies.fill("ema,rsi:7")
         studies.press("Tab")
         page.get_by_role("button", name="Switch to light theme").click()
-        page.wait_for_function("() => { const p = window.tickchart.panes; return p[1].tf === '1h' && "
-                               "p[1].candleCount > 0 && p[0].tf === '15m' && p[0].candleCount > 0 && "
-                               "p[0].studiesLoaded > 0; }", timeout=60_000)  # 3 reloads; slow beside the services run
+        try:
+            page.wait_for_function("() => { const p = window.tickchart.panes; return p[1].tf === '1h' && "
+                                   "p[1].candleCount > 0 && p[0].tf === '15m' && p[0].candleCount > 0 && "
+                                   "p[0].studiesLoaded > 0; }", timeout=60_000)  # 3 reloads; slow beside the services run
+        except Exception:
+            raise AssertionError(page.evaluate("window.tickchart.panes.map(p => ({symbol: p.symbol, tf: p.tf, "
+                                               "candles: p.candleCount, studies: p.studiesLoaded, note: p.note, keys: p.studies}))"))
         assert page.evaluate("window.tickchart.dirty") is False  # nothing saved yet: no layout to differ from
 
         page.get_by_role("button", name="Save", exact=True).click()

@@ -57,7 +57,13 @@ def start(db: Database, log: Path) -> subprocess.Popen:
 
 
 def wait_for_write(db: Database, proc: subprocess.Popen, log: Path) -> None:
-    stored, deadline = db.count(), time.monotonic() + 60
+    """Until the source runs (its start or resume is logged) and a write follows: a kill
+    before then would cut off only the journal's replay, which the source never sees."""
+    deadline = time.monotonic() + 60
+    while not re.search(r"metronome: (starting|resuming) at tick", log.read_text(errors="replace")):
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.05)
+    stored = db.count()
     while db.count() <= stored:
         assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
         time.sleep(0.05)

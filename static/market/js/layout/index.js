@@ -181,7 +181,8 @@ function start(config) {
     slot.tfSelect.setAttribute('aria-label', 'Timeframe of chart ' + n);
     slot.typeSelect.value = c.type || 'candles';
     slot.typeSelect.setAttribute('aria-label', 'Chart type of chart ' + n);
-    slot.studiesInput.value = (c.studies || []).join(',');
+    // (a reload finishing while the user types must not wipe what they typed)
+    if (document.activeElement !== slot.studiesInput) slot.studiesInput.value = (c.studies || []).join(',');
     slot.studiesInput.setAttribute('aria-label', 'Indicators of chart ' + n + ' (comma-separated keys)');
     slot.linkSelect.value = c.link_group || '';
     slot.linkSelect.setAttribute('aria-label', 'Link group of chart ' + n);
