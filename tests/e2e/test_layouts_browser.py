@@ -244,6 +244,7 @@ def test_save_then_reopen_by_url_restores_everything_and_the_last_one_reopens(se
             ("DEMO:GAMMA", "1h", "line", [], False)]
         assert other.evaluate("document.documentElement.dataset.theme") == "light"
         assert other.locator('[data-pane="0"]').get_attribute("data-link") == "A"
+        other.wait_for_function("window.tickchart.menu !== undefined")  # the menu is listed after the page opens
         assert other.get_by_label("Open a saved layout").input_value() == str(layout_id)
         assert other.locator("#layout-name").inner_text() == "Morning scan"
 
