@@ -8,7 +8,9 @@ ones, days back from the day before the replay; 500 symbols make ~2.4 M rows a d
 
 - a 5,000-candle history read (``selectors.candle_list``, newest 5 s of a random symbol,
   crossing a day boundary): median / p99 / range over ``--reads`` x ``--runs`` reads
-  (target < 20 ms), with the plan of one;
+  (target < 20 ms), with the plan of one; first as written (time-major, a symbol's candles
+  one per page), then after those two days are compacted as ``prune_candles`` does once a
+  day has ended (``CLUSTER`` in key order; its time is printed too);
 - retention of one day's 5 s partition: ``DETACH PARTITION … CONCURRENTLY`` + ``DROP
   TABLE`` of the oldest full day, once per run (target < 1 s);
 - ingest: a synthetic Fyers session replayed through ``runfeed --source replay`` (the
@@ -60,17 +62,19 @@ def _figures(times: list[float], unit: str = "ms", scale: float = 1000.0) -> str
             f"range {ordered[0] * scale:.1f}-{ordered[-1] * scale:.1f} {unit} ({len(ordered)})")
 
 
-def fill(db, *, rows: int, symbols: int) -> list[dt.date]:
-    """Symbols and ``rows`` candles, newest day first back from the day before the replay."""
+def fill(db, *, rows: int, symbols: int, before: dt.date = REPLAY_DAY) -> list[dt.date]:
+    """Symbols and ``rows`` candles, newest day first back from the day before ``before``
+    (the replay's; a reused database's oldest, to top it up: the symbols exist then)."""
     from market import services
 
-    db.execute(
-        "INSERT INTO market_symbol (ticker, name, exchange, kind, tick_size, lot_size, active, source,"
-        " always_record, created_at, updated_at, fytoken, isin, trading_session)"
-        " SELECT 'NSE:SYM' || lpad(g::text, 4, '0') || '-EQ', 'bench', 'NSE', 'equity', 0.05, 1, true,"
-        " 'replay', false, now(), now(), '', '', '' FROM generate_series(0, %s - 1) g", (symbols,))
+    if before == REPLAY_DAY:
+        db.execute(
+            "INSERT INTO market_symbol (ticker, name, exchange, kind, tick_size, lot_size, active, source,"
+            " always_record, created_at, updated_at, fytoken, isin, trading_session)"
+            " SELECT 'NSE:SYM' || lpad(g::text, 4, '0') || '-EQ', 'bench', 'NSE', 'equity', 0.05, 1, true,"
+            " 'replay', false, now(), now(), '', '', '' FROM generate_series(0, %s - 1) g", (symbols,))
     per_day = symbols * (PER_DAY_5S + PER_DAY_1M)
-    days = [REPLAY_DAY - dt.timedelta(days=i + 1) for i in range(-(-rows // per_day))]
+    days = [before - dt.timedelta(days=i + 1) for i in range(-(-rows // per_day))]
     left = rows
     for day in days:
         start = _epoch(day) + OPEN
@@ -83,7 +87,8 @@ def fill(db, *, rows: int, symbols: int) -> list[dt.date]:
                     "INSERT INTO market_candle (symbol_id, timeframe, time, open, high, low, close, volume, ticks)"
                     " SELECT s.id, %s, %s + g * %s, 100 + random(), 101 + random(), 99 + random(),"
                     " 100 + random(), (random() * 1000)::int, 1"
-                    " FROM market_symbol s CROSS JOIN generate_series(0, %s - 1) g",
+                    " FROM market_symbol s CROSS JOIN generate_series(0, %s - 1) g"
+                    " WHERE s.ticker LIKE 'NSE:SYM%%'",
                     (tf, start, step, n))
         left -= (n5 + n1) * symbols
         if left <= 0:
@@ -148,6 +153,8 @@ def main() -> None:
     ap.add_argument("--reads", type=int, default=200, help="history reads per run")
     ap.add_argument("--messages", type=int, default=300_000, help="replayed ticks per ingest run")
     ap.add_argument("--keep", action="store_true", help="keep the scratch database")
+    ap.add_argument("--top-up", action="store_true",
+                    help="with --reuse: fill older days until the database holds --rows candles again")
     ap.add_argument("--reuse", action="store_true",
                     help="measure a database kept by an earlier --keep run instead of filling a new one "
                          "(fill once, however busy the machine, then measure when it is quiet)")
@@ -168,7 +175,10 @@ def main() -> None:
 
     django.setup()
     from django.core.management import call_command
-    from django.db import connection, connections
+    from django.db import connection, connections, transaction
+
+    from market import selectors
+    from market.core.partitions import compact_sql, partition_for
 
     try:
         call_command("migrate", verbosity=0)
@@ -176,7 +186,14 @@ def main() -> None:
             started = time.perf_counter()
             if reuse:
                 days = [dt.datetime.fromtimestamp(t, dt.timezone.utc).date() for (t,) in db.execute(
-                    "SELECT DISTINCT (time / 86400) * 86400 FROM market_candle WHERE timeframe = '1m'").fetchall()]
+                    "SELECT DISTINCT (time / 86400) * 86400 FROM market_candle WHERE timeframe = '5s'").fetchall()]
+                short = args.rows - db.execute("SELECT count(*) FROM market_candle").fetchone()[0]
+                if args.top_up and short > 0:  # what earlier runs' retention dropped, added back
+                    oldest = db.execute("SELECT min(time) FROM market_candle").fetchone()[0]  # 1 m outlive 5 s
+                    days += fill(db, rows=short, symbols=args.symbols,
+                                 before=dt.datetime.fromtimestamp(oldest, dt.timezone.utc).date())
+                    db.execute("ANALYZE market_candle")
+                    print(f"topped up {short:,} candles")
             else:
                 days = fill(db, rows=args.rows, symbols=args.symbols)
                 db.execute("ANALYZE market_candle")
@@ -194,7 +211,7 @@ def main() -> None:
 
         from market.models import Symbol
 
-        symbols = list(Symbol.objects.all())
+        symbols = list(Symbol.objects.filter(ticker__startswith="NSE:SYM"))  # the filled ones, not the ingest's
         with connection.cursor() as cursor:
             cursor.execute("EXPLAIN (ANALYZE, BUFFERS) SELECT time, open, high, low, close, volume, ticks "
                            "FROM market_candle WHERE symbol_id = %s AND timeframe = '5s' ORDER BY time DESC "
@@ -203,6 +220,25 @@ def main() -> None:
             for (line,) in cursor.fetchall():
                 print("   ", line)
 
+        # The newest two filled days, the ones a 5,000-candle read spans: as written (time-major,
+        # as a live feed writes), then rewritten in key order as prune_candles does after the close.
+        newest = sorted(d for d in days if d < REPLAY_DAY)[-2:]
+        todo = selectors.candle_partition_unclustered(partitions=[
+            partition_for("market_candle", "5s", _epoch(d) + OPEN) for d in newest])
+        compactions = []
+        if todo:
+            written = reads(symbols=symbols, count=args.reads)
+            print(f"history read, newest 5,000 5 s candles, as written: {_figures(written)}")
+            for p, index in sorted(todo.items()):
+                n = selectors.candle_partition_count(partition=p)
+                t = time.perf_counter()
+                with transaction.atomic(), connection.cursor() as cursor:
+                    for sql in compact_sql(p, index):
+                        cursor.execute(sql)
+                compactions.append(time.perf_counter() - t)
+                print(f"compacted {p.name} ({n:,} candles) in {compactions[-1]:.1f} s")
+        else:
+            print("the newest days were compacted by an earlier run: no as-written figure")
         read_times, drops, rates = [], [], []
         per_day = args.symbols * (PER_DAY_5S + PER_DAY_1M)
         full_days = (total if reuse else args.rows) // per_day
@@ -223,7 +259,9 @@ def main() -> None:
                 print(f"run {run + 1}: ingest {rates[-1]:,.0f} ticks/s"
                       + (f"; dropped {drops[-1][0]} ({drops[-1][1]:,} candles) in {drops[-1][2] * 1000:.0f} ms"
                          if run < droppable else ""))
-        print(f"history read, newest 5,000 5 s candles: {_figures(read_times)} (target < 20 ms)")
+        print(f"history read, newest 5,000 5 s candles, compacted: {_figures(read_times)} (target < 20 ms)")
+        if compactions:
+            print(f"compaction (CLUSTER) of a day's 5 s partition: {_figures(compactions, 's', 1.0)}")
         if drops:
             print(f"retention, DETACH CONCURRENTLY + DROP of a day's partition: {_figures([d[2] for d in drops])} "
                   f"(target < 1 s)")

@@ -694,6 +694,21 @@ def candle_partition_list() -> list[CandlePartitionRow] | None:
     return out
 
 
+def candle_partition_unclustered(*, partitions: list[Partition]) -> dict[Partition, str]:
+    """Of ``partitions``, those not rewritten in key order yet: each with its unique key's
+    index (the one ``CLUSTER`` orders by)."""
+    by_name = {p.name: p for p in partitions}
+    if not by_name:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, ic.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+            "JOIN pg_class ic ON ic.oid = i.indexrelid WHERE c.relname = ANY(%s) AND i.indisunique "
+            "AND NOT i.indisprimary AND NOT EXISTS (SELECT 1 FROM pg_index j WHERE j.indrelid = i.indrelid "
+            "AND j.indisclustered)", [list(by_name)])
+        return {by_name[table]: index for table, index in cursor.fetchall()}
+
+
 def candle_partition_count(*, partition: Partition) -> int:
     """Candles stored in one partition (what dropping it removes)."""
     with connection.cursor() as cursor:

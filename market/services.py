@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, OperationalError, connection, transaction
@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from market import selectors
 from market.conf import alerts_conf, market
-from market.core.partitions import DAY, Partition, create_sql, drop_sql, expired, finalize_sql, needed
+from market.core.partitions import (DAY, Partition, closed, compact_sql, create_sql, drop_sql, expired, finalize_sql,
+                                    needed)
 from market.core.pulse import StressEvent
 from market.core.simulator import SimSymbol
 from market.core.types import Candle as CandleValue
@@ -748,6 +749,37 @@ def candle_partition_drop(*, timeframe: str, before: int, dry_run: bool = False)
             for state in _partition_states.values():
                 if state is not None:
                     state.known.discard(p.name)
+        out.append((p.name, n))
+    return out
+
+
+def candle_partition_compact(*, timeframe: str, now: int, dry_run: bool = False,
+                             done: Callable[[str, int, float], None] | None = None) -> list[tuple[str, int]] | None:
+    """Rewrite in key order (``core.partitions.compact_sql``) each ``timeframe`` range
+    partition that ended by ``now`` and was not rewritten yet, so a symbol's history is read
+    from a few pages instead of one page per candle; returns ``(name, candles)`` for each
+    (``dry_run``: what would be). ``done(name, candles, seconds)`` after each. None where
+    the timeframe is not split by time (SQLite, or kept whole)."""
+    rows = selectors.candle_partition_list()
+    if rows is None:
+        return None
+    mine = [r for r in rows if r.partition.timeframe == timeframe]
+    if not any(r.partition.start is None and r.ranged for r in mine):
+        return None
+    ready = closed([r.partition for r in mine if r.partition.start is not None and not r.pending], now)
+    todo = selectors.candle_partition_unclustered(partitions=ready)
+    out: list[tuple[str, int]] = []
+    for p in ready:
+        if p not in todo:
+            continue
+        n = selectors.candle_partition_count(partition=p)
+        if not dry_run:
+            started = time.perf_counter()
+            with transaction.atomic(), connection.cursor() as cursor:
+                for sql in compact_sql(p, todo[p]):
+                    cursor.execute(sql)
+            if done is not None:
+                done(p.name, n, time.perf_counter() - started)
         out.append((p.name, n))
     return out
 

@@ -239,6 +239,43 @@ def test_prune_finishes_an_interrupted_concurrent_detach(pg, make_symbol):
     assert "market_candle_5s_20260610" not in names()
 
 
+def _physical(partition: str) -> list[tuple[int, int]]:
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT symbol_id, time FROM "{partition}" ORDER BY ctid')
+        return cursor.fetchall()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_prune_rewrites_each_ended_partition_in_key_order_once(pg, make_symbol):
+    """Candles arrive time-major; an ended day is rewritten symbol by symbol (CLUSTER), once,
+    its rows unchanged; the day still being written is left alone."""
+    symbols = [make_symbol(f"NSE:S{i}-EQ") for i in range(3)]
+    day, today = ts(2026, 6, 12, 4), ts(2026, 6, 15, 4)
+    for t in range(0, 600, 5):  # every symbol's bar of a bucket together, as a live feed writes
+        for s in symbols:
+            write(s, [("5s", day + t), ("5s", today + t)], price=1.0 + t)
+    ended, current = "market_candle_5s_20260612", "market_candle_5s_20260615"
+    assert _physical(ended) != sorted(_physical(ended))  # time-major as written
+    before = stored()
+    out = io.StringIO()
+    call_command("prune_candles", "--dry-run", "--now", str(NOW), stdout=out)
+    assert f"5s: would compact partition {ended} (360 candles)" in out.getvalue()
+    assert _physical(ended) != sorted(_physical(ended))  # a dry run rewrites nothing
+
+    out = io.StringIO()
+    call_command("prune_candles", "--now", str(NOW), stdout=out)
+    assert f"compacted partition {ended} (360 candles)" in out.getvalue()
+    assert current not in out.getvalue()
+    assert _physical(ended) == sorted(_physical(ended))  # symbol by symbol, each in time order
+    assert _physical(current) != sorted(_physical(current))
+    assert stored() == before
+    out = io.StringIO()
+    call_command("prune_candles", "--now", str(NOW), stdout=out)  # again: already done
+    assert ended not in out.getvalue()
+    call_command("prune_candles", "--no-compact", "--now", str(NOW + 3 * DAY), stdout=out)
+    assert current not in out.getvalue()
+
+
 # --- reads --------------------------------------------------------------------------------------
 
 @pytest.mark.django_db

@@ -33,7 +33,7 @@ from collections import deque
 from typing import Any, Callable
 
 from market.core.alerts import AlertError, Condition, Evaluator, Event, history_needed, parse_condition
-from market.core.sessions import Session
+from market.core.sessions import Session, TradingDay
 from market.core.types import Candle, CandleUpdate, Tick
 from market.live.broadcast import user_publish
 
@@ -75,6 +75,13 @@ class AlertBook:
         self._arming: dict[str, list[int]] = {}  # new: their first tick only arms them
         self._expiry: dict[str, list[tuple[float, int]]] = {}
         self._indexed: dict[str, list[int]] = {}
+        # symbol -> (a, b, until): the last price lies strictly between the nearest levels a
+        # below and b above it (no level equals it), the symbol has only indexed alerts and
+        # none expires before ``until``: a tick priced inside (a, b) before then can fire
+        # nothing, so the hot path only notes its price. Dropped whenever that may change.
+        self._band: dict[str, tuple[float, float, float]] = {}
+        self._levels: dict[str, list[float]] = {}  # symbol -> every indexed level, sorted
+        self._days: dict[str, TradingDay] = {}  # symbol -> the trading day of its last firing
         self._bars: dict[tuple[str, str], deque[Candle]] = {}
         self._last_final: dict[tuple[str, str], int] = {}
         self.pending: list[tuple[Event, str]] = []
@@ -92,6 +99,7 @@ class AlertBook:
         ``lines``: the current ``(kind, points)`` of the drawings the alerts name; an alert
         whose drawing is gone is not evaluated and is listed in ``missing`` (to disable)."""
         lines = lines or {}
+        self._days = {}  # (the calendar's windows may have changed since)
         keep: dict[int, Evaluator] = {}
         self.missing = {}
         for row in rows:
@@ -140,6 +148,7 @@ class AlertBook:
         symbols = [only] if only is not None else list(self._by_symbol)
         if only is None:
             self._up, self._down, self._each, self._arming, self._expiry, self._indexed = {}, {}, {}, {}, {}, {}
+            self._band, self._levels = {}, {}
         for symbol in symbols:
             up: list[tuple[float, int]] = []
             down: list[tuple[float, int]] = []
@@ -173,6 +182,22 @@ class AlertBook:
                 table[symbol] = ([x for x, _ in rows], [pk for _, pk in rows])
             self._each[symbol], self._arming[symbol] = each, arming
             self._expiry[symbol], self._indexed[symbol] = expiry, indexed
+            self._levels[symbol] = sorted({x for x, _ in up} | {x for x, _ in down})
+            self._set_band(symbol)
+
+    def _set_band(self, symbol: str) -> None:
+        """The symbol's quiet band around its last price (see ``_band``), or none."""
+        self._band.pop(symbol, None)
+        last = self._last.get(symbol)
+        if last is None or self._each.get(symbol) or self._arming.get(symbol):
+            return
+        levels, price = self._levels[symbol], last[0]
+        i, j = bisect_left(levels, price), bisect_right(levels, price)
+        if i != j:  # the price sits on a level: the next tick may cross it either way
+            return
+        expiry = self._expiry[symbol]
+        self._band[symbol] = (levels[i - 1] if i else -math.inf, levels[j] if j < len(levels) else math.inf,
+                              expiry[-1][0] if expiry else math.inf)
 
     def sync_states(self) -> None:
         """Write the symbol's last price into the indexed evaluators' states (the hot path
@@ -205,16 +230,21 @@ class AlertBook:
         return True
 
     # -- input ----------------------------------------------------------------------------
-    def __call__(self, tick: Tick) -> None:
-        self.tick(tick)
-
     def tick(self, tick: Tick) -> None:
-        if tick.symbol not in self._up:
+        symbol = tick.symbol
+        band = self._band.get(symbol)
+        if band is not None and band[0] < tick.price < band[1] and tick.time < band[2]:
+            self._last[symbol] = (tick.price, tick.time)  # nothing can fire: the hot path
+            return
+        if symbol not in self._up:
             return
         try:
             self._tick(tick)
         except Exception:  # noqa: BLE001 - an alert must never stop the feed
             logger.exception("evaluating alerts on a tick failed")
+        self._set_band(symbol)
+
+    __call__ = tick
 
     def _tick(self, tick: Tick) -> None:
         symbol, t, price = tick.symbol, tick.time, tick.price
@@ -233,7 +263,7 @@ class AlertBook:
             else:  # the levels in [price, last)
                 levels, pks = self._down[symbol]
                 candidates = pks[bisect_left(levels, price):bisect_left(levels, last[0])]
-        session = None
+        day = None
         for indexed, pks in ((True, candidates), (False, self._each[symbol])):
             for pk in pks:
                 ev = self.evaluators.get(pk)
@@ -241,8 +271,7 @@ class AlertBook:
                     continue
                 if indexed:  # its previous price is the symbol's
                     ev.state["prev"], ev.state["t"] = last  # type: ignore[misc]
-                session = session or self._session_of(symbol)
-                day = session.day_of(t)
+                day = day or self._day_of(symbol, t)
                 self._emit(pk, ev.tick(t, price, day.bucket_start(ev.condition.tf, t)), self.pending)
         arming = self._arming[symbol]
         if arming:  # their first tick: only arms them, then they join the index
@@ -251,6 +280,14 @@ class AlertBook:
                 if ev is not None:
                     ev.state["prev"], ev.state["t"] = price, t
             self._reindex(symbol)
+
+    def _day_of(self, symbol: str, t: float) -> TradingDay:
+        """``session.day_of(t)`` for the symbol, kept while ``t`` stays in that day's session
+        (the time-zone arithmetic costs more than the rest of a firing)."""
+        day = self._days.get(symbol)
+        if day is None or not day.open <= t < day.close:
+            day = self._days[symbol] = self._session_of(symbol).day_of(t)
+        return day
 
     def candles(self, updates: list[CandleUpdate]) -> list[tuple[Event, str]]:
         """Evaluate the bar alerts on the candles being stored; returns their events."""
