@@ -396,11 +396,15 @@ def alert_state_save(*, states: Mapping[int, dict], done: Iterable[int] = ()) ->
     """Checkpoint evaluator states; ``done`` alerts (trigger ``once`` fired) stop."""
     done = set(done)
     with transaction.atomic():
-        for pk, state in states.items():
-            fields: dict[str, Any] = {"state": state}
-            if pk in done:
-                fields["status"] = Alert.Status.DONE
-            Alert.objects.filter(pk=pk).exclude(status=Alert.Status.PAUSED).update(**fields)
+        pks = set(states) | done
+        if not pks:
+            return
+        paused = set(Alert.objects.filter(pk__in=pks, status=Alert.Status.PAUSED).values_list("pk", flat=True))
+        Alert.objects.bulk_update([Alert(pk=pk, state=state) for pk, state in states.items() if pk not in paused],
+                                  ["state"], batch_size=500)  # one statement per 500, not one per alert
+        if done - paused:
+            Alert.objects.filter(pk__in=done - paused).exclude(status=Alert.Status.PAUSED).update(
+                status=Alert.Status.DONE)
 
 
 def alert_event_record(*, event: Event, message: str = "", fired_at: float | None = None,

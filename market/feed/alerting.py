@@ -62,6 +62,9 @@ class AlertBook:
         self.messages: dict[int, str] = {}
         self.rows: dict[int, dict[str, Any]] = {}  # the alert as the API shows it, with its owner
         self.expired: set[int] = set()
+        # alert -> its state as the database holds it: a checkpoint writes only the states that
+        # changed (10,000 alerts were 10,000 UPDATEs in every store)
+        self._saved: dict[int, dict[str, Any]] = {}
         self.announcing: list[tuple[int, str, dict[str, Any]]] = []  # (user, kind, payload)
         self._by_symbol: dict[str, list[int]] = {}
         # The price alerts' hot path: per symbol, the numeric-level crossing alerts sorted by
@@ -120,6 +123,7 @@ class AlertBook:
                     logger.warning("alert %s: bar alerts on derived timeframe %s are not evaluated yet", pk, cond.tf)
                     continue
                 keep[pk] = Evaluator(cond, dict(row.get("state") or {}))
+                self._saved[pk] = dict(row.get("state") or {})
                 self.messages[pk] = row.get("message") or ""
                 self.rows[pk] = {k: v for k, v in row.items() if k != "state"}
             drawing = keep[pk].condition.right.drawing
@@ -130,6 +134,7 @@ class AlertBook:
                     del keep[pk]
         self.sync_states()  # the kept evaluators' states, before the index is rebuilt
         self.evaluators = keep
+        self._saved = {pk: st for pk, st in self._saved.items() if pk in keep}
         # rows of alerts no longer active go; a done one's stays until ``stored`` tells its owner
         self.rows = {pk: row for pk, row in self.rows.items() if pk in keep or pk in self.done}
         self._by_symbol = {}
@@ -415,15 +420,19 @@ class AlertBook:
         # retry's, or a journal rebuild's): a database outage loses no bar event.
         bar_events = self._unstored_bars = self._unstored_bars + self.candles(updates)
         bars = {pk: ev for pk, ev in self.evaluators.items() if not ev.condition.on_ticks}
+        done = ticks["done"] | {pk for pk in self.done if pk in bars}
+        states = ticks["states"] | {pk: dict(ev.state) for pk, ev in bars.items()}
+        saved = self._saved
         return {"events": list(ticks["events"]) + bar_events,
-                "states": ticks["states"] | {pk: dict(ev.state) for pk, ev in bars.items()},
-                "done": ticks["done"] | {pk for pk in self.done if pk in bars}}
+                "states": {pk: st for pk, st in states.items() if pk in done or saved.get(pk) != st},
+                "done": done}
 
     def stored(self, alerts: dict[str, Any], ticks: int) -> None:
         """``alerts`` (a ``checkpoint``, whose first ``ticks`` events came from ``pending``)
         was stored: queue what ``announce`` tells the owners."""
         now = time.time()
         self._unstored_bars = []
+        self._saved.update(alerts["states"])
         for event, message in alerts["events"]:
             owner = self.rows.get(int(event.alert), {}).get("user")
             if owner is not None:

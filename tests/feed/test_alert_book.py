@@ -91,3 +91,31 @@ def test_the_book_fires_what_a_plain_loop_over_every_alert_fires(seed):
     want = brute_force(rows, ticks)
     assert len(want) > 20  # the walk does cross the levels, on them too
     assert sorted(got) == want
+
+
+def test_a_checkpoint_writes_only_the_states_that_changed_and_carries_a_failed_one():
+    stored = [Timeframe.parse(c) for c in DEFAULT_STORED]
+    engine = CandleEngine(stored, SessionBook.from_config(DEFAULT_SESSIONS))
+    for s in ("NSE:A-EQ", "NSE:B-EQ"):
+        engine.register(s, "NSE")
+    book = AlertBook(session_of=engine.session_of, stored={tf.code for tf in stored})
+    rows = [{"id": pk, "symbol": symbol, "tf": "1m", "left": "price", "op": "crosses", "right": 101.0,
+             "trigger": "once_per_bar", "bars": 1, "expires": None, "message": "", "state": {}}
+            for pk, symbol in ((1, "NSE:A-EQ"), (2, "NSE:A-EQ"), (3, "NSE:B-EQ"))]
+    book.load(rows)
+
+    def checkpoint():
+        return book.checkpoint([], book.snapshot_ticks())
+
+    assert checkpoint()["states"] == {}  # as loaded: nothing to write
+    book(Tick("NSE:A-EQ", OPEN, 100.0, 1.0))  # arms A's two
+    cp = checkpoint()
+    assert set(cp["states"]) == {1, 2}
+    book.stored(cp, len(cp["events"]))
+    assert checkpoint()["states"] == {}
+    book(Tick("NSE:B-EQ", OPEN + 1, 100.0, 1.0))
+    assert set(checkpoint()["states"]) == {3}
+    assert set(checkpoint()["states"]) == {3}  # that store failed (stored() never came): again
+    book(Tick("NSE:A-EQ", OPEN + 2, 102.0, 2.0))  # crosses 101: fires both of A's
+    cp = checkpoint()
+    assert set(cp["states"]) == {1, 2, 3} and len(cp["events"]) == 2
