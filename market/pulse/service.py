@@ -113,10 +113,10 @@ class PulseService:
             group = group_name(s.ticker, base_tf.code)
             # Join first, then read the history: an update published meanwhile waits in our channel.
             await self.layer.group_add(group, self.channel)
-            self.groups[s.ticker] = group
             self.engine.watch(s.ticker, s.kind)
             for t, close in await database_sync_to_async(pulse_warmup_rows)(symbol=s, limit=keep):
                 self.engine.update(s.ticker, t, close)
+            self.groups[s.ticker] = group  # watched once warmed up (a failed read is retried next refresh)
             added += 1
         if added:
             self.engine.step(self.clock(), emit=False)  # history is not news: no events for it
