@@ -146,7 +146,13 @@ class WriterLock:
     def release(self) -> None:
         if self._conn is not None:
             try:
-                self._conn.close()  # closing the session releases its advisory locks
+                # Unlock before closing: close() returns before the server's backend has
+                # exited and let go, so a runfeed started right after found the lock still held.
+                self._conn.execute("SELECT pg_advisory_unlock_all()")
+            except Exception:  # noqa: BLE001 - a dead connection holds nothing any more
+                pass
+            try:
+                self._conn.close()
             finally:
                 self._conn = None
         if self._fd is not None:
