@@ -218,10 +218,11 @@ class FyersWS:
                     await ws.send(mode_answer())
                 elif kind == 4:
                     topics = parse_topics(frame)
-                    self.subscribed.append(topics)
                     await ws.send(sub_answer(4))
                     for out in self.on_subscribe(topics):
                         await ws.send(out)
+                    # Counted once answered: a test that sees the subscribe may trade on its topics.
+                    self.subscribed.append(topics)
                 elif kind == 5:
                     self.unsubscribed.append(parse_topics(frame))
                     await ws.send(sub_answer(5))
