@@ -36,6 +36,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "FEED": "simulated",
         "SIM_RATE": 4.0,
         "SIM_BACKFILL_HOURS": 3.0,
+        "SIM_SYMBOLS": 0,
         "FLUSH_INTERVAL": 0.5,
         "HISTORY_LIMIT": 1000,
         "MAX_LIMIT": 10_000,
@@ -148,6 +149,7 @@ class MarketConf:
     feed: str
     sim_rate: float
     sim_backfill_hours: float
+    sim_symbols: int
     flush_interval: float
     history_limit: int
     max_limit: int
@@ -212,6 +214,7 @@ def market() -> MarketConf:
         feed=r["FEED"],
         sim_rate=float(r["SIM_RATE"]),
         sim_backfill_hours=float(r["SIM_BACKFILL_HOURS"]),
+        sim_symbols=_sim_symbols(r["SIM_SYMBOLS"]),
         flush_interval=float(r["FLUSH_INTERVAL"]),
         history_limit=int(r["HISTORY_LIMIT"]),
         max_limit=int(r["MAX_LIMIT"]),
@@ -235,6 +238,16 @@ def market() -> MarketConf:
         journal_max_bytes=_positive(r, "JOURNAL_MAX_BYTES"),
         write_buffer_candles=_positive(r, "WRITE_BUFFER_CANDLES"),
     )
+
+
+def _sim_symbols(value: Any) -> int:
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = -1
+    if not 0 <= n <= 10_000 or n != value:
+        raise ImproperlyConfigured(f"MARKET SIM_SYMBOLS must be a whole number from 0 to 10000, not {value!r}")
+    return n
 
 
 def _positive(r: dict[str, Any], key: str) -> int:

@@ -3,6 +3,7 @@ pipeline counters (read at scrape time, so the tick path pays nothing) on --metr
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Iterator
 
@@ -95,6 +96,32 @@ class BudgetCollector(Collector):
 
 
 REGISTRY.register(BudgetCollector())
+
+
+class LoopCollector(Collector):
+    """Tasks alive on the process's event loop, counted at scrape time: a leak of tasks
+    (one left behind per socket or per reconnect) shows as a line that keeps rising
+    (bench/soak.py plots it)."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("tickchart_event_loop_tasks", "Tasks not yet done on this process's event loop")
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            family.add_metric([], len(asyncio.all_tasks(loop)))
+        yield family
+
+
+LOOP_TASKS = LoopCollector()
+REGISTRY.register(LOOP_TASKS)
+
+
+def watch_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Count ``loop``'s tasks in this process's metrics (the first loop to run the app)."""
+    if LOOP_TASKS.loop is None or LOOP_TASKS.loop.is_closed():
+        LOOP_TASKS.loop = loop
 
 
 def _counter(name: str, doc: str, source: str, value: float) -> CounterMetricFamily:

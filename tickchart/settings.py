@@ -316,6 +316,8 @@ MARKET = given({
     # Simulated feed: ticks per second per symbol and hours back-filled on first run.
     "SIM_RATE": env_float("TICKCHART_SIM_RATE"),
     "SIM_BACKFILL_HOURS": env_float("TICKCHART_SIM_BACKFILL_HOURS"),
+    # Simulated symbols beyond the four demo ones (a bigger universe for load and soak tests).
+    "SIM_SYMBOLS": env_int("TICKCHART_SIM_SYMBOLS"),
     # How often runfeed writes changed candles and publishes them (seconds).
     "FLUSH_INTERVAL": env_float("TICKCHART_FLUSH_INTERVAL"),
     # Candles a page or a subscription gets when it asks for "the newest".

@@ -117,5 +117,5 @@ def parse_spec(spec: object) -> dict[str, Any]:
 
 
 def symbols_of(spec: dict[str, Any]) -> list[str]:
-    """The distinct tickers a (parsed) spec charts, in order."""
-    return list(dict.fromkeys(c["symbol"] for c in spec["charts"]))
+    """The distinct tickers a (parsed) spec charts or compares, in order."""
+    return list(dict.fromkeys(t for c in spec["charts"] for t in [c["symbol"], *c.get("compare", ())]))

@@ -37,6 +37,17 @@ DEMO_SYMBOLS: tuple[SimSymbol, ...] = (
 )
 
 
+def sim_universe(extra: int = 0) -> tuple[SimSymbol, ...]:
+    """The demo symbols and ``extra`` more (``DEMO:S0000`` ...), each with its own start
+    price and volatility derived from its number, so every run builds the same universe."""
+    more = tuple(
+        SimSymbol(f"DEMO:S{i:04d}", f"Simulated {i}", round(20.0 + (i * 7919) % 4980, 2),
+                  volatility=0.0003 + 0.0001 * (i % 6))
+        for i in range(extra)
+    )
+    return DEMO_SYMBOLS + more
+
+
 @dataclass(slots=True)
 class _Walker:
     spec: SimSymbol

@@ -23,7 +23,7 @@ from market.feed.registry import load_feed
 from market.core.shards import Shard
 from market.feed.locks import WriterLock
 from market.feed.journal import TickJournal, is_position
-from market.metrics import serve_pipeline_metrics
+from market.metrics import serve_pipeline_metrics, watch_loop
 from market.feed.pipeline import Checkpoint, Pipeline
 from market.core.alerts import DRAWING
 from market.feed.alerting import RELOAD_SECONDS, AlertBook
@@ -363,6 +363,7 @@ async def run_feed(
                               journal=journal)
     if metrics_port:
         serve_pipeline_metrics(pipeline, metrics_port)
+        watch_loop(asyncio.get_running_loop())
     lock = WriterLock(lease.name)
     if not await lock.acquire(standby=standby, stop=stop):
         return pipeline  # stopped while waiting as a standby

@@ -17,7 +17,7 @@ from channels.db import database_sync_to_async
 
 from market import selectors, services
 from market.conf import market
-from market.core.simulator import DEMO_SYMBOLS, RandomWalk
+from market.core.simulator import RandomWalk, sim_universe
 from market.core.timeframes import BASE
 from market.feed.base import Feed
 
@@ -53,10 +53,11 @@ class SimulatedFeed(Feed):
 
     async def run(self, stop: asyncio.Event) -> None:
         conf = market()
-        symbols = await database_sync_to_async(services.symbol_ensure_demo)(symbols=DEMO_SYMBOLS)
+        universe = sim_universe(conf.sim_symbols)
+        symbols = await database_sync_to_async(services.symbol_ensure_demo)(symbols=universe)
         active = [s for s in symbols if s.active]
         last = await self.ctx.track(active)
-        walk = RandomWalk([s for s in DEMO_SYMBOLS if s.ticker in last], rate=conf.sim_rate,
+        walk = RandomWalk([s for s in universe if s.ticker in last], rate=conf.sim_rate,
                           seed=int(self.options.get("seed") or 7))
         now = time.time()
         start = now - conf.sim_backfill_hours * 3600

@@ -75,7 +75,7 @@ from market.live.broadcast import (
 from market.live.demand import ADD, REFRESH, REMOVE, announce_seconds, demand_send, on_demand
 from market.live.relay import LOST, RESTORED, Relay, relay_for
 from market.live.snapshots import LOOKUPS, Served, Snapshots, lookup, pooled, snapshots_for
-from market.metrics import WS_CLIENTS, WS_DELIVERIES, WS_ERRORS, WS_SUBSCRIPTIONS
+from market.metrics import WS_CLIENTS, WS_DELIVERIES, WS_ERRORS, WS_SUBSCRIPTIONS, watch_loop
 from market.web.access import user_is_reader, websocket_accept
 from market.web.protocol import (
     CAUGHT_UP, CLOSE_LIMITS, CLOSE_TOO_SLOW, PONG, LimitExceeded, ProtocolError, behind_frame, candle_frame,
@@ -363,6 +363,7 @@ class MarketConsumer(AsyncWebsocketConsumer):
             return
         self.counted = True
         WS_CLIENTS.inc()
+        watch_loop(asyncio.get_running_loop())
         await self._relay.join(STATUS_GROUP, self)
         user = self.scope.get("user")
         if user_is_reader(user):

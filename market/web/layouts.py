@@ -42,7 +42,8 @@ def _body(request: HttpRequest) -> dict[str, Any] | HttpResponse:
 
 
 def _unknown_symbol(spec: Any) -> HttpResponse | None:
-    """A 400 naming the first chart whose symbol the database does not know."""
+    """A 400 naming the first chart whose symbol, or a symbol it compares, the database
+    does not know (a saved layout would otherwise open on an overlay that cannot load)."""
     try:
         parsed = parse_spec(spec)
     except LayoutError as exc:
@@ -51,6 +52,9 @@ def _unknown_symbol(spec: Any) -> HttpResponse | None:
     for i, chart in enumerate(parsed["charts"]):
         if chart["symbol"] not in known:
             return json_response({"error": f"spec.charts[{i}].symbol: unknown symbol {chart['symbol']}"}, 400)
+        for j, ticker in enumerate(chart.get("compare", ())):
+            if ticker not in known:
+                return json_response({"error": f"spec.charts[{i}].compare[{j}]: unknown symbol {ticker}"}, 400)
     return None
 
 

@@ -66,3 +66,17 @@ def test_rejects_bad_arguments():
         RandomWalk(DEMO_SYMBOLS, rate=0)
     with pytest.raises(ValueError):
         _ticks(RandomWalk(DEMO_SYMBOLS), T0)
+
+
+def test_sim_universe_adds_numbered_symbols_the_same_way_each_time():
+    from market.core.simulator import sim_universe
+
+    assert sim_universe(0) == DEMO_SYMBOLS
+    more = sim_universe(500)
+    assert more == sim_universe(500) and more[:len(DEMO_SYMBOLS)] == DEMO_SYMBOLS
+    extra = more[len(DEMO_SYMBOLS):]
+    assert [s.ticker for s in extra[:2]] == ["DEMO:S0000", "DEMO:S0001"] and len(extra) == 500
+    assert len({s.ticker for s in more}) == 504
+    assert all(s.price >= 20 and s.volatility > 0 for s in extra)
+    ticks = _ticks(RandomWalk(more, rate=1.0, seed=1), T0 + 60, T0)
+    assert {t.symbol for t in ticks} == {s.ticker for s in more}  # every one of them trades

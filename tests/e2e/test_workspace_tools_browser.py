@@ -127,6 +127,17 @@ def test_compare_adds_a_series_on_percent_scale_and_log_scale_toggles(server, pa
     times = set(page.evaluate("window.tickchart.times()"))
     assert all(p["time"] in times and p["value"] == beta[p["time"]] for p in points[:-1])
 
+    # Live on the page's socket: the line moves with DEMO:BETA's candles, no more reads.
+    reads: list[str] = []
+    page.on("request", lambda r: reads.append(r.url) if "/api/candles" in r.url and "BETA" in r.url else None)
+    page.wait_for_function("window.tickchart.compare[0].live === true")
+    before = page.evaluate("JSON.stringify(window.tickchart.chart.panes()[0].getSeries()[1].data().slice(-1)[0])")
+    page.wait_for_function("""b => JSON.stringify(window.tickchart.chart.panes()[0].getSeries()[1].data()
+        .slice(-1)[0]) !== b""", arg=before, timeout=20_000)
+    last = page.evaluate("window.tickchart.chart.panes()[0].getSeries()[1].data().slice(-1)[0]")
+    assert last["time"] in set(page.evaluate("window.tickchart.times()"))
+    assert reads == [], reads
+
     page.get_by_label("Price scale").select_option("log")
     assert _mode(page) == PRICE_MODE["log"] and page.evaluate("window.tickchart.scale") == "log"
     page.locator("#chart").click()

@@ -149,3 +149,35 @@ def test_start_from_ignores_the_day_volume_of_an_earlier_day():
     walk.start_from("X:A", 100.0, day_volume=(int(T0 - DAY), 50_000.0))
     ticks = list(walk.ticks_until(T0 + 30, t_start=T0 + 10))
     assert ticks and ticks[0].day_volume < 50_000.0  # a new day starts from 0
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_sim_symbols_adds_that_many_symbols_and_every_one_streams():
+    """MARKET SIM_SYMBOLS: the demo four and N more, each registered on the DEMO exchange
+    and getting candles (the universe bench/soak.py runs)."""
+    from market.models import Symbol
+
+    overrides = {"SIM_BACKFILL_HOURS": 0.01, "SIM_RATE": 5.0, "FLUSH_INTERVAL": 0.2, "SIM_SYMBOLS": 6}
+    with override_settings(MARKET={**settings.MARKET, **overrides}):
+        market.cache_clear()
+        await run_for(2.0)
+    market.cache_clear()
+    made = await database_sync_to_async(
+        lambda: set(Symbol.objects.filter(exchange="DEMO", source="simulated").values_list("ticker", flat=True)))()
+    assert made == {"DEMO:ALPHA", "DEMO:BETA", "DEMO:GAMMA", "DEMO:INDEX"} | {f"DEMO:S{i:04d}" for i in range(6)}
+    with_candles = await database_sync_to_async(
+        lambda: set(Candle.objects.filter(timeframe=BASE.code).values_list("symbol__ticker", flat=True)))()
+    assert with_candles == made
+
+
+@pytest.mark.parametrize("bad", [-1, 10_001, 2.5, "many"])
+def test_sim_symbols_out_of_range_is_a_clear_configuration_error(bad):
+    from django.core.exceptions import ImproperlyConfigured
+
+    with override_settings(MARKET={**settings.MARKET, "SIM_SYMBOLS": bad}):
+        market.cache_clear()
+        try:
+            with pytest.raises(ImproperlyConfigured, match="SIM_SYMBOLS must be a whole number from 0 to 10000"):
+                market()
+        finally:
+            market.cache_clear()

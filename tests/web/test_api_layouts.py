@@ -119,6 +119,19 @@ def test_unknown_symbol_is_named(signed_in):
         "error": "spec.charts[1].symbol: unknown symbol NSE:NOPE-EQ"}
 
 
+def test_an_unknown_compared_symbol_is_named_on_create_and_on_patch(signed_in):
+    first = SPEC["charts"][0]
+    bad = {**SPEC, "charts": [first, {"symbol": OTHER, "compare": [first["symbol"], "NSE:NOPE-EQ"]}]}
+    r = post(signed_in, "/api/layouts", {"name": "x", "spec": bad})
+    assert (r.status_code, r.json()) == (400, {"error": "spec.charts[1].compare[1]: unknown symbol NSE:NOPE-EQ"})
+    assert Layout.objects.count() == 0
+    good = {**SPEC, "charts": [first, {"symbol": OTHER, "compare": [first["symbol"]]}]}
+    url = f"/api/layouts/{post(signed_in, '/api/layouts', {'name': 'x', 'spec': good}).json()['id']}"
+    r = patch(signed_in, url, {"spec": bad})
+    assert r.status_code == 400 and r.json()["error"].startswith("spec.charts[1].compare[1]:")
+    assert signed_in.get(url).json()["spec"]["charts"][1]["compare"] == [first["symbol"]]  # kept as it was
+
+
 def test_bad_patch_and_bodies(signed_in):
     url = f"/api/layouts/{post(signed_in, '/api/layouts', {'name': 'A', 'spec': SPEC}).json()['id']}"
     post(signed_in, "/api/layouts", {"name": "B", "spec": SPEC})

@@ -91,3 +91,27 @@ async def test_pipeline_collector_exposes_ticks_by_outcome():
     assert 'tickchart_feed_ticks_total{outcome="repeat",source="simulated"} 1.0' in text
     assert 'tickchart_feed_ticks_total{outcome="unknown_symbol",source="simulated"} 1.0' in text
     assert 'tickchart_candles_written_total{source="simulated"} 1.0' in text
+
+
+async def test_loop_collector_counts_the_tasks_of_the_watched_loop():
+    import asyncio
+
+    from market.metrics import LoopCollector
+
+    collector = LoopCollector()
+    registry = CollectorRegistry()
+    registry.register(collector)
+
+    def tasks() -> list[str]:
+        return [ln for ln in generate_latest(registry).decode().splitlines() if ln.startswith("tickchart_event_loop_tasks ")]
+
+    assert tasks() == []  # no loop watched yet: no sample rather than a made-up 0
+    collector.loop = asyncio.get_running_loop()
+    before = float(tasks()[0].split()[-1])
+    gate = asyncio.Event()
+    held = [asyncio.create_task(gate.wait()) for _ in range(5)]
+    await asyncio.sleep(0)
+    assert float(tasks()[0].split()[-1]) == before + 5
+    gate.set()
+    await asyncio.gather(*held)
+    assert float(tasks()[0].split()[-1]) == before

@@ -169,7 +169,7 @@ function start(LC, config, chartEl) {
 
   // ---- The chart tools and the keyboard -----------------------------------------------
   var breaks = createBreaks(view, api);
-  var compare = createCompare(LC, view, config, api);
+  var compare = createCompare(LC, view, config, api, null, socket.connection);
   var toolNote = document.getElementById('tools-note');
   var toolbox = createToolbox(document.getElementById('chart-tools'), {
     view: view, api: api, history: candleHistory, compare: compare, breaks: breaks,

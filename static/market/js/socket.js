@@ -370,6 +370,7 @@ export function createSocket(config, view, status, watchlist, hooks) {
   });
   var stream = createStream(connection, view, hooks);
   return {
+    connection: connection, // for the page's other streams (compare.js)
     connect: connection.connect,
     send: connection.send,
     subscribe: stream.subscribe,

@@ -253,6 +253,7 @@ def test_two_processes_share_fyers_real_limits_through_redis(http, app):
 
     redis_store()
     http.limits = [(10, 1.0), (200, 60.0)]
+    day = day_number(time.time())
     procs = [subprocess.Popen([sys.executable, "-c", CHILD, REDIS_URL, http.base, app, "105"], cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=120) for p in procs]
@@ -262,7 +263,10 @@ def test_two_processes_share_fyers_real_limits_through_redis(http, app):
     assert http.most_in(1.0) <= 10 and http.most_in(60.0) <= 200
     arrivals = sorted(http.arrivals)
     assert arrivals[200] - arrivals[0] >= 60.0
-    assert RedisStore(REDIS_URL).used_today(app) == 210
+    if day_number(time.time()) == day:
+        assert RedisStore(REDIS_URL).used_today(app) == 210
+    else:  # the run crossed midnight IST: the new day counts only what came after it
+        assert RedisStore(REDIS_URL).used_today(app) < 210
 
 
 async def test_two_shards_share_the_api_keys_symbol_cap(http, ws, fyers_settings, token, monkeypatch, caplog):

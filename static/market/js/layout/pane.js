@@ -91,7 +91,7 @@ export function createPane(els, chart, info, ctx) {
   var breaks = createBreaks(view, api);
   var compare = createCompare(LC, view, ctx.config, api, function (symbols, problems) {
     note(problems.length ? 'Compare: ' + problems.map(function (p) { return p.error; }).join('; ') : '');
-  });
+  }, ctx.connection);
   var toolbox = els.tools ? createToolbox(els.tools, {
     view: view, api: api, history: candleHistory, compare: compare, breaks: breaks,
     fullscreenEl: els.root || els.chart, suffix: ctx.suffix || '', note: note,
@@ -230,6 +230,7 @@ export function createPane(els, chart, info, ctx) {
   };
   pane.destroy = function () {
     stream.close();
+    compare.close();
     if (toolbox) toolbox.destroy();
     if (drawings) drawings.detach();
     view.remove();
