@@ -65,3 +65,49 @@ def line_chart(title: str, x_label: str, y_label: str, series: Sequence[Series],
         out.append(f'<text x="{W - RIGHT + 46}" y="{ly + 4}">{escape(label)}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+def time_chart(title: str, x_label: str, y_label: str, series: Sequence[Series],
+               band: tuple[float, float, str] | None = None, y_range: tuple[float, float] | None = None) -> str:
+    """Linear axes for a quantity over time (a soak's RSS): one unlabelled polyline per series,
+    ``band`` a shaded ``(low, high, label)`` range (e.g. ±10 % around the start)."""
+    xs = [x for _, _, pts in series for x, _ in pts]
+    ys = [y for _, _, pts in series for _, y in pts] + ([band[0], band[1]] if band else [])
+    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+    step = 10 ** math.floor(math.log10(max(1e-9, max(ys)) / 2))
+    lo, hi = y_range or (0.0, math.ceil(max(ys) * 1.1 / step) * step)
+    plot_w, plot_h = W - LEFT - RIGHT, H - TOP - BOTTOM
+
+    def px(x: float) -> float:
+        return LEFT + (x - x0) / (x1 - x0) * plot_w
+
+    def py(y: float) -> float:
+        return TOP + plot_h * (1 - (y - lo) / (hi - lo))
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
+           'font-family="sans-serif" font-size="12">',
+           f'<rect width="{W}" height="{H}" fill="#fff"/>',
+           f'<text x="{LEFT}" y="22" font-size="15" font-weight="bold">{escape(title)}</text>']
+    ticks = 5
+    for k in range(ticks + 1):
+        y = lo + (hi - lo) * k / ticks
+        out.append(f'<line x1="{LEFT}" y1="{py(y):.1f}" x2="{LEFT + plot_w}" y2="{py(y):.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{LEFT - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:g}</text>')
+        x = x0 + (x1 - x0) * k / ticks
+        out.append(f'<text x="{px(x):.1f}" y="{TOP + plot_h + 18}" text-anchor="middle">{x:.0f}</text>')
+    if band is not None:
+        out.append(f'<rect x="{LEFT}" y="{py(band[1]):.1f}" width="{plot_w}" height="{py(band[0]) - py(band[1]):.1f}" '
+                   'fill="#2a2" fill-opacity="0.08"/>')
+        out.append(f'<text x="{LEFT + 4}" y="{py(band[1]) - 4:.1f}" fill="#2a2">{escape(band[2])}</text>')
+    out.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{H - 10}" text-anchor="middle">{escape(x_label)}</text>')
+    out.append(f'<text transform="translate(16 {TOP + plot_h / 2:.1f}) rotate(-90)" text-anchor="middle">'
+               f'{escape(y_label)}</text>')
+    for i, (label, colour, pts) in enumerate(series):
+        path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in sorted(pts))
+        out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        ly = TOP + 10 + i * 20
+        out.append(f'<line x1="{W - RIGHT + 15}" y1="{ly}" x2="{W - RIGHT + 40}" y2="{ly}" stroke="{colour}" '
+                   'stroke-width="2"/>')
+        out.append(f'<text x="{W - RIGHT + 46}" y="{ly + 4}">{escape(label)}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
