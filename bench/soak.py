@@ -231,9 +231,9 @@ def plot(samples: list[dict], warmup_s: float, title: str) -> str:
     series = []
     for name, colour in (("daphne", "#1f77b4"), ("runfeed", "#d62728")):
         base = after[0][name]["rss"]
-        series.append((f"{name} (100 % = {base:.0f} MB)", colour,
+        series.append((f"{name} ({base:.0f} MB)", colour,
                        [(s["t"] / 60, 100 * s[name]["rss"] / base) for s in samples]))
-    return time_chart(title, "minutes", "RSS, % of its value after the warm-up", series,
+    return time_chart(title, "minutes", "RSS, % of the value after the warm-up (in the legend)", series,
                       band=(90, 110, "±10 %"), y_range=(50, 130))
 
 

@@ -88,13 +88,11 @@ def time_chart(title: str, x_label: str, y_label: str, series: Sequence[Series],
            'font-family="sans-serif" font-size="12">',
            f'<rect width="{W}" height="{H}" fill="#fff"/>',
            f'<text x="{LEFT}" y="22" font-size="15" font-weight="bold">{escape(title)}</text>']
-    ticks = 5
-    for k in range(ticks + 1):
-        y = lo + (hi - lo) * k / ticks
+    for y in _nice_ticks(lo, hi):
         out.append(f'<line x1="{LEFT}" y1="{py(y):.1f}" x2="{LEFT + plot_w}" y2="{py(y):.1f}" stroke="#ddd"/>')
         out.append(f'<text x="{LEFT - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:g}</text>')
-        x = x0 + (x1 - x0) * k / ticks
-        out.append(f'<text x="{px(x):.1f}" y="{TOP + plot_h + 18}" text-anchor="middle">{x:.0f}</text>')
+    for x in _nice_ticks(x0, x1):
+        out.append(f'<text x="{px(x):.1f}" y="{TOP + plot_h + 18}" text-anchor="middle">{x:g}</text>')
     if band is not None:
         out.append(f'<rect x="{LEFT}" y="{py(band[1]):.1f}" width="{plot_w}" height="{py(band[0]) - py(band[1]):.1f}" '
                    'fill="#2a2" fill-opacity="0.08"/>')
@@ -111,3 +109,12 @@ def time_chart(title: str, x_label: str, y_label: str, series: Sequence[Series],
         out.append(f'<text x="{W - RIGHT + 46}" y="{ly + 4}">{escape(label)}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+def _nice_ticks(lo: float, hi: float, about: int = 5) -> list[float]:
+    """Round values from ``lo`` to ``hi``, about ``about`` steps of 1, 2 or 5 x 10^k apart."""
+    raw = (hi - lo) / about
+    base = 10 ** math.floor(math.log10(raw))
+    step = next(m * base for m in (1, 2, 5, 10) if m * base >= raw)
+    first = math.ceil(lo / step) * step
+    return [round(first + k * step, 10) for k in range(int((hi - first) / step + 1e-9) + 1)]
