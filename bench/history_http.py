@@ -87,7 +87,8 @@ def one_run(args: argparse.Namespace, env: dict, ctx: dict, tmp: Path, run: int)
             response = web.getresponse()
             body = response.read()
             if response.status != 200:
-                raise RuntimeError(f"GET {path}: {response.status} {body[:200]!r}")
+                log = (tmp / f"daphne-{run}.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"GET {path}: {response.status} {body[:200]!r}\ndaphne's log:\n{log}")
             return body
 
         served = orjson.loads(get())

@@ -163,3 +163,32 @@ def test_only_one_runfeed_writes_and_a_standby_takes_over(prod_env):
     first.wait()
     wait_for_log(standby, "taking over", timeout=30)
     wait_for_log(standby, "is live", timeout=30)
+
+
+def test_daphne_keeps_no_postgresql_connection_per_finished_request(prod_env):
+    """Each HTTP request runs on a thread of its own under daphne (asgiref's per-request
+    thread-sensitive context), so a connection left open after it is never used again and
+    waits for the garbage collector: 200 requests must not leave them piling up (at 100,
+    PostgreSQL's default max_connections, every request fails)."""
+    import psycopg
+
+    env, start = prod_env
+    env["TICKCHART_HTTP_RATE_PER_MINUTE"] = "100000"
+    port = free_port()
+    start_daphne(start, port)
+    name = env["DATABASE_URL"].rsplit("/", 1)[1]
+    admin = psycopg.connect(POSTGRES_URL, autocommit=True)
+
+    def connections() -> int:
+        return admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)).fetchone()[0]
+
+    most = 0
+    try:
+        for i in range(200):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/symbols?q=DEMO", timeout=10) as r:
+                assert r.status == 200
+            if i % 10 == 9:
+                most = max(most, connections())
+    finally:
+        admin.close()
+    assert most <= 3, f"{most} connections open to {name} after requests that each finished"
