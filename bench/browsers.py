@@ -114,7 +114,7 @@ async def run(port: int, browsers: int, seconds: float, batch: bool, pid: int, e
     await asyncio.sleep(1)
     stats.update(frames=0, updates=0)
     latencies.clear()
-    cpu0 = cpu_seconds(pid)
+    cpu0, mine0 = cpu_seconds(pid), time.process_time()
     started = time.perf_counter()
     n = 0
     t0 = 1_800_000_000
@@ -129,7 +129,7 @@ async def run(port: int, browsers: int, seconds: float, batch: bool, pid: int, e
         await asyncio.sleep(max(0.0, n * 0.5 - (time.perf_counter() - started)))
     await asyncio.sleep(2)  # drain
     elapsed = time.perf_counter() - started
-    cpu = cpu_seconds(pid) - cpu0
+    cpu, mine = cpu_seconds(pid) - cpu0, time.process_time() - mine0
     for t in transports:
         t.close()
     await layer.flush()
@@ -141,7 +141,7 @@ async def run(port: int, browsers: int, seconds: float, batch: bool, pid: int, e
             "frames_per_socket_s": stats["frames"] / browsers / (elapsed - 2),
             "updates_per_frame": stats["updates"] / max(stats["frames"], 1),
             "cpu_us_per_delivery": cpu / max(len(lat), 1) * 1e6, "daphne_cpu": cpu / elapsed,
-            "errors": stats["errors"]}
+            "errors": stats["errors"], "client_cpu": mine / elapsed}
 
 
 def main() -> None:
@@ -160,7 +160,7 @@ def main() -> None:
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tickchart.settings")
         setup(env)
         print(f"{'browsers':>8} {'batch':>5} {'delivered':>10} {'expected':>9} {'deliv/s':>8} {'p50 ms':>7} "
-              f"{'p99 ms':>7} {'frames/sock/s':>13} {'upd/frame':>9} {'cpu us/deliv':>12} {'daphne cpu':>10}")
+              f"{'p99 ms':>7} {'frames/sock/s':>13} {'upd/frame':>9} {'cpu us/deliv':>12} {'daphne cpu':>10} {'client cpu':>10}")
         for browsers in args.browsers:
             for _ in range(args.runs):
                 port = free_port()
@@ -172,7 +172,7 @@ def main() -> None:
                     server.wait()
                 print(f"{r['browsers']:>8} {str(r['batch']):>5} {r['delivered']:>10} {r['expected']:>9} "
                       f"{r['per_s']:>8,.0f} {r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['frames_per_socket_s']:>13.2f} "
-                      f"{r['updates_per_frame']:>9.1f} {r['cpu_us_per_delivery']:>12.1f} {r['daphne_cpu']:>10.0%}",
+                      f"{r['updates_per_frame']:>9.1f} {r['cpu_us_per_delivery']:>12.1f} {r['daphne_cpu']:>10.0%} {r['client_cpu']:>10.0%}",
                       flush=True)
 
 

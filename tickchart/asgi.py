@@ -10,11 +10,12 @@ django_asgi_app = get_asgi_application()
 
 from django.conf import settings  # noqa: E402
 
-from tickchart import eager_writes, gc_tuning, inbound_cap, request_connections  # noqa: E402
+from tickchart import eager_writes, gc_tuning, inbound_cap, quiet_autobahn, request_connections  # noqa: E402
 
 # Before daphne listens (it imports the application first).
 eager_writes.install(settings.TICKCHART_EAGER_WRITES)
 inbound_cap.install()  # --websocket-max-message-size caps what clients send, not snapshots
+quiet_autobahn.install()  # no colouring of debug lines nobody logs, per frame
 request_connections.install()  # a request's thread is not reused: neither is its connection
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

@@ -319,6 +319,10 @@ class MarketConsumer(AsyncWebsocketConsumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.subscriptions: dict[StreamKey, Subscription] = {}
+        # The same subscriptions by the (ticker, stored timeframe) whose group feeds them: a
+        # candle event is matched with a lookup, not a scan of every subscription (a socket
+        # of a 4-chart layout and a watchlist has 24; bench/browsers.py).
+        self._fed: dict[tuple[str, str], dict[StreamKey, Subscription]] = {}
         self.counted = False  # in WS_CLIENTS (an accepted socket)
         self.gate = _message_gate()
         self.outbox = Outbox(limits=market().ws_flow)  # flow control (market.core.outbox)
@@ -572,6 +576,9 @@ class MarketConsumer(AsyncWebsocketConsumer):
         else:
             _release_studies(old)
         self.subscriptions[key] = sub
+        if old is not None and old.base != sub.base:
+            self._unfeed(key, old)
+        self._fed.setdefault((sub.ticker, sub.base), {})[key] = sub
         self.outbox.discard(key)  # the (re)subscription's snapshot supersedes what was held
 
     async def _unsubscribe(self, msg: dict[str, Any]) -> None:
@@ -579,12 +586,20 @@ class MarketConsumer(AsyncWebsocketConsumer):
         sub = self.subscriptions.pop((ticker, tf.code), None)
         if sub is None:
             raise ProtocolError(f"not subscribed to {ticker} {tf.code}", code="not_subscribed")
+        self._unfeed((ticker, tf.code), sub)
         WS_SUBSCRIPTIONS.dec()
         _release_studies(sub)
         await self._leave_unless_subscribed(sub.group)
         if not any(s.ticker == ticker for s in self.subscriptions.values()):
             await self._relay.leave(marker_group(ticker), self)
             await self._demand_remove(ticker)
+
+    def _unfeed(self, key: StreamKey, sub: Subscription) -> None:
+        fed = self._fed.get((sub.ticker, sub.base))
+        if fed is not None:
+            fed.pop(key, None)
+            if not fed:
+                del self._fed[(sub.ticker, sub.base)]
 
     async def _leave_unless_subscribed(self, group: str) -> None:
         if not any(s.group == group for s in self.subscriptions.values()):
@@ -648,10 +663,10 @@ class MarketConsumer(AsyncWebsocketConsumer):
 
     # -- group messages ------------------------------------------------------------
     async def candle_update(self, event: dict[str, Any]) -> None:
-        ticker, base_code = event["symbol"], event["tf"]
-        for key, sub in self.subscriptions.items():
-            if sub.ticker != ticker or sub.base != base_code:
-                continue
+        fed = self._fed.get((event["symbol"], event["tf"]))
+        if not fed:
+            return
+        for key, sub in fed.items():
             live = sub.live(event)
             if live is None:
                 continue
@@ -670,7 +685,9 @@ class MarketConsumer(AsyncWebsocketConsumer):
                     self._relay.flush_later(self)
             else:
                 await self._wire_send({"type": "websocket.send", "text": text})
-            await self._count(len(text))
+            seq = self.outbox.sent(len(text))  # _count inlined
+            if seq is not None:
+                await self._send_uncounted(sync_frame(seq))
             WS_DELIVERIES.inc()
 
     # -- batching (hello {"batch": true}) ------------------------------------------------

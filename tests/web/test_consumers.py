@@ -372,6 +372,19 @@ async def test_derived_and_stored_subscriptions_share_the_base_stream(alpha):
         assert await comm.receive_nothing(timeout=QUIET)
 
 
+async def test_subscribing_again_to_the_same_stream_delivers_each_candle_once(alpha):
+    async with ws() as comm:
+        await subscribe(comm, tf="2m")
+        await subscribe(comm, tf="2m")  # e.g. new studies: replaces the subscription, not a second one
+        await publish(upd(candle(6)))
+        assert (await recv(comm))["tf"] == "2m"
+        assert await comm.receive_nothing(timeout=QUIET)
+        await comm.send_json_to({"type": "unsubscribe", "symbol": TICKER, "tf": "2m"})
+        await assert_alive(comm)
+        await publish(upd(candle(7)))
+        assert await comm.receive_nothing(timeout=QUIET)
+
+
 # -- unsubscribe ---------------------------------------------------------------------------
 async def test_unsubscribe_stops_delivery(alpha):
     async with ws() as comm:
