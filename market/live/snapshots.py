@@ -51,12 +51,41 @@ T = TypeVar("T")
 StreamKey = tuple[str, str]  # (ticker, stored timeframe code)
 
 
-def _closing(fn: Callable[..., T]) -> Callable[..., T]:
+class _Ticket:
+    """One call handed to the pool, counted in ``_queued`` until it starts (or never will)."""
+
+    __slots__ = ("counted",)
+
+    def __init__(self) -> None:
+        self.counted = True
+
+
+_queued = 0  # pool calls handed over and not yet started
+_queued_lock = threading.Lock()
+
+
+def _started(ticket: _Ticket) -> None:
+    """Count ``ticket`` out of ``_queued``, once (its call started, or was cancelled unstarted)."""
+    global _queued
+    with _queued_lock:
+        if ticket.counted:
+            ticket.counted = False
+            _queued -= 1
+
+
+def _closing(fn: Callable[..., T], ticket: _Ticket) -> Callable[..., T]:
+    """``fn`` on a pool thread, whose connection is closed once no more calls wait (they are
+    per thread): a storm's thousand session reads reuse the few threads' connections instead
+    of opening and closing one each (on SQLite that was most of a connect's CPU), and an idle
+    pool holds none (PostgreSQL counts them; a test database cannot be dropped)."""
+
     def call(*args: Any, **kwargs: Any) -> T:
+        _started(ticket)
         try:
             return fn(*args, **kwargs)
         finally:
-            services.connection_close_idle()  # this pool thread's connection (they are per thread)
+            if _queued == 0:
+                services.connection_close_idle()
 
     return call
 
@@ -75,7 +104,14 @@ async def pooled(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)`` on a pool thread, its database connections closed afterwards."""
     if _one_thread_only():
         return await database_sync_to_async(fn)(*args, **kwargs)
-    return await sync_to_async(_closing(fn), thread_sensitive=False)(*args, **kwargs)
+    global _queued
+    ticket = _Ticket()
+    with _queued_lock:
+        _queued += 1
+    try:
+        return await sync_to_async(_closing(fn, ticket), thread_sensitive=False)(*args, **kwargs)
+    finally:
+        _started(ticket)  # cancelled before it ran: no longer waiting
 
 
 # -- lookups ------------------------------------------------------------------------------

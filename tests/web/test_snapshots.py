@@ -9,7 +9,9 @@ layer, PostgreSQL + Redis).
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -213,3 +215,40 @@ async def test_a_pooled_read_closes_its_threads_connection(alpha):
         await pooled(read)
     assert seen and all(wrapper.connection is None for _, wrapper in seen)
     assert threading.get_ident() not in {ident for ident, _ in seen}
+
+
+async def test_a_burst_of_pooled_reads_reuses_connections_and_closes_them_all_after(alpha):
+    """A storm's reads: a thread keeps its connection while more reads wait (one connect per
+    thread, not per read), and once the burst is done no thread holds one."""
+    if connections["default"].vendor == "sqlite" and connections["default"].is_in_memory_db():
+        pytest.skip("an in-memory SQLite test database is never closed")
+    opened: list[int] = []
+    wrappers = []
+
+    def read():
+        wrapper = connections["default"]
+        if wrapper.connection is None:
+            opened.append(threading.get_ident())
+        wrappers.append(wrapper)
+        time.sleep(0.002)
+        return selectors.feed_state_list()
+
+    await asyncio.gather(*(pooled(read) for _ in range(200)))
+    assert len(wrappers) == 200
+    assert len(opened) < 100, f"{len(opened)} connects for 200 reads"
+    assert all(w.connection is None for w in wrappers)  # every thread's closed after the last read
+    from market.live import snapshots
+
+    assert snapshots._queued == 0
+
+    # A cancelled read that never started is not counted as waiting.
+    gate = threading.Event()
+    blockers = [asyncio.ensure_future(pooled(gate.wait, 5)) for _ in range(40)]
+    await asyncio.sleep(0.1)
+    extra = asyncio.ensure_future(pooled(read))
+    await asyncio.sleep(0.05)
+    extra.cancel()
+    gate.set()
+    await asyncio.gather(*blockers)
+    await asyncio.gather(extra, return_exceptions=True)
+    assert snapshots._queued == 0
