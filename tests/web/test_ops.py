@@ -115,3 +115,45 @@ async def test_loop_collector_counts_the_tasks_of_the_watched_loop():
     gate.set()
     await asyncio.gather(*held)
     assert float(tasks()[0].split()[-1]) == before
+
+
+def test_loop_counter_is_a_prometheus_counter():
+    from market.metrics import LoopCounter
+
+    counter = LoopCounter("tickchart_test_things", "Things")
+    registry = CollectorRegistry()
+    registry.register(counter)
+    counter.inc()
+    counter.inc(2)
+    text = generate_latest(registry).decode()
+    assert any(ln.startswith("# TYPE tickchart_test_things") and ln.endswith(" counter") for ln in text.splitlines())
+    assert "tickchart_test_things_total 3.0" in text
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_deliveries_are_counted_in_the_metrics():
+    from asgiref.sync import sync_to_async
+    from channels.layers import get_channel_layer
+
+    from market.core.types import Candle, CandleUpdate
+    from market.live.broadcast import candles_publish
+    from tickchart.asgi import application
+
+    def delivered() -> float:
+        text = generate_latest().decode()
+        return float(next(line.split()[-1] for line in text.splitlines()
+                          if line.startswith("tickchart_ws_deliveries_total ")))
+
+    await sync_to_async(services.symbol_register)(ticker="DEMO:ALPHA", exchange="DEMO", name="Alpha", source="simulated")
+    before = delivered()
+    comm = WebsocketCommunicator(application, "/ws/market/", headers=[(b"origin", b"http://localhost")])
+    await comm.connect()
+    await comm.send_json_to({"type": "subscribe", "symbol": "DEMO:ALPHA", "tf": "1m"})
+    while (await comm.receive_json_from(timeout=5))["type"] != "snapshot":
+        pass
+    c = Candle(1_800_000_000, 1.0, 2.0, 0.5, 1.5, 10.0, 3)
+    await candles_publish(get_channel_layer(), [CandleUpdate("DEMO:ALPHA", "1m", c, False)])
+    while (await comm.receive_json_from(timeout=5))["type"] != "candle":
+        pass
+    assert delivered() == before + 1
+    await comm.disconnect()
