@@ -2,7 +2,8 @@
 
 One daphne on the checkout's Procfile command line (sign-in required, DEBUG off) and one
 ``runfeed`` with the simulated market grown to ``--symbols`` symbols (``TICKCHART_SIM_SYMBOLS``),
-over Redis and PostgreSQL (``--services``) or a SQLite file. ``--sockets`` signed-in
+over Redis and PostgreSQL (``--services``) or a SQLite file, with ``--backfill-hours`` of
+history made first (deep enough that every 5s snapshot cache starts full). ``--sockets`` signed-in
 WebSockets, each saying hello with ``batch`` as the chart page does, subscribe to two
 streams each (one symbol's 5s, another's 1m) and ack flow control; a socket that drops is
 counted and reconnected. Every ``--every`` seconds it samples, for daphne and runfeed: RSS,
@@ -149,7 +150,7 @@ async def keep_open(port: int, cookie: str, streams: list[tuple[str, str]], coun
             await asyncio.sleep(1)
 
 
-def wait_live(port: int, timeout: float = 600) -> float:
+def wait_live(port: int, timeout: float = 1800) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         try:
@@ -245,6 +246,10 @@ def main() -> None:
     ap.add_argument("--every", type=float, default=30, help="seconds between samples")
     ap.add_argument("--warmup", type=float, help="minutes before RSS is taken as the start (default: 5, or a "
                                                   "quarter of a shorter run)")
+    ap.add_argument("--backfill-hours", type=float, default=1.5,
+                    help="simulated history made before the sockets connect: with 1.5 h each 5s stream already "
+                         "has the 1,000 candles (HISTORY_LIMIT) its snapshot cache keeps, so a filling cache "
+                         "does not pass for a leak")
     ap.add_argument("--services", action="store_true", help="PostgreSQL (DATABASE_URL) instead of a SQLite file")
     ap.add_argument("--svg", type=Path, help="draw RSS over time here")
     ap.add_argument("--json", type=Path, help="write every sample here")
@@ -259,7 +264,7 @@ def main() -> None:
                    TICKCHART_PUBLIC_ACCESS="0", LOG_LEVEL="WARNING", TICKCHART_DB_PATH=str(tmp / "soak.sqlite3"),
                    TICKCHART_CHANNEL_PREFIX=f"soak{uuid.uuid4().hex[:6]}", STATIC_ROOT=str(tmp / "static"),
                    TICKCHART_FEED="simulated", TICKCHART_SIM_SYMBOLS=str(max(0, args.symbols - len(DEMO))),
-                   TICKCHART_SIM_BACKFILL_HOURS="0.02", TICKCHART_METRICS_TOKEN=token,
+                   TICKCHART_SIM_BACKFILL_HOURS=str(args.backfill_hours), TICKCHART_METRICS_TOKEN=token,
                    TICKCHART_JOURNAL_DIR=str(tmp / "journal"))
         env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
         dbname = None
