@@ -16,6 +16,7 @@ It prints median / p95 of each and the ratios of the medians to raw, per run.
 
     python bench/history_http.py --runs 3                 # SQLite
     python bench/history_http.py --runs 3 --services      # PostgreSQL (DATABASE_URL) + Redis (REDIS_URL)
+    python bench/history_http.py --runs 3 --services --pool 4   # daphne with TICKCHART_DB_POOL=4
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--runs", type=int, default=3, help="a fresh daphne each")
     ap.add_argument("--services", action="store_true")
+    ap.add_argument("--pool", type=int, default=0, help="--services: TICKCHART_DB_POOL for daphne (0: no pool)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -162,6 +164,8 @@ def main() -> None:
             env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
             dbname = env["DATABASE_URL"].rsplit("/", 1)[1]
             create_database(env["DATABASE_URL"], dbname)
+            if args.pool:
+                env["TICKCHART_DB_POOL"] = str(args.pool)
         else:
             env.pop("DATABASE_URL", None)
             env.pop("REDIS_URL", None)
@@ -180,6 +184,8 @@ def main() -> None:
                 with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
                     conn.execute("VACUUM ANALYZE")
             where = "PostgreSQL + Redis" if args.services else "SQLite"
+            if args.pool:
+                where += f", a pool of {args.pool} connections"
             print(f"newest {args.candles:,} of {args.stored:,} stored 5s candles, {where}, {args.requests} requests "
                   f"each per run, alternating (ms)")
             print(f"{'run':>3} {'raw median':>10} {'p95':>6} {'django median':>13} {'p95':>6} {'daphne median':>13} "

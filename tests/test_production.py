@@ -192,3 +192,40 @@ def test_daphne_keeps_no_postgresql_connection_per_finished_request(prod_env):
     finally:
         admin.close()
     assert most <= 3, f"{most} connections open to {name} after requests that each finished"
+
+
+def test_daphne_with_a_connection_pool_serves_http_and_sockets_within_its_size(prod_env):
+    """TICKCHART_DB_POOL=3: requests and a socket's reads share at most three PostgreSQL
+    connections, kept open between requests (without the pool each request connects anew)."""
+    import psycopg
+
+    env, start = prod_env
+    env.update(TICKCHART_HTTP_RATE_PER_MINUTE="100000", TICKCHART_DB_POOL="3")
+    port = free_port()
+    start_daphne(start, port)
+    name = env["DATABASE_URL"].rsplit("/", 1)[1]
+    admin = psycopg.connect(POSTGRES_URL, autocommit=True)
+
+    def backends() -> set[int]:
+        return {pid for (pid,) in admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,)).fetchall()}
+
+    async def unknown_symbol() -> dict:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws/market/", origin=f"http://127.0.0.1:{port}") as ws:
+            await ws.send(json.dumps({"type": "subscribe", "symbol": "NSE:NOPE-EQ", "tf": "1m"}))
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if frame["type"] == "error":
+                    return frame
+
+    seen: set[int] = set()
+    try:
+        for _ in range(60):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/symbols?q=DEMO", timeout=10) as r:
+                assert r.status == 200 and json.loads(r.read()) == {"symbols": []}
+            seen |= backends()
+        assert asyncio.run(unknown_symbol())["code"] == "unknown_symbol"  # read through the pool
+        seen |= backends()
+    finally:
+        admin.close()
+    assert 1 <= len(seen) <= 3, f"{len(seen)} PostgreSQL backends served 60 requests and a socket"

@@ -127,8 +127,20 @@ TEMPLATES = [
 # DATABASE_URL switches to PostgreSQL (or anything dj-database-url reads); without it,
 # SQLite in WAL mode at TICKCHART_DB_PATH (default var/tickchart.sqlite3).
 DATABASE_URL = env("DATABASE_URL")
+# TICKCHART_DB_POOL=N (PostgreSQL): this process keeps up to N connections in a pool
+# (Django's, on psycopg_pool) instead of one persistent connection per thread. For web
+# processes: daphne runs every HTTP request on a thread of its own, so without a pool each
+# request connects anew (tickchart/request_connections.py closes it after). 0 = no pool.
+TICKCHART_DB_POOL = env_int("TICKCHART_DB_POOL") or 0
+if TICKCHART_DB_POOL < 0:
+    raise ImproperlyConfigured("TICKCHART_DB_POOL must be 0 (no pool) or the most connections per process")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0 if TICKCHART_DB_POOL else 600)}
+    if TICKCHART_DB_POOL:
+        if "postgresql" not in DATABASES["default"]["ENGINE"]:
+            raise ImproperlyConfigured("TICKCHART_DB_POOL needs PostgreSQL (DATABASE_URL postgres://...)")
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1, "max_size": TICKCHART_DB_POOL, "timeout": 10.0}
 else:
     _db_path = Path(env("TICKCHART_DB_PATH", str(BASE_DIR / "var" / "tickchart.sqlite3")))
     _db_path.parent.mkdir(parents=True, exist_ok=True)
