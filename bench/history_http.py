@@ -38,8 +38,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the checkout, for django_client
-from soak import create_database, drop_database  # noqa: E402
-from storm import ROOT, free_port, setup, start_daphne  # noqa: E402
+from storm import ROOT, create_database, drop_database, free_port, setup, start_daphne  # noqa: E402
 
 TICKER = "HIST:A"
 STORE = """

@@ -40,7 +40,7 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from storm import ROOT, StormClient, cpu_seconds, free_port, setup, start_daphne  # noqa: E402
+from storm import ROOT, StormClient, cpu_seconds, create_database, drop_database, free_port, setup, start_daphne  # noqa: E402
 from svgplot import time_chart  # noqa: E402
 from wsload import LoadClient, client_frame  # noqa: E402
 
@@ -317,23 +317,6 @@ def main() -> None:
         args.svg.write_text(plot(samples, warmup_s, f"Soak: {args.minutes:g} min, {args.symbols} symbols, "
                                                     f"{args.sockets} sockets"))
         print(f"wrote {args.svg}")
-
-
-def _admin(url: str):
-    import psycopg
-
-    return psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True)
-
-
-def create_database(url: str, name: str) -> None:
-    with _admin(url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(url: str, name: str) -> None:
-    with _admin(url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ connect to the whole snapshot having arrived (p50 / p99 / max), the handshakes t
 
     python bench/storm.py --clients 1000 3000 --runs 3             # embedded: SQLite, in-process layer
     python bench/storm.py --clients 1000 --runs 3 --services       # PostgreSQL (DATABASE_URL) + Redis (REDIS_URL)
+    python bench/storm.py --clients 1000 --runs 3 --services --pool 8   # daphne with TICKCHART_DB_POOL=8
     python bench/storm.py --clients 1000 --root /work/main          # another checkout's code, same storm
 
 The clients (``bench/wsload.py``'s frame parser) run in this process, on the same cores.
@@ -112,6 +113,24 @@ def start_daphne(env: dict, root: Path, port: int, log: Path) -> subprocess.Pope
     raise RuntimeError(f"daphne did not start:\n{log.read_text()[-3000:]}")
 
 
+def _admin(url: str):
+    import psycopg
+
+    return psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True)
+
+
+def create_database(url: str, name: str) -> None:
+    with _admin(url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(url: str, name: str) -> None:
+    with _admin(url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+
 class StormClient(LoadClient):
     """Sends its session cookie on the handshake; notes when its snapshot has arrived whole."""
 
@@ -180,6 +199,7 @@ def main() -> None:
     ap.add_argument("--symbols", type=int, default=4)
     ap.add_argument("--services", action="store_true",
                     help="PostgreSQL (DATABASE_URL) and Redis (REDIS_URL) instead of SQLite and the in-process layer")
+    ap.add_argument("--pool", type=int, default=0, help="--services: TICKCHART_DB_POOL for daphne (0: no pool)")
     ap.add_argument("--root", type=Path, default=ROOT, help="the checkout whose code and Procfile are run")
     ap.add_argument("--logs", type=Path, help="keep daphne's output here (else a temporary directory)")
     args = ap.parse_args()
@@ -192,38 +212,49 @@ def main() -> None:
                    TICKCHART_PUBLIC_ACCESS="0", LOG_LEVEL="WARNING", TICKCHART_DB_PATH=str(tmp / "storm.sqlite3"),
                    TICKCHART_CHANNEL_PREFIX=f"storm{uuid.uuid4().hex[:6]}", STATIC_ROOT=str(tmp / "static"),
                    TICKCHART_FEED="simulated")
+        dbname = None
         if args.services:
             env.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tickchart_storm")
+            dbname = env["DATABASE_URL"].rsplit("/", 1)[1]
+            create_database(env["DATABASE_URL"], dbname)
             env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+            if args.pool:
+                env["TICKCHART_DB_POOL"] = str(args.pool)
         else:
             env.pop("DATABASE_URL", None)
             env.pop("REDIS_URL", None)
-        cookies = setup(env, root, symbols, max(args.clients), tmp)
-        where = "PostgreSQL + Redis" if args.services else "SQLite + in-process layer"
-        print(f"storm: {root} ({where}), {len(symbols)} symbols x 1m, {HISTORY} stored candles each")
-        print(f"{'clients':>7} {'run':>3} {'ok':>5} {'failed':>6} {'p50 s':>7} {'p99 s':>7} {'max s':>7} "
-              f"{'daphne cpu s':>12} {'client cpu s':>12}  failures")
-        for clients in args.clients:
-            rows = []
-            for run in range(1, args.runs + 1):
-                port = free_port()
-                logs = args.logs or tmp
-                logs.mkdir(parents=True, exist_ok=True)
-                proc = start_daphne(env, root, port, logs / f"daphne-{clients}-{run}.log")
-                try:
-                    r = asyncio.run(storm(port, symbols, cookies[:clients], proc.pid))
-                finally:
-                    proc.terminate()
-                    proc.wait(timeout=30)
-                rows.append(r)
-                print(f"{clients:>7} {run:>3} {r['ok']:>5} {r['failed']:>6} {r['p50']:>7.2f} {r['p99']:>7.2f} "
-                      f"{r['max']:>7.2f} {r['cpu']:>12.2f} {r['client_cpu']:>12.2f}  {r['why'] or ''}", flush=True)
-            if len(rows) > 1:
-                def med(key: str) -> str:
-                    values = [r[key] for r in rows]
-                    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
-                print(f"{clients:>7} median of {len(rows)}: p50 {med('p50')} s, p99 {med('p99')} s, "
-                      f"max {med('max')} s, daphne cpu {med('cpu')} s, failed {sum(r['failed'] for r in rows)}")
+        try:
+            cookies = setup(env, root, symbols, max(args.clients), tmp)
+            where = "PostgreSQL + Redis" if args.services else "SQLite + in-process layer"
+            if args.pool:
+                where += f", daphne's pool {args.pool}"
+            print(f"storm: {root} ({where}), {len(symbols)} symbols x 1m, {HISTORY} stored candles each")
+            print(f"{'clients':>7} {'run':>3} {'ok':>5} {'failed':>6} {'p50 s':>7} {'p99 s':>7} {'max s':>7} "
+                  f"{'daphne cpu s':>12} {'client cpu s':>12}  failures")
+            for clients in args.clients:
+                rows = []
+                for run in range(1, args.runs + 1):
+                    port = free_port()
+                    logs = args.logs or tmp
+                    logs.mkdir(parents=True, exist_ok=True)
+                    proc = start_daphne(env, root, port, logs / f"daphne-{clients}-{run}.log")
+                    try:
+                        r = asyncio.run(storm(port, symbols, cookies[:clients], proc.pid))
+                    finally:
+                        proc.terminate()
+                        proc.wait(timeout=30)
+                    rows.append(r)
+                    print(f"{clients:>7} {run:>3} {r['ok']:>5} {r['failed']:>6} {r['p50']:>7.2f} {r['p99']:>7.2f} "
+                          f"{r['max']:>7.2f} {r['cpu']:>12.2f} {r['client_cpu']:>12.2f}  {r['why'] or ''}", flush=True)
+                if len(rows) > 1:
+                    def med(key: str) -> str:
+                        values = [r[key] for r in rows]
+                        return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+                    print(f"{clients:>7} median of {len(rows)}: p50 {med('p50')} s, p99 {med('p99')} s, "
+                          f"max {med('max')} s, daphne cpu {med('cpu')} s, failed {sum(r['failed'] for r in rows)}")
+        finally:
+            if dbname:
+                drop_database(env["DATABASE_URL"], dbname)
 
 
 if __name__ == "__main__":
