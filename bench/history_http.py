@@ -24,21 +24,19 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import secrets
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the checkout, for django_client
-from storm import ROOT, create_database, drop_database, free_port, setup, start_daphne  # noqa: E402
+from storm import ROOT, drop_database, free_port, production_env, setup, start_daphne, use_services  # noqa: E402
 
 TICKER = "HIST:A"
 STORE = """
@@ -152,22 +150,9 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TICKCHART_", "PYTEST"))}
-        env.update(DJANGO_DEBUG="0", SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="127.0.0.1",
-                   TICKCHART_PUBLIC_ACCESS="0", LOG_LEVEL="WARNING", TICKCHART_DB_PATH=str(tmp / "hist.sqlite3"),
-                   TICKCHART_CHANNEL_PREFIX=f"hist{uuid.uuid4().hex[:6]}", STATIC_ROOT=str(tmp / "static"),
-                   TICKCHART_HTTP_RATE_PER_MINUTE="1000000")
-        dbname, ctx = None, {}
-        if args.services:
-            env.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tickchart_history")
-            env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
-            dbname = env["DATABASE_URL"].rsplit("/", 1)[1]
-            create_database(env["DATABASE_URL"], dbname)
-            if args.pool:
-                env["TICKCHART_DB_POOL"] = str(args.pool)
-        else:
-            env.pop("DATABASE_URL", None)
-            env.pop("REDIS_URL", None)
+        env = production_env(tmp, "hist", TICKCHART_HTTP_RATE_PER_MINUTE="1000000")
+        ctx: dict = {}
+        dbname = use_services(env, args.services, "tickchart_history", args.pool)
         try:
             ctx["cookie"] = setup(env, ROOT, [], 1, tmp)[0]
             out = subprocess.run([sys.executable, "manage.py", "shell", "-c",

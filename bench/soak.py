@@ -34,13 +34,13 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from storm import ROOT, StormClient, cpu_seconds, create_database, drop_database, free_port, setup, start_daphne  # noqa: E402
+from storm import (ROOT, StormClient, cpu_seconds, create_database, drop_database, free_port,  # noqa: E402
+                   production_env, setup, start_daphne)
 from svgplot import time_chart  # noqa: E402
 from wsload import LoadClient, client_frame  # noqa: E402
 
@@ -259,13 +259,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         token = secrets.token_urlsafe(24)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TICKCHART_", "PYTEST"))}
-        env.update(DJANGO_DEBUG="0", SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="127.0.0.1",
-                   TICKCHART_PUBLIC_ACCESS="0", LOG_LEVEL="WARNING", TICKCHART_DB_PATH=str(tmp / "soak.sqlite3"),
-                   TICKCHART_CHANNEL_PREFIX=f"soak{uuid.uuid4().hex[:6]}", STATIC_ROOT=str(tmp / "static"),
-                   TICKCHART_FEED="simulated", TICKCHART_SIM_SYMBOLS=str(max(0, args.symbols - len(DEMO))),
-                   TICKCHART_SIM_BACKFILL_HOURS=str(args.backfill_hours), TICKCHART_METRICS_TOKEN=token,
-                   TICKCHART_JOURNAL_DIR=str(tmp / "journal"))
+        env = production_env(tmp, "soak", TICKCHART_FEED="simulated",
+                             TICKCHART_SIM_SYMBOLS=str(max(0, args.symbols - len(DEMO))),
+                             TICKCHART_SIM_BACKFILL_HOURS=str(args.backfill_hours), TICKCHART_METRICS_TOKEN=token,
+                             TICKCHART_JOURNAL_DIR=str(tmp / "journal"))
         env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
         dbname = None
         if args.services:

@@ -113,6 +113,16 @@ def start_daphne(env: dict, root: Path, port: int, log: Path) -> subprocess.Pope
     raise RuntimeError(f"daphne did not start:\n{log.read_text()[-3000:]}")
 
 
+def production_env(tmp: Path, name: str, **extra: str) -> dict[str, str]:
+    """The environment of a production-like daphne (DEBUG off, sign-in required) for a
+    benchmark named ``name``: its own SQLite file and channel prefix under ``tmp``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TICKCHART_", "PYTEST"))}
+    env.update(DJANGO_DEBUG="0", SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="127.0.0.1",
+               TICKCHART_PUBLIC_ACCESS="0", LOG_LEVEL="WARNING", TICKCHART_DB_PATH=str(tmp / f"{name}.sqlite3"),
+               TICKCHART_CHANNEL_PREFIX=f"{name}{uuid.uuid4().hex[:6]}", STATIC_ROOT=str(tmp / "static"), **extra)
+    return env
+
+
 def _admin(url: str):
     import psycopg
 
@@ -129,6 +139,23 @@ def drop_database(url: str, name: str) -> None:
     with _admin(url) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+
+
+def use_services(env: dict[str, str], services: bool, name: str, pool: int = 0) -> str | None:
+    """With ``services``: PostgreSQL (database ``name``, made afresh; DATABASE_URL names
+    another) and Redis, daphne pooling ``pool`` connections; else SQLite and the in-process
+    layer. Returns the database to drop after (None: none)."""
+    if not services:
+        env.pop("DATABASE_URL", None)
+        env.pop("REDIS_URL", None)
+        return None
+    env.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{name}")
+    env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+    if pool:
+        env["TICKCHART_DB_POOL"] = str(pool)
+    dbname = env["DATABASE_URL"].rsplit("/", 1)[1]
+    create_database(env["DATABASE_URL"], dbname)
+    return dbname
 
 
 class StormClient(LoadClient):
@@ -207,22 +234,8 @@ def main() -> None:
     symbols = [f"STORM:S{i}" for i in range(args.symbols)]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TICKCHART_", "PYTEST"))}
-        env.update(DJANGO_DEBUG="0", SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="127.0.0.1",
-                   TICKCHART_PUBLIC_ACCESS="0", LOG_LEVEL="WARNING", TICKCHART_DB_PATH=str(tmp / "storm.sqlite3"),
-                   TICKCHART_CHANNEL_PREFIX=f"storm{uuid.uuid4().hex[:6]}", STATIC_ROOT=str(tmp / "static"),
-                   TICKCHART_FEED="simulated")
-        dbname = None
-        if args.services:
-            env.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tickchart_storm")
-            dbname = env["DATABASE_URL"].rsplit("/", 1)[1]
-            create_database(env["DATABASE_URL"], dbname)
-            env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
-            if args.pool:
-                env["TICKCHART_DB_POOL"] = str(args.pool)
-        else:
-            env.pop("DATABASE_URL", None)
-            env.pop("REDIS_URL", None)
+        env = production_env(tmp, "storm", TICKCHART_FEED="simulated")
+        dbname = use_services(env, args.services, "tickchart_storm", args.pool)
         try:
             cookies = setup(env, root, symbols, max(args.clients), tmp)
             where = "PostgreSQL + Redis" if args.services else "SQLite + in-process layer"

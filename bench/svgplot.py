@@ -59,10 +59,7 @@ def line_chart(title: str, x_label: str, y_label: str, series: Sequence[Series],
             dx = -6 if x == xs[-1] else 6
             out.append(f'<text x="{px(x) + dx:.1f}" y="{py(y) - 5:.1f}" fill="{colour}" '
                        f'text-anchor="{anchor}">{y:.0f}</text>')
-        ly = TOP + 10 + i * 20
-        out.append(f'<line x1="{W - RIGHT + 15}" y1="{ly}" x2="{W - RIGHT + 40}" y2="{ly}" stroke="{colour}" '
-                   'stroke-width="2"/>')
-        out.append(f'<text x="{W - RIGHT + 46}" y="{ly + 4}">{escape(label)}</text>')
+        out.extend(_legend(i, label, colour))
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -103,10 +100,7 @@ def time_chart(title: str, x_label: str, y_label: str, series: Sequence[Series],
     for i, (label, colour, pts) in enumerate(series):
         path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in sorted(pts))
         out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
-        ly = TOP + 10 + i * 20
-        out.append(f'<line x1="{W - RIGHT + 15}" y1="{ly}" x2="{W - RIGHT + 40}" y2="{ly}" stroke="{colour}" '
-                   'stroke-width="2"/>')
-        out.append(f'<text x="{W - RIGHT + 46}" y="{ly + 4}">{escape(label)}</text>')
+        out.extend(_legend(i, label, colour))
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -118,3 +112,10 @@ def _nice_ticks(lo: float, hi: float, about: int = 5) -> list[float]:
     step = next(m * base for m in (1, 2, 5, 10) if m * base >= raw)
     first = math.ceil(lo / step) * step
     return [round(first + k * step, 10) for k in range(int((hi - first) / step + 1e-9) + 1)]
+
+
+def _legend(i: int, label: str, colour: str) -> list[str]:
+    """The ``i``-th legend entry, right of the plot: a line of the series' colour, its label."""
+    ly = TOP + 10 + i * 20
+    return [f'<line x1="{W - RIGHT + 15}" y1="{ly}" x2="{W - RIGHT + 40}" y2="{ly}" stroke="{colour}" '
+            'stroke-width="2"/>', f'<text x="{W - RIGHT + 46}" y="{ly + 4}">{escape(label)}</text>']
