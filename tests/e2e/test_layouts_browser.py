@@ -352,6 +352,36 @@ def test_linked_panes_share_crosshair_range_symbol_and_timeframe_unlinked_do_not
         context.close()
 
 
+def test_panes_with_studies_open_at_their_newest_bar(server, browser, users):
+    """A pane's study series were added, empty, before its bars: it opened scrolled some 80
+    bars past its newest one. Every pane, studies or not, must open with its newest bar at
+    the right edge."""
+    context, page = _new_page(browser, server, viewport={"width": 1600, "height": 900})
+    try:
+        _sign_in(page, server, users[2])
+        page.wait_for_function("window.tickchart && window.tickchart.panes.length > 0")
+        spec = {"grid": 4, "theme": "dark", "charts": [
+            chart("DEMO:ALPHA", "1m", link_group="A"),
+            chart("DEMO:GAMMA", "1m", studies=["ema:20", "bb"]),
+            chart("DEMO:BETA", "5m", link_group="A", studies=["rsi:14"]),
+            chart("DEMO:INDEX", "1m", studies=["ema:20", "macd"])]}
+        made = page.evaluate("""spec => fetch('/api/layouts', {method: 'POST', body: JSON.stringify({name: 'Studies',
+            spec}), headers: {'Content-Type': 'application/json',
+            'X-CSRFToken': document.querySelector('meta[name="csrf-token"]').content}}).then(r => r.json())""", spec)
+        for _ in range(3):
+            page.goto(server.base + f"/layout/{made['id']}/")
+            _ready(page, 4)
+            page.wait_for_timeout(300)
+            shown = page.evaluate("""window.tickchart.panes.map(p => [p.symbol, p.candleCount,
+                p.chart.timeScale().scrollPosition(), p.chart.timeScale().getVisibleLogicalRange()])""")
+            for symbol, count, past, seen in shown:
+                assert abs(past) <= 1, f"{symbol} opened {past:.0f} bars past its newest: {shown}"
+                assert seen["to"] >= count - 1.5, f"{symbol} does not show its newest bar: {shown}"
+        _clean(page)
+    finally:
+        context.close()
+
+
 def test_screenshot_for_the_readme(server, browser, users):
     """A 4-chart layout with drawings (docs/img/layout-4.png with TICKCHART_UPDATE_DOCS_SCREENSHOT=1)."""
     context, page = _new_page(browser, server, viewport={"width": 1600, "height": 900})
@@ -383,10 +413,6 @@ def test_screenshot_for_the_readme(server, browser, users):
         page.wait_for_function("window.tickchart.panes.every(p => p.drawingsLoaded) && "
                                "window.tickchart.panes[0].drawings.length === 2")
         page.wait_for_function("document.body.dataset.status === 'live'")
-        # Open bug (see the branch's report): on some loads the 1m pane with studies and
-        # drawings starts scrolled past its last bar; the picture shows every pane at its
-        # newest bars.
-        page.evaluate("window.tickchart.panes.forEach(p => p.chart.timeScale().scrollToRealTime())")
         box = _pane_box(page, 0)
         for attempt in range(3):  # a loaded machine may drop the first hover
             page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * (0.35 + 0.05 * attempt), steps=4)

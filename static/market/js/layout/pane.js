@@ -198,9 +198,11 @@ export function createPane(els, chart, info, ctx) {
   view.setScale(chart.scale || 'normal');
   var bars = normalize(info.candles || []);
   var keys = parseKeys((chart.studies || []).join(',')).keys;
+  // The bars first, then the studies' series over them: series added empty before the bars
+  // left the pane scrolled far past its newest bar.
+  view.setData(bars);
   studies.setKeys(keys, info.studies);
   api.studies = keys.slice();
-  view.setData(bars);
   if (info.missing) note(info.error || 'unknown symbol ' + chart.symbol);
   else if (keys.length && !info.studies) loadStudies();
   markers = createMarkers(LC, view, ctx.config, api);
