@@ -211,9 +211,10 @@ def verdict(samples: list[dict], warmup_s: float) -> list[tuple[str, str, str, s
     for name in ("daphne", "runfeed"):
         base = after[0][name]["rss"]
         rss = [s[name]["rss"] for s in after]
-        worst = max(abs(v / base - 1) for v in rss)
+        up, down = max(rss) / base - 1, min(rss) / base - 1
+        said = "flat" if max(up, -down) <= 0.10 else "GREW" if up > 0.10 else "fell (no growth)"
         rows.append((f"{name} RSS MB", f"{base:.1f}", f"{rss[-1]:.1f} (min {min(rss):.1f}, max {max(rss):.1f})",
-                     f"{'flat' if worst <= 0.10 else 'NOT flat'}: at most {worst:+.1%} from the start"))
+                     f"{said}: {down:+.1%} to {up:+.1%} of the start"))
         for key in ("fds", "threads", "tasks"):
             values = [s[name][key] for s in after if s[name][key] == s[name][key]]  # drop NaN
             if not values:
@@ -253,8 +254,12 @@ def main() -> None:
     ap.add_argument("--services", action="store_true", help="PostgreSQL (DATABASE_URL) instead of a SQLite file")
     ap.add_argument("--svg", type=Path, help="draw RSS over time here")
     ap.add_argument("--json", type=Path, help="write every sample here")
+    ap.add_argument("--report", type=Path, help="no run: the table (and --svg) of a --json file written before")
     args = ap.parse_args()
     warmup_s = 60 * (args.warmup if args.warmup is not None else min(5.0, args.minutes / 4))
+    if args.report:
+        report(json.loads(args.report.read_text())["samples"], warmup_s, args)
+        return
     root = ROOT
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -284,9 +289,7 @@ def main() -> None:
                 where = "PostgreSQL + Redis" if args.services else "SQLite + Redis"
                 print(f"soak: {args.minutes:g} min, {args.symbols} simulated symbols, {args.sockets} signed-in sockets "
                       f"x 2 streams, {where}; feed live after {took:.0f} s; warm-up {warmup_s / 60:g} min", flush=True)
-                cpu0 = (cpu_seconds(daphne.pid), cpu_seconds(feed.pid))
                 samples = asyncio.run(soak(args, port, daphne, feed, cookies, token, metrics_port))
-                cpu1 = (cpu_seconds(daphne.pid), cpu_seconds(feed.pid))
             finally:
                 for p in (feed, daphne):
                     p.terminate()
@@ -300,18 +303,24 @@ def main() -> None:
         finally:
             if dbname:
                 drop_database(env["DATABASE_URL"], dbname)
-    seconds = samples[-1]["t"] if samples else 1
+    if args.json:
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "samples": samples}))
+    report(samples, warmup_s, args)
+
+
+def report(samples: list[dict], warmup_s: float, args: argparse.Namespace) -> None:
     print(f"\n{'':<18} {'after warm-up':>14}  {'at the end':<32} verdict")
     for what, start, end, said in verdict(samples, warmup_s):
         print(f"{what:<18} {start:>14}  {end:<32} {said}")
     rates = [s["updates_per_s"] for s in samples[1:]] or [0.0]
+    first, last = samples[0], samples[-1]
+    seconds = max(1e-9, last["t"] - first["t"])
     print(f"candle updates received: median {statistics.median(rates):,.0f}/s (min {min(rates):,.0f}); "
-          f"drops {samples[-1]['drops'] if samples else 0}; CPU daphne {(cpu1[0] - cpu0[0]) / seconds:.0%}, "
-          f"runfeed {(cpu1[1] - cpu0[1]) / seconds:.0%} of a core")
-    if args.json:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "samples": samples}))
+          f"drops {last['drops']}; CPU daphne {(last['daphne']['cpu'] - first['daphne']['cpu']) / seconds:.0%}, "
+          f"runfeed {(last['runfeed']['cpu'] - first['runfeed']['cpu']) / seconds:.0%} of a core")
     if args.svg:
-        args.svg.write_text(plot(samples, warmup_s, f"Soak: {args.minutes:g} min, {args.symbols} symbols, "
+        minutes = last["t"] / 60
+        args.svg.write_text(plot(samples, warmup_s, f"Soak: {minutes:.0f} min, {args.symbols} symbols, "
                                                     f"{args.sockets} sockets"))
         print(f"wrote {args.svg}")
 
