@@ -134,34 +134,28 @@ class Outbox:
     def unacked_bytes(self) -> int:
         return self.sent_bytes - self.acked_bytes
 
-    # room() and sent() run once per socket per live candle (tens of thousands a second in
-    # one process), so they read the fields directly rather than through the properties.
     def room(self) -> bool:
         """May a live frame go now? Never while behind: held frames go first, in resync."""
-        limits = self.limits
-        if limits.frames <= 0:  # flow control off
-            return True
-        return (not self.behind and self.seq - self.acked < limits.frames
-                and self.sent_bytes - self.acked_bytes < limits.bytes)
+        return self.limits.frames <= 0 or (not self.behind and self.window_open())
 
     def window_open(self) -> bool:
-        """Unacknowledged frames and bytes are both under the window."""
+        """Unacknowledged frames and bytes are both under the window. (With room() and sent()
+        this runs once per socket per live candle, so it reads the fields, not the properties.)"""
         limits = self.limits
-        if limits.frames <= 0:
+        if limits.frames <= 0:  # flow control off
             return True
         return self.seq - self.acked < limits.frames and self.sent_bytes - self.acked_bytes < limits.bytes
 
     def sent(self, nbytes: int) -> int | None:
         """Count one frame sent; returns a sequence number to send a ``sync`` for, if due."""
-        seq = self.seq = self.seq + 1
-        sent_bytes = self.sent_bytes = self.sent_bytes + nbytes
+        self.seq += 1
+        self.sent_bytes += nbytes
         limits = self.limits
-        frames = limits.frames
-        if frames <= 0:
+        if limits.frames <= 0:
             return None
-        if (seq - self._synced_at >= max(1, frames // 4)
-                or sent_bytes - self._synced_bytes >= max(1, limits.bytes // 4)
-                or not (seq - self.acked < frames and sent_bytes - self.acked_bytes < limits.bytes)):
+        if (self.seq - self._synced_at >= max(1, limits.frames // 4)
+                or self.sent_bytes - self._synced_bytes >= max(1, limits.bytes // 4)
+                or not self.window_open()):
             return self.mark()
         return None
 

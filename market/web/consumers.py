@@ -576,8 +576,6 @@ class MarketConsumer(AsyncWebsocketConsumer):
         else:
             _release_studies(old)
         self.subscriptions[key] = sub
-        if old is not None and old.base != sub.base:
-            self._unfeed(key, old)
         self._fed.setdefault((sub.ticker, sub.base), {})[key] = sub
         self.outbox.discard(key)  # the (re)subscription's snapshot supersedes what was held
 
@@ -685,9 +683,9 @@ class MarketConsumer(AsyncWebsocketConsumer):
                     self._relay.flush_later(self)
             else:
                 await self._wire_send({"type": "websocket.send", "text": text})
-            seq = self.outbox.sent(len(text))  # _count inlined
+            seq = self.outbox.sent(len(text))  # _count, awaiting only when a sync is due
             if seq is not None:
-                await self._send_uncounted(sync_frame(seq))
+                await self._ask_ack(seq)
             WS_DELIVERIES.inc()
 
     # -- batching (hello {"batch": true}) ------------------------------------------------

@@ -49,6 +49,12 @@ export function createCompare(LC, view, config, api, changed, connection) {
     entry.series.setData(entry.points);
   }
 
+  // Candles of the entry's symbol (a read, a snapshot): their closes kept, the line redrawn.
+  function merge(entry, candles) {
+    candles.forEach(function (c) { entry.values.set(Number(c.time), Number(c.close)); });
+    render(entry);
+  }
+
   // One close of the entry's symbol (a read or a live candle): the line changes at most there.
   function put(entry, time, close) {
     entry.values.set(time, close);
@@ -80,10 +86,7 @@ export function createCompare(LC, view, config, api, changed, connection) {
         entry.values.forEach(function (v, t) { if (newest === null || t > newest) newest = t; });
         return newest === null ? null : { time: newest };
       },
-      setData: function (candles) {
-        candles.forEach(function (c) { entry.values.set(Number(c.time), Number(c.close)); });
-        render(entry);
-      },
+      setData: function (candles) { merge(entry, candles); },
       applyCandle: function (c) { put(entry, Number(c.time), Number(c.close)); },
     };
     entry.tf = view.tf;
@@ -115,8 +118,7 @@ export function createCompare(LC, view, config, api, changed, connection) {
       })
       .then(function (candles) {
         if (my !== gen || entries.indexOf(entry) < 0 || view.removed()) return;
-        candles.forEach(function (c) { entry.values.set(Number(c.time), Number(c.close)); });
-        render(entry);
+        merge(entry, candles);
         entry.error = null;
         follow(entry);
       })
